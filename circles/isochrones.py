@@ -251,30 +251,26 @@ def _areas(net: WalkNetwork, origin: np.ndarray, node: np.ndarray, dist: np.ndar
         done = np.isin((p_origin - 1) * net.n_edges + edge, (p_origin * net.n_edges + edge)[full])
         keep = ~((level > 0) & full & done)
         p_origin, edge, t0, t1, full, level = (a[keep] for a in (p_origin, edge, t0, t1, full, level))
-    polys = np.empty(len(edge), dtype=object)
-    uniq, inv = np.unique(edge[full], return_inverse=True)
-    polys[full] = shapely.buffer(net.edge_geometry[uniq], buffer_metres, quad_segs=_QUAD_SEGS)[inv]
-    polys[~full] = shapely.buffer(_substrings(net, edge[~full], t0[~full], t1[~full]),
-                                  buffer_metres, quad_segs=_QUAD_SEGS)
+    lines = _substrings(net, edge, t0, t1)
     # The off-network walk from each source to its street belongs to its area too, from the
     # first limit that covers it.
     if src.x is not None and len(src):
         sx, sy = src.snap_xy(net)
         j = src_origin % m
-        lim = limits[j]
         below = np.where(j > 0, limits[np.maximum(j - 1, 0)], -np.inf)
-        ok = src.ok & np.isfinite(src.x) & (src.offset_m <= lim) & (src.offset_m > below)
-        ok &= src.offset_m > 0
+        ok = src.ok & np.isfinite(src.x) & (src.offset_m > 0)
+        ok &= (src.offset_m <= limits[j]) & (src.offset_m > below)
         walk = shapely.linestrings(np.stack([np.column_stack([src.x[ok], src.y[ok]]),
                                              np.column_stack([sx[ok], sy[ok]])], axis=1))
         p_origin = np.concatenate([p_origin, src_origin[ok]])
         level = np.concatenate([level, j[ok]])
-        polys = np.concatenate([polys, shapely.buffer(walk, buffer_metres, quad_segs=_QUAD_SEGS)])
+        lines = np.concatenate([lines, walk])
     out = np.empty(n_groups * m, dtype=object)
     below_area = None
     for j in range(m):  # a handful of limits, each level vectorised over every group
         sel = level == j
-        below_area = _union_by_group(p_origin[sel] // m, polys[sel], below_area, n_groups)
+        below_area = _buffer_union(p_origin[sel] // m, lines[sel], below_area, n_groups,
+                                   buffer_metres)
         out[j::m] = below_area
     return out
 
@@ -369,26 +365,38 @@ def _substrings(net: WalkNetwork, edge: np.ndarray, t0: np.ndarray, t1: np.ndarr
     return out
 
 
-def _union_by_group(group: np.ndarray, polys: np.ndarray, base: np.ndarray | None, n: int
-                    ) -> np.ndarray:
-    """Union of each group's polygons (and its ``base`` polygon); empty where there are none."""
-    if base is not None:
-        has = ~shapely.is_empty(base)
-        group = np.concatenate([group, np.flatnonzero(has)])
-        polys = np.concatenate([polys, base[has]])
-    out = np.array([shapely.Polygon()] * n, dtype=object)
-    if len(polys) == 0:
-        return out
-    order = np.argsort(group, kind="stable")
-    present, dense = np.unique(group[order], return_inverse=True)
-    # A cascaded union of buffered pieces is several times faster in GEOS than buffering a
-    # multi-line at once (which nodes every offset curve together).
-    collections = shapely.geometrycollections(polys[order], indices=dense)
-    chunks = [c for c in np.array_split(np.arange(len(collections)), _THREADS) if len(c)]
+def _buffer_union(group: np.ndarray, lines: np.ndarray, base: np.ndarray | None, n: int,
+                  buffer_metres: float) -> np.ndarray:
+    """Each group's lines buffered and merged into one polygon, with its ``base`` polygon.
 
-    def work(ix: np.ndarray) -> np.ndarray:
-        return shapely.union_all(collections[ix][:, None], axis=1)
+    Buffering each piece and taking a cascaded union is several times faster in GEOS than
+    buffering a multi-line at once (which nodes every offset curve together); the groups are
+    shared between threads, GEOS working outside the GIL.
+    """
+    out = np.array([shapely.Polygon()] * n, dtype=object)
+    has_base = np.zeros(n, dtype=bool) if base is None else ~shapely.is_empty(base)
+    order = np.argsort(group, kind="stable")
+    group, lines = group[order], lines[order]
+    present = np.union1d(group, np.flatnonzero(has_base))
+    if len(present) == 0:
+        return out
+    # Cut the groups into contiguous runs of about equal work for the threads.
+    work_per = np.searchsorted(group, present, side="right") - np.searchsorted(group, present) + 1
+    cuts = np.searchsorted(np.cumsum(work_per), np.arange(1, _THREADS) * work_per.sum() / _THREADS)
+    chunks = [c for c in np.split(present, cuts) if len(c)]
+
+    def work(chunk: np.ndarray) -> np.ndarray:
+        lo = np.searchsorted(group, chunk[0])
+        hi = np.searchsorted(group, chunk[-1], side="right")
+        polys = shapely.buffer(lines[lo:hi], buffer_metres, quad_segs=_QUAD_SEGS)
+        idx = np.searchsorted(chunk, group[lo:hi])
+        with_base = np.flatnonzero(has_base[chunk])
+        polys = np.concatenate([polys, base[chunk[with_base]]]) if len(with_base) else polys
+        idx = np.concatenate([idx, with_base])
+        sort = np.argsort(idx, kind="stable")
+        collections = shapely.geometrycollections(polys[sort], indices=idx[sort])
+        return shapely.union_all(collections[:, None], axis=1)
 
     with ThreadPoolExecutor(len(chunks)) as pool:
-        out[present] = np.concatenate(list(pool.map(work, chunks)))
+        out[np.concatenate(chunks)] = np.concatenate(list(pool.map(work, chunks)))
     return out

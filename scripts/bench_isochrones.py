@@ -1,0 +1,261 @@
+"""Benchmark: nearest-facility times and per-facility isochrones.
+
+Prints, in one run on this machine, for 10, 50 and 200 facilities on Chengdu and for 200 and
+2,000 facilities on 100k- and 1M-node synthetic cities (deyang profile: 5/10/15 minutes at
+75 m/min, nested):
+
+- ours: ``nearest_by_tier`` (the walking time from every node to the nearest eligible facility
+  of each of the 3 tiers) and ``facility_isochrones`` (every facility at 5, 10 and 15 minutes:
+  buffered streets, partial edges cut exactly);
+- the floor: SciPy's bounded multi-source ``csgraph.dijkstra(..., min_only=True, limit=...)`` on
+  the same CSR graph, one pass per tier;
+- the peer (the OSMnx examples): per facility ``networkx`` single-source Dijkstra with a time
+  cutoff (the search ``ego_graph`` runs) for the times, and ``nx.ego_graph(..., distance="time")``
+  then buffered nodes and edges and a union for the polygons. The peer runs on Chengdu only;
+  on the synthetic cities its cost is extrapolated from a few facilities on 100k nodes and not
+  run at all on 1M nodes (building the networkx graph alone takes minutes and gigabytes).
+
+Facilities stand on nodes here, as the peer needs, so both must reach exactly the same nodes;
+the script checks that and the times.
+
+Usage: python scripts/bench_isochrones.py [--quick] [--no-1m]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+PBF = ROOT / "data" / "chengdu.osm.pbf"
+SHARES = (0.1, 0.4, 0.5)  # district / community / station, like Deyang's 8 / 40 / 32
+BUFFER_M = 30.0
+
+
+def _best(func, repeat: int) -> tuple[float, object]:
+    out = func()  # warm-up (imports, caches)
+    best = np.inf
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = func()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def _once(func) -> tuple[float, object]:
+    t = time.perf_counter()
+    out = func()
+    return time.perf_counter() - t, out
+
+
+def _facilities(net, k: int, profile, seed: int):
+    from circles.routing import Anchors
+
+    rng = np.random.default_rng(seed)
+    nodes = rng.choice(net.n_nodes, k, replace=False)
+    codes = np.array([t.code for t in profile.tiers])
+    tiers = codes[rng.choice(len(codes), k, p=SHARES[:len(codes)] if len(codes) == 3 else None)]
+    return nodes, Anchors.at_nodes(net, nodes), tiers
+
+
+def _floor(net, nodes, tiers, profile) -> float:
+    from scipy.sparse import csgraph
+
+    total = 0.0
+    for tier in profile.tiers:
+        src = nodes[np.isin(tiers, list(profile.eligible(tier.code)))]
+        if len(src) == 0:
+            continue
+        limit = profile.threshold_metres(tier.code)
+        best, _ = _best(lambda src=src, limit=limit: csgraph.dijkstra(
+            net.graph, directed=True, indices=src, min_only=True, limit=limit), 3)
+        total += best
+    return total
+
+
+def _ours(net, anchors, tiers, profile, *, repeat: int):
+    from circles.isochrones import facility_isochrones
+    from circles.routing import nearest_by_tier
+
+    limits = [profile.threshold_metres(t.code) for t in profile.tiers]
+    t_times, table = _best(lambda: nearest_by_tier(net, anchors, tiers, profile), repeat)
+    t_polys, polys = _once(lambda: facility_isochrones(net, anchors, limit_metres=limits,
+                                                       buffer_metres=BUFFER_M))
+    return t_times, table, t_polys, polys
+
+
+def _peer_graph(net, profile):
+    G = net.to_osmnx()
+    speed = float(profile.metres_per_minute)
+    for _, _, _, d in G.edges(keys=True, data=True):
+        d["time"] = d["length"] / speed
+    return G
+
+
+def _peer_times(G, net, nodes, tiers, profile) -> dict[str, np.ndarray]:
+    import networkx as nx
+
+    index = {nid: i for i, nid in enumerate(net.node_id.tolist())}
+    out = {}
+    for tier in profile.tiers:
+        minutes = profile.threshold_minutes(tier.code)
+        best = np.full(net.n_nodes, np.inf)
+        for n in nodes[np.isin(tiers, list(profile.eligible(tier.code)))]:
+            d = nx.single_source_dijkstra_path_length(G, int(net.node_id[n]), cutoff=minutes,
+                                                      weight="time")
+            ix = np.fromiter((index[k] for k in d), dtype=np.int64, count=len(d))
+            np.minimum.at(best, ix, np.fromiter(d.values(), dtype=float, count=len(d)))
+        out[tier.code] = best
+    return out
+
+
+def _peer_polygons(G, net, nodes, profile) -> tuple[list, list[set]]:
+    """The OSMnx examples' ``make_iso_polys``: ego graph, buffered nodes and edges, union."""
+    import geopandas as gpd
+    import networkx as nx
+    from shapely.geometry import LineString, Point
+
+    polys, reached = [], []
+    for n in nodes:
+        centre = int(net.node_id[n])
+        for tier in profile.tiers:
+            trip = profile.threshold_minutes(tier.code)
+            sub = nx.ego_graph(G, centre, radius=trip, distance="time")
+            node_points = [Point((d["x"], d["y"])) for _, d in sub.nodes(data=True)]
+            nodes_gdf = gpd.GeoDataFrame({"id": list(sub.nodes)}, geometry=node_points).set_index("id")
+            edge_lines = []
+            for n_fr, n_to in sub.edges():
+                f = nodes_gdf.loc[n_fr].geometry
+                t = nodes_gdf.loc[n_to].geometry
+                edge_lines.append(G.get_edge_data(n_fr, n_to)[0].get("geometry", LineString([f, t])))
+            nb = nodes_gdf.buffer(BUFFER_M).geometry
+            eb = gpd.GeoSeries(edge_lines).buffer(BUFFER_M).geometry
+            polys.append(gpd.GeoSeries(list(nb) + list(eb)).union_all())
+            reached.append(set(sub.nodes))
+    return polys, reached
+
+
+def _same_nodes(net, anchors, profile, peer_reached: list[set]) -> tuple[int, int]:
+    """(facility-limits compared, those whose reached node sets differ beyond ties at the limit)."""
+    from circles.routing import reach
+
+    limits = [profile.threshold_metres(t.code) for t in profile.tiers]
+    m = reach(net, anchors, limit_metres=max(limits)).tocsr()
+    ids = net.node_id
+    bad = 0
+    for i in range(len(anchors)):
+        row = m.getrow(i)
+        for j, limit in enumerate(limits):
+            ours = set(ids[row.indices[row.data <= limit]].tolist())
+            tie = set(ids[row.indices[np.abs(row.data - limit) < 1e-6]].tolist())
+            if (ours ^ peer_reached[i * len(limits) + j]) - tie:
+                bad += 1
+    return len(anchors) * len(limits), bad
+
+
+def _line(label: str, seconds: float, extra: str = "") -> None:
+    print(f"  {label:58s} {seconds:9.3f} s  {extra}")
+
+
+def chengdu(profile, quick: bool) -> None:
+    from circles.network import load_network
+
+    net = load_network(PBF)
+    print(f"\nChengdu: {net.n_nodes:,} nodes, {net.n_edges:,} edges")
+    G = _peer_graph(net, profile)
+    for k in (10, 50, 200):
+        nodes, anchors, tiers = _facilities(net, k, profile, seed=k)
+        print(f"- {k} facilities ({', '.join(f'{c}: {(tiers == c).sum()}' for c in np.unique(tiers))})")
+        t_times, table, t_polys, _polys = _ours(net, anchors, tiers, profile, repeat=5)
+        floor = _floor(net, nodes, tiers, profile)
+        _line("ours: nearest-facility times, all nodes, 3 tiers", t_times,
+              f"({t_times / floor:.2f}x SciPy's floor)")
+        _line("floor: SciPy bounded multi-source dijkstra, 3 passes", floor)
+        t_peer, peer = _once(lambda nodes=nodes, tiers=tiers: _peer_times(G, net, nodes, tiers, profile))
+        _line("peer: networkx Dijkstra per facility, min over facilities", t_peer,
+              f"ours is {t_peer / t_times:,.0f}x faster (target >= 200x at 200)")
+        diff = max(np.nanmax(np.abs(np.where(np.isfinite(peer[c]), peer[c], 0)
+                                    - np.where(np.isfinite(peer[c]),
+                                               table[f"{c}_minutes"].to_numpy(), 0)))
+                   for c in peer)
+        same_inf = all(np.array_equal(np.isfinite(peer[c]), np.isfinite(table[f"{c}_minutes"]))
+                       for c in peer)
+        print(f"  {'check: times equal the peer':58s} max |diff| {diff:.2e} min, "
+              f"same reached nodes: {same_inf}")
+        _line(f"ours: {k * 3} per-facility polygons (buffered, partial edges)", t_polys,
+              "(target <= 3 s at 200)" if k == 200 else "")
+        if quick and k == 200:
+            print("  peer polygons: skipped (--quick)")
+            continue
+        t_pp, (_pp, reached) = _once(lambda nodes=nodes: _peer_polygons(G, net, nodes, profile))
+        _line(f"peer: {k * 3} ego_graph polygons (buffered nodes + edges)", t_pp,
+              f"ours is {t_pp / t_polys:,.1f}x faster")
+        n, bad = _same_nodes(net, anchors, profile, reached)
+        print(f"  {'check: ego graphs and ours reach the same nodes':58s} "
+              f"{n - bad}/{n} facility-limits identical")
+
+
+def synthetic(n_nodes: int, profile, counts: tuple[int, ...], peer_sample: int) -> None:
+    from circles.synthetic import make_city
+
+    t_build, net = _once(lambda: make_city(n_nodes, seed=1))
+    _ = net.graph
+    print(f"\nSynthetic city: {net.n_nodes:,} nodes, {net.n_edges:,} edges (built in {t_build:.1f} s)")
+    G = None
+    if peer_sample:
+        t_g, G = _once(lambda: _peer_graph(net, profile))
+        print(f"  (networkx graph for the peer built in {t_g:.1f} s)")
+    for k in counts:
+        nodes, anchors, tiers = _facilities(net, k, profile, seed=k)
+        print(f"- {k} facilities")
+        t_times, _table, t_polys, _polys = _ours(net, anchors, tiers, profile, repeat=3)
+        floor = _floor(net, nodes, tiers, profile)
+        _line("ours: nearest-facility times, all nodes, 3 tiers", t_times,
+              f"({t_times / floor:.2f}x SciPy's floor)"
+              + (" (target <= 5 s)" if n_nodes >= 1_000_000 and k == 2000 else ""))
+        _line("floor: SciPy bounded multi-source dijkstra, 3 passes", floor,
+              f"({floor / 3:.3f} s per pass)")
+        _line(f"ours: {k * 3} per-facility polygons (buffered, partial edges)", t_polys,
+              "(target <= 120 s)" if n_nodes >= 1_000_000 and k == 2000 else "")
+        if G is not None:
+            sample = nodes[:peer_sample]
+            t_pt, _ = _once(lambda sample=sample, sub=tiers[:peer_sample]: _peer_times(
+                G, net, sample, sub, profile))
+            t_pp, _ = _once(lambda sample=sample: _peer_polygons(G, net, sample, profile))
+            scale = k / peer_sample
+            _line(f"peer times, extrapolated from {peer_sample} facilities", t_pt * scale,
+                  f"ours is ~{t_pt * scale / t_times:,.0f}x faster")
+            _line(f"peer polygons, extrapolated from {peer_sample} facilities", t_pp * scale,
+                  f"ours is ~{t_pp * scale / t_polys:,.0f}x faster")
+        else:
+            print("  peer: not run at this size (a networkx graph of this city does not build "
+                  "in reasonable time and memory)")
+
+
+def main() -> None:
+    from circles.profiles import get_profile
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="skip the slowest peer runs")
+    parser.add_argument("--no-1m", action="store_true", help="skip the 1M-node city")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    profile = get_profile("deyang")
+    print("deyang profile: " + ", ".join(f"{t.code} {profile.threshold_minutes(t.code):g} min / "
+                                         f"{profile.threshold_metres(t.code):g} m"
+                                         for t in profile.tiers)
+          + f"; nested: {profile.nested}; street buffer {BUFFER_M:g} m")
+    chengdu(profile, args.quick)
+    synthetic(100_000, profile, (200, 2000), peer_sample=0 if args.quick else 5)
+    if not args.no_1m:
+        synthetic(1_000_000, profile, (200, 2000), peer_sample=0)
+    print(f"\npeak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.1f} GB")
+
+
+if __name__ == "__main__":
+    main()
