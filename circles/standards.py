@@ -1,0 +1,90 @@
+"""Standards checks: the profile's indicator numbers against what a coverage run found."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["check_standards"]
+
+_COLUMNS = ["check", "subject", "tier", "value", "standard", "unit", "passed", "source"]
+
+
+def _services(fac: pd.DataFrame) -> pd.Series:
+    if "services" not in fac.columns:
+        return pd.Series([""] * len(fac), index=fac.index)
+    return fac["services"].fillna("").astype(str)
+
+
+def check_standards(result) -> pd.DataFrame:
+    """Pass/fail of every standard the profile sets that the data can answer.
+
+    Checks per facility: floor area per 100 households served (e.g. ≥ 30 m²), minimum floor
+    area (community space ≥ 300 m², service complex ≥ 600 m²), population served against the
+    tier's population range; per study area: kindergartens and primary schools per households
+    (when facilities list their services).
+
+    Parameters
+    ----------
+    result
+        A :class:`circles.coverage.CoverageResult`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``check``, ``subject``, ``tier``, ``value``, ``standard``, ``unit``, ``passed``,
+        ``source``. A check with no data is left out, never passed by default.
+    """
+    p = result.profile
+    std = p.standards
+    src = p.sources if hasattr(p, "sources") else {}
+    fac = result.facilities[result.facilities["status"] == "ok"]
+    name = fac.get("name", fac.get("facility_id")).astype(str)
+    rows: list[dict] = []
+
+    per100 = std.get("floor_area_m2_per_100_households")
+    if per100 is not None and "m2_per_100_households" in fac.columns:
+        v = fac["m2_per_100_households"].to_numpy(float)
+        for n, t, val in zip(name, fac["tier"], v, strict=True):
+            if np.isfinite(val):
+                rows.append(dict(check="floor area per 100 households served", subject=n, tier=t,
+                                 value=round(float(val), 2), standard=f">= {per100}", unit="m²",
+                                 passed=bool(val >= per100),
+                                 source=src.get("floor_area_m2_per_100_households", "")))
+
+    area = pd.to_numeric(fac.get("floor_area_m2"), errors="coerce") if "floor_area_m2" in fac else None
+    if area is not None:
+        for tier in p.tiers:
+            minimum = tier.min_floor_area_m2 or std.get("min_community_space_m2")
+            if minimum is None:
+                continue
+            sel = (fac["tier"] == tier.code).to_numpy() & area.notna().to_numpy()
+            for n, val in zip(name[sel], area[sel], strict=True):
+                rows.append(dict(check="minimum floor area", subject=n, tier=tier.code,
+                                 value=float(val), standard=f">= {minimum}", unit="m²",
+                                 passed=bool(val >= minimum), source=src.get("min_floor_area", "")))
+
+    for tier in p.tiers:
+        rng = tier.population_range
+        if not rng:
+            continue
+        sel = (fac["tier"] == tier.code).to_numpy()
+        for n, val in zip(name[sel], fac["served_pop"][sel], strict=True):
+            rows.append(dict(check="population served within the tier's range", subject=n,
+                             tier=tier.code, value=round(float(val)), standard=f"{rng[0]}–{rng[1]}",
+                             unit="people", passed=bool(rng[0] <= val <= rng[1]),
+                             source=src.get("population_range", "")))
+
+    households = result.input_pop / float(std.get("persons_per_household", 2.62))
+    services = _services(fac)
+    for code, key, label in (("kindergarten", "kindergarten_households", "kindergartens"),
+                             ("primary_school", "primary_school_households", "primary schools")):
+        per = std.get(key)
+        if per is None or not services.str.len().any():
+            continue
+        have = int(services.str.contains(code, regex=False).sum())
+        need = int(np.ceil(households / per))
+        rows.append(dict(check=f"{label} for the households of the study area", subject="study area",
+                         tier="", value=have, standard=f">= {need} (one per {per:,.0f} households)",
+                         unit="facilities", passed=have >= need, source=src.get(key, "")))
+    return pd.DataFrame(rows, columns=_COLUMNS)
