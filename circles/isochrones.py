@@ -243,36 +243,21 @@ def _areas(net: WalkNetwork, origin: np.ndarray, node: np.ndarray, dist: np.ndar
     m = len(limits)
     lim_o = np.tile(limits, n_groups)
     p_origin, edge, t0, t1 = _pieces(net, origin, node, dist, lim_o, src_origin, src)
-    full = (t0 <= _EPS_M) & (t1 >= net.edge_length[edge] - _EPS_M)
-    level = p_origin % m
-    if m > 1:
-        # Each level is built on the one below it, so whole edges already reached there are
-        # inside already; only the rest is buffered and added.
-        done = np.isin((p_origin - 1) * net.n_edges + edge, (p_origin * net.n_edges + edge)[full])
-        keep = ~((level > 0) & full & done)
-        p_origin, edge, t0, t1, full, level = (a[keep] for a in (p_origin, edge, t0, t1, full, level))
     lines = _substrings(net, edge, t0, t1)
-    # The off-network walk from each source to its street belongs to its area too, from the
-    # first limit that covers it.
+    # The off-network walk from each source to its street belongs to its area too.
     if src.x is not None and len(src):
         sx, sy = src.snap_xy(net)
-        j = src_origin % m
-        below = np.where(j > 0, limits[np.maximum(j - 1, 0)], -np.inf)
-        ok = src.ok & np.isfinite(src.x) & (src.offset_m > 0)
-        ok &= (src.offset_m <= limits[j]) & (src.offset_m > below)
+        ok = src.ok & np.isfinite(src.x) & (src.offset_m > 0) & (src.offset_m <= lim_o[src_origin])
         walk = shapely.linestrings(np.stack([np.column_stack([src.x[ok], src.y[ok]]),
                                              np.column_stack([sx[ok], sy[ok]])], axis=1))
         p_origin = np.concatenate([p_origin, src_origin[ok]])
-        level = np.concatenate([level, j[ok]])
         lines = np.concatenate([lines, walk])
-    out = np.empty(n_groups * m, dtype=object)
-    below_area = None
-    for j in range(m):  # a handful of limits, each level vectorised over every group
-        sel = level == j
-        below_area = _buffer_union(p_origin[sel] // m, lines[sel], below_area, n_groups,
-                                   buffer_metres)
-        out[j::m] = below_area
-    return out
+    areas = _street_areas(p_origin, lines, n_groups * m, buffer_metres).reshape(n_groups, m)
+    # A larger limit reaches a superset of the streets, so its area contains the smaller one's;
+    # a union with it makes that hold exactly, where the buffers' arcs are drawn differently.
+    for j in range(1, m):
+        areas[:, j] = _threaded(shapely.union, areas[:, j], areas[:, j - 1])
+    return areas.ravel()
 
 
 def _pieces(net: WalkNetwork, origin: np.ndarray, node: np.ndarray, dist: np.ndarray,
@@ -365,38 +350,86 @@ def _substrings(net: WalkNetwork, edge: np.ndarray, t0: np.ndarray, t1: np.ndarr
     return out
 
 
-def _buffer_union(group: np.ndarray, lines: np.ndarray, base: np.ndarray | None, n: int,
-                  buffer_metres: float) -> np.ndarray:
-    """Each group's lines buffered and merged into one polygon, with its ``base`` polygon.
+def _threaded(func, *arrays: np.ndarray) -> np.ndarray:
+    """``func`` over equal-length object arrays, in halves on two threads (GEOS frees the GIL)."""
+    parts = [np.array_split(a, _THREADS) for a in arrays]
+    with ThreadPoolExecutor(_THREADS) as pool:
+        done = pool.map(lambda i: func(*(p[i] for p in parts)), range(_THREADS))
+        return np.concatenate(list(done))
 
-    Buffering each piece and taking a cascaded union is several times faster in GEOS than
-    buffering a multi-line at once (which nodes every offset curve together); the groups are
-    shared between threads, GEOS working outside the GIL.
-    """
+
+def _street_areas(group: np.ndarray, lines: np.ndarray, n: int, buffer_metres: float
+                  ) -> np.ndarray:
+    """The union of each group's lines buffered by ``buffer_metres``; empty where none."""
     out = np.array([shapely.Polygon()] * n, dtype=object)
-    has_base = np.zeros(n, dtype=bool) if base is None else ~shapely.is_empty(base)
+    if len(lines) == 0:
+        return out
     order = np.argsort(group, kind="stable")
     group, lines = group[order], lines[order]
-    present = np.union1d(group, np.flatnonzero(has_base))
-    if len(present) == 0:
-        return out
+    present = np.unique(group)
     # Cut the groups into contiguous runs of about equal work for the threads.
-    work_per = np.searchsorted(group, present, side="right") - np.searchsorted(group, present) + 1
-    cuts = np.searchsorted(np.cumsum(work_per), np.arange(1, _THREADS) * work_per.sum() / _THREADS)
+    counts = np.searchsorted(group, present, side="right") - np.searchsorted(group, present)
+    cuts = np.searchsorted(np.cumsum(counts), np.arange(1, _THREADS) * counts.sum() / _THREADS)
     chunks = [c for c in np.split(present, cuts) if len(c)]
 
     def work(chunk: np.ndarray) -> np.ndarray:
         lo = np.searchsorted(group, chunk[0])
         hi = np.searchsorted(group, chunk[-1], side="right")
-        polys = shapely.buffer(lines[lo:hi], buffer_metres, quad_segs=_QUAD_SEGS)
-        idx = np.searchsorted(chunk, group[lo:hi])
-        with_base = np.flatnonzero(has_base[chunk])
-        polys = np.concatenate([polys, base[chunk[with_base]]]) if len(with_base) else polys
-        idx = np.concatenate([idx, with_base])
-        sort = np.argsort(idx, kind="stable")
-        collections = shapely.geometrycollections(polys[sort], indices=idx[sort])
-        return shapely.union_all(collections[:, None], axis=1)
+        return _buffered(np.searchsorted(chunk, group[lo:hi]), lines[lo:hi], len(chunk),
+                         buffer_metres)
 
     with ThreadPoolExecutor(len(chunks)) as pool:
         out[np.concatenate(chunks)] = np.concatenate(list(pool.map(work, chunks)))
+    return out
+
+
+def _buffered(group: np.ndarray, lines: np.ndarray, n: int, r: float) -> np.ndarray:
+    """Buffer of each group's lines (``group`` sorted, every one of ``0..n-1`` present).
+
+    A union of hundreds of overlapping street buffers is slow in GEOS, so the area is built
+    from the faces (blocks) the lines enclose instead: within a block, a point is within ``r``
+    of the streets exactly when it is within ``r`` of the block's edge or of a line inside it.
+    So the area is the enclosed region grown by ``r``, less each block shrunk by ``r``, plus the
+    buffers of the lines that bound no block (dead ends, partly reached edges, bridges).
+    """
+    # Noding first: pieces may cross without a shared node, and cuts end inside edges.
+    solid = shapely.length(lines) > 0
+    noded = shapely.union_all(_collect(lines[solid], group[solid], n)[:, None], axis=1)
+    faces, cuts, dangles, rings = shapely.polygonize_full(noded[:, None], axis=1)
+    f_parts, f_group = shapely.get_parts(faces, return_index=True)
+    blocks = _collect(f_parts, f_group, n)[:, None]
+    try:  # faces of one noded line set tile their region exactly: a coverage
+        enclosed = shapely.coverage_union_all(blocks, axis=1)
+    except shapely.errors.GEOSException:  # pragma: no cover - a robustness fallback
+        enclosed = shapely.union_all(blocks, axis=1)
+    # Chains of loose segments merged into one line each: fewer buffers to union.
+    loose, l_group = shapely.get_parts(shapely.line_merge(shapely.union(shapely.union(
+        cuts, dangles), rings)), return_index=True)
+    # Pieces of zero length (a limit met exactly at a node) are points: buffered as discs.
+    loose = np.concatenate([loose, lines[~solid]])
+    l_group = np.concatenate([l_group, group[~solid]])
+    extra = shapely.union_all(_collect(shapely.buffer(loose, r, quad_segs=_QUAD_SEGS), l_group,
+                                       n)[:, None], axis=1)
+    grown = shapely.union(shapely.buffer(enclosed, r, quad_segs=_QUAD_SEGS), extra)
+    cores = shapely.buffer(f_parts, -r, quad_segs=_QUAD_SEGS)
+    keep = ~shapely.is_empty(cores)
+    cores, c_group = cores[keep], f_group[keep]
+    near = shapely.intersects(cores, extra[c_group])
+    cores[near] = shapely.difference(cores[near], extra[c_group[near]])
+    c_parts, c_idx = shapely.get_parts(cores, return_index=True)
+    c_parts, c_group = c_parts[shapely.area(c_parts) > 0], c_group[c_idx][shapely.area(c_parts) > 0]
+    holes = _collect(c_parts, c_group, n, multipolygons=True)
+    return shapely.difference(grown, holes)
+
+
+def _collect(geoms: np.ndarray, group: np.ndarray, n: int, *, multipolygons: bool = False
+             ) -> np.ndarray:
+    """One collection per group ``0..n-1`` (empty where a group has nothing)."""
+    empty = shapely.MultiPolygon() if multipolygons else shapely.GeometryCollection()
+    out = np.array([empty] * n, dtype=object)
+    if len(geoms):
+        order = np.argsort(group, kind="stable")
+        here, dense = np.unique(group[order], return_inverse=True)
+        make = shapely.multipolygons if multipolygons else shapely.geometrycollections
+        out[here] = make(geoms[order], indices=dense)
     return out
