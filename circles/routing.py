@@ -12,6 +12,9 @@ Everything is in metres; minutes are ``metres / profile.metres_per_minute``.
 
 from __future__ import annotations
 
+import threading
+import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -179,23 +182,50 @@ def anchor_status(net: WalkNetwork, anchors: Anchors) -> np.ndarray:
     return status
 
 
-def _augmented(net: WalkNetwork, sources: Anchors) -> tuple[sparse.csr_matrix, np.ndarray]:
+class _Slots:
+    """The network's graph followed by ``capacity`` virtual source rows of two edges each.
+
+    Built once per network and reused: each pass writes its sources into the first rows, so
+    a pass does not copy the whole graph. The lock keeps concurrent passes apart.
+    """
+
+    def __init__(self, graph: sparse.csr_matrix, capacity: int) -> None:
+        n = graph.shape[0]
+        self.base = graph.indptr[-1]
+        self.capacity = capacity
+        indptr = np.concatenate([graph.indptr, self.base + 2 * np.arange(1, capacity + 1)])
+        indices = np.concatenate([graph.indices, np.zeros(2 * capacity, dtype=graph.indices.dtype)])
+        data = np.concatenate([graph.data, np.zeros(2 * capacity)])
+        self.graph = sparse.csr_matrix((data, indices, indptr.astype(graph.indptr.dtype)),
+                                       shape=(n + capacity, n + capacity))
+        self.lock = threading.Lock()
+
+
+_SLOTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_SLOTS_LOCK = threading.Lock()
+
+
+@contextmanager
+def _augmented(net: WalkNetwork, sources: Anchors):
     """The graph plus one virtual node per usable source, with edges out to its edge's ends only.
 
-    Returns the graph and the source rows of the virtual nodes ``n, n + 1, ...``.
+    Yields the graph (nodes ``n, n + 1, ...`` are the sources, in order) and the source rows.
     """
     rows = np.flatnonzero(sources.ok)
-    g = net.graph
-    n, k = net.n_nodes, len(rows)
+    k = len(rows)
+    with _SLOTS_LOCK:
+        slot = _SLOTS.get(net)
+        if slot is None or slot.capacity < k:
+            slot = _Slots(net.graph, max(k, 64, 2 * (slot.capacity if slot else 0)))
+            _SLOTS[net] = slot
     e = sources.edge[rows]
     a = np.minimum(sources.along_m[rows], net.edge_length[e])
     o = sources.offset_m[rows]
-    indptr = np.concatenate([g.indptr, g.indptr[-1] + 2 * np.arange(1, k + 1)])
-    indices = np.concatenate([g.indices, np.column_stack([net.edge_u[e], net.edge_v[e]]).ravel()])
-    data = np.concatenate([g.data, np.column_stack([o + a, o + net.edge_length[e] - a]).ravel()])
-    aug = sparse.csr_matrix((data, indices.astype(g.indices.dtype, copy=False), indptr),
-                            shape=(n + k, n + k))
-    return aug, rows
+    with slot.lock:
+        tail = slice(slot.base, slot.base + 2 * k)
+        slot.graph.indices[tail] = np.column_stack([net.edge_u[e], net.edge_v[e]]).ravel()
+        slot.graph.data[tail] = np.column_stack([o + a, o + net.edge_length[e] - a]).ravel()
+        yield slot.graph, rows
 
 
 def _limit(limit_metres: float | None) -> float:
@@ -231,13 +261,14 @@ def nearest(net: WalkNetwork, sources: Anchors, *, limit_metres: float | None,
     n_out = net.n_nodes if targets is None else len(targets)
     if not sources.ok.any():
         return np.full(n_out, np.inf), np.full(n_out, -1, dtype=np.int64)
-    aug, rows = _augmented(net, sources)
     n = net.n_nodes
-    dist, _, src = csgraph.dijkstra(aug, directed=True, indices=np.arange(n, n + len(rows)),
-                                    min_only=True, limit=limit, return_predecessors=True)
+    with _augmented(net, sources) as (aug, rows):
+        dist, _, src = csgraph.dijkstra(aug, directed=True, indices=np.arange(n, n + len(rows)),
+                                        min_only=True, limit=limit, return_predecessors=True)
     dist = dist[:n]
     src = src[:n]
-    which = np.where(src >= 0, rows[np.clip(src - n, 0, len(rows) - 1)], -1).astype(np.int64)
+    # Unreached nodes have a negative source, clipped onto the -1 in front of the rows.
+    which = np.take(np.concatenate([[-1], rows]), src - (n - 1), mode="clip")
     if targets is None:
         return dist, which
     return _to_targets(net, dist, which, sources, targets, limit)
@@ -370,15 +401,17 @@ def reach(net: WalkNetwork, sources: Anchors, *, limit_metres: float) -> sparse.
     _check(net, sources, "sources")
     limit = float(limit_metres)
     n = net.n_nodes
-    aug, rows = _augmented(net, sources)
     out_r, out_c, out_d = [], [], []
-    for group in _groups(net, sources.subset(rows), limit):
-        dist, _, src = csgraph.dijkstra(aug, directed=True, indices=n + group, min_only=True,
-                                        limit=limit, return_predecessors=True)
-        hit = np.flatnonzero(np.isfinite(dist[:n]))
-        out_r.append(rows[src[hit] - n])
-        out_c.append(hit)
-        out_d.append(dist[hit])
+    rows = np.flatnonzero(sources.ok)
+    groups = _groups(net, sources.subset(rows), limit)
+    with _augmented(net, sources) as (aug, rows):
+        for group in groups:
+            dist, _, src = csgraph.dijkstra(aug, directed=True, indices=n + group, min_only=True,
+                                            limit=limit, return_predecessors=True)
+            hit = np.flatnonzero(np.isfinite(dist[:n]))
+            out_r.append(rows[src[hit] - n])
+            out_c.append(hit)
+            out_d.append(dist[hit])
     r = np.concatenate(out_r) if out_r else np.zeros(0, dtype=np.int64)
     c = np.concatenate(out_c) if out_c else np.zeros(0, dtype=np.int64)
     d = np.concatenate(out_d) if out_d else np.zeros(0)
