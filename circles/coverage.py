@@ -163,19 +163,12 @@ class CoverageResult:
 
 def facility_anchors(facilities: gpd.GeoDataFrame, net: WalkNetwork, profile: Profile
                      ) -> tuple[gpd.GeoDataFrame, Anchors]:
-    """Snap facilities (WGS-84) to ``net``; set ``status`` to ``off_network`` beyond the cap and
-    ``outside_area`` outside the network's area. Returns the frame and anchors of every row."""
-    fac = facilities.copy()
-    x, y = net.from_wgs84(fac.geometry.x.to_numpy(), fac.geometry.y.to_numpy())
-    snap = net.snap(x, y, max_metres=profile.snap_cap_metres)
-    inside = shapely.contains_xy(net.hull.buffer(profile.snap_cap_metres), x, y)
-    status = fac["status"].astype(str).to_numpy() if "status" in fac.columns \
-        else np.full(len(fac), "ok", dtype=object)
-    status = np.where(~inside, "outside_area", np.where(~snap["snapped"].to_numpy(), "off_network",
-                                                        status)).astype(object)
-    fac["status"] = status
-    fac["edge"], fac["along_m"], fac["offset_m"] = snap["edge"].to_numpy(), snap["along_m"].to_numpy(), \
-        snap["offset_m"].to_numpy()
+    """Snap facilities (WGS-84) to ``net`` (see :func:`circles.facilities.attach`); returns the
+    frame with ``status`` and anchors for every row."""
+    from .facilities import attach
+
+    fac = attach(facilities, net, profile)
+    snap = fac[["edge", "along_m", "offset_m"]].assign(snapped=fac["edge"].to_numpy() >= 0)
     return fac, Anchors.from_snap(snap)
 
 
