@@ -79,6 +79,129 @@ def _cmd_network(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_dir(out: str | None, default_stem: str) -> Path:
+    from .io import new_run_dir, unique_dir
+
+    if out:
+        return new_run_dir(out)
+    return unique_dir(Path.cwd() / f"{default_stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def _run_inputs(args: argparse.Namespace):
+    from .pipeline import RunInputs
+
+    return RunInputs(network=args.network, facilities=args.facilities, profile=args.profile,
+                     crs=args.crs,
+                     population=getattr(args, "population", None),
+                     units=getattr(args, "units", None),
+                     unit_column=getattr(args, "unit_column", None),
+                     pop_column=getattr(args, "pop_column", None),
+                     households_column=getattr(args, "households_column", None),
+                     population_crs=getattr(args, "population_crs", None),
+                     services=getattr(args, "services", None))
+
+
+def _report_facilities(fac) -> None:
+    for row in fac[fac["status"] != "ok"].itertuples():
+        print(f"facility {row.facility_id} ({row.name}): {row.status}, left out of routing",
+              file=sys.stderr)
+
+
+@_command("isochrones")
+def _cmd_isochrones(args: argparse.Namespace) -> int:
+    from .facilities import read_facilities
+    from .io import Manifest
+    from .network import load_network
+    from .outputs import write_layers
+    from .pipeline import default_facilities, isochrone_layers
+    from .profiles import get_profile
+
+    manifest = Manifest("isochrones", vars(args))
+    out = _run_dir(args.out, "circles-isochrones")
+    bar, tick = _progress("network")
+    with manifest.timed("network"):
+        net = load_network(args.network, progress=tick)
+    bar.close()
+    manifest.add_input("network", net.report.get("source"))
+    profile = get_profile(args.profile)
+    fac_path = args.facilities or default_facilities()
+    manifest.add_input("facilities", fac_path)
+    fac = read_facilities(fac_path, profile=profile, crs=args.crs, network=net)
+    _report_facilities(fac)
+    with manifest.timed("isochrones"):
+        layers = isochrone_layers(net, fac, profile)
+    write_layers(layers, out / "isochrones.gpkg")
+    manifest.count(facilities=len(fac), facilities_ok=int((fac["status"] == "ok").sum()),
+                   nodes=net.n_nodes)
+    manifest.write(out)
+    for name, gdf in layers.items():
+        print(f"{name:28s} {len(gdf):5d} polygons")
+    print(f"written: {out}")
+    return 0
+
+
+@_command("coverage")
+def _cmd_coverage(args: argparse.Namespace) -> int:
+    from .io import Manifest
+    from .pipeline import coverage_run
+
+    manifest = Manifest(args.command, vars(args))
+    out = _run_dir(args.out, "circles-coverage" if args.command == "coverage" else "circles-demo")
+    bar, tick = _progress("network")
+    try:
+        run = coverage_run(_run_inputs(args), out, manifest=manifest, progress=tick,
+                           lang=getattr(args, "lang", None))
+    finally:
+        bar.close()
+    _report_facilities(run.result.facilities)
+    print(run.result.summary_text())
+    print(f"written: {run.folder}")
+    return 0
+
+
+_COMMANDS["demo"] = _cmd_coverage
+
+
+@_command("audit")
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .audit import run_audit
+
+    bars: dict[str, object] = {}
+
+    def progress(city: str, stage: str) -> None:
+        bar = bars.get(city)
+        if bar is None:
+            bar = bars[city] = tqdm(desc=city, total=None, unit="stage", file=sys.stderr,
+                                    disable=not sys.stderr.isatty())
+        bar.set_postfix_str(stage)
+        bar.update(1)
+
+    summary = run_audit(args.config, compare=args.compare, scheduler=args.scheduler,
+                        workers=args.workers, out_root=args.out_root, progress=progress)
+    for bar in bars.values():
+        bar.close()
+    print(summary.text())
+    return 1 if len(summary.failed) else 0
+
+
+@_command("profiles")
+def _cmd_profiles(args: argparse.Namespace) -> int:
+    from .profiles import get_profile, list_profiles
+
+    if args.name:
+        print(get_profile(args.name).to_yaml())
+        return 0
+    for name in list_profiles():
+        p = get_profile(name)
+        tiers = " / ".join(f"{t.name_zh} {p.threshold_minutes(t.code):g} min "
+                           f"({p.threshold_metres(t.code):g} m)" for t in p.tiers)
+        print(f"{name:10s} {p.title_en}: {tiers}; {'nested' if p.nested else 'not nested'}")
+    print("\nprint one as a file to start from: circles profiles NAME > my_profile.yaml")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="circles",
@@ -96,6 +219,44 @@ def _parser() -> argparse.ArgumentParser:
                      help="road lines: close endpoint gaps up to this (default 2)")
     net.add_argument("--add-osm", help="road lines: add the footways of this OSM extract")
     net.add_argument("--repaired", help="road lines: write the repaired lines to this GeoPackage")
+    def routing_args(sp, *, population: bool = False, required: bool = True) -> None:
+        sp.add_argument("--network", default=None,
+                        help="OSM extract, road-line file, saved network or place name "
+                             "(default: the embedded Chengdu extract)")
+        sp.add_argument("--facilities", required=False, default=None,
+                        help="facility table: CSV/Excel/GeoJSON/GeoPackage/Shapefile "
+                             "(default: the sample Chengdu facilities)")
+        sp.add_argument("--profile", default=None, help="built-in profile name or a YAML/TOML file "
+                                                        "(default: deyang)")
+        sp.add_argument("--crs", default="wgs84",
+                        help="coordinates of the tables: wgs84, cgcs2000, gcj02, bd09 or EPSG:code")
+        sp.add_argument("--out", required=required, default=None, help="new (or empty) output folder")
+        if population:
+            sp.add_argument("--population", default=None,
+                            help="raster, polygons/grid with counts, or points "
+                                 "(default: an estimate from OSM residential buildings)")
+            sp.add_argument("--pop-column", default=None, help="the population count column")
+            sp.add_argument("--households-column", default=None,
+                            help="a households column (× persons per household)")
+            sp.add_argument("--population-crs", default=None,
+                            help="CRS of a population file that has none")
+            sp.add_argument("--units", default=None, help="administrative unit polygons")
+            sp.add_argument("--unit-column", default=None, help="the unit name column")
+
+    iso = sub.add_parser("isochrones", help="service areas per facility and per tier")
+    routing_args(iso)
+    cov = sub.add_parser("coverage", help="who is inside each circle, who is left out, and where")
+    routing_args(cov, population=True)
+    demo = sub.add_parser("demo", help="coverage on the embedded Chengdu data")
+    routing_args(demo, population=True, required=False)
+    aud = sub.add_parser("audit", help="a config file to a complete audit folder per city")
+    aud.add_argument("config", help="the audit config (YAML)")
+    aud.add_argument("--compare", default=None, help="an earlier audit folder to compare with")
+    aud.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
+    aud.add_argument("--workers", type=int, default=2, help="local Dask workers (default 2)")
+    aud.add_argument("--out-root", default=None, help="where audit folders go (default: beside the config)")
+    prof = sub.add_parser("profiles", help="list the built-in profiles, or print one")
+    prof.add_argument("name", nargs="?", help="a profile to print as YAML")
     return p
 
 
@@ -114,10 +275,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
-
-def _ensure_path(value: str | None) -> Path | None:
-    return None if value is None else Path(value)
 
 
 if __name__ == "__main__":  # pragma: no cover

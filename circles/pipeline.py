@@ -1,0 +1,173 @@
+"""A coverage run from inputs to a finished run folder: used by the CLI and by audits alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+
+from .io import Manifest, require_file
+
+__all__ = ["RunInputs", "RunOutput", "coverage_run", "facility_anchor_frame", "load_inputs"]
+
+
+@dataclass
+class RunInputs:
+    """What a coverage run reads. Paths may be ``None`` for the embedded defaults."""
+
+    network: str | Path | None = None
+    facilities: str | Path | None = None
+    population: str | Path | None = None
+    profile: str | Path | None = None
+    crs: str = "wgs84"
+    units: str | Path | None = None
+    unit_column: str | None = None
+    pop_column: str | None = None
+    households_column: str | None = None
+    population_crs: str | None = None
+    services: str | Path | None = None
+    network_options: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunOutput:
+    """A finished run: its folder, the coverage result and what was written."""
+
+    folder: Path
+    result: object
+    files: list[Path]
+    manifest: Manifest
+    extras: dict = field(default_factory=dict)
+
+
+def default_facilities() -> Path:
+    """The sample Chengdu facilities shipped beside the embedded extract."""
+    from .network import default_network_path
+
+    return default_network_path().parent / "chengdu_facilities.csv"
+
+
+def load_inputs(inputs: RunInputs, manifest: Manifest, *, progress=None):
+    """Read the network, profile, facilities, population and units of a run.
+
+    Returns
+    -------
+    tuple
+        ``(net, profile, facilities, demand, units)``.
+    """
+    from .facilities import read_facilities
+    from .network import default_network_path, load_network
+    from .osm import is_osm_file
+    from .population import read_population
+    from .profiles import get_profile
+
+    with manifest.timed("network"):
+        net = load_network(inputs.network, progress=progress, **inputs.network_options)
+    manifest.add_input("network", net.report.get("source") or inputs.network)
+    profile = get_profile(inputs.profile)
+    if inputs.profile is not None and Path(str(inputs.profile)).exists():
+        manifest.add_input("profile", inputs.profile)
+    fac_path = inputs.facilities or default_facilities()
+    manifest.add_input("facilities", fac_path)
+    with manifest.timed("facilities"):
+        fac = read_facilities(fac_path, profile=profile, crs=inputs.crs, network=net)
+    src = str(net.report.get("source") or "")
+    osm_path = src if src and is_osm_file(src) else str(default_network_path())
+    manifest.add_input("population", inputs.population)
+    with manifest.timed("population"):
+        demand = read_population(inputs.population, network=net, pop_column=inputs.pop_column,
+                                 households_column=inputs.households_column,
+                                 crs=inputs.population_crs, osm_path=osm_path, profile=profile)
+    units = None
+    if inputs.units:
+        manifest.add_input("units", inputs.units)
+        units = gpd.read_file(require_file(inputs.units, what="units"), engine="pyogrio")
+    return net, profile, fac, demand, units
+
+
+def facility_anchor_frame(fac):
+    """Anchors of the usable (``status == "ok"``) facilities and that mask."""
+    from .routing import Anchors
+
+    ok = (fac["status"] == "ok").to_numpy()
+    anchors = Anchors.from_snap(fac[["edge", "along_m", "offset_m"]].assign(
+        snapped=fac["edge"].to_numpy() >= 0))
+    return anchors.subset(ok), ok
+
+
+def isochrone_layers(net, fac, profile) -> dict:
+    """The isochrone layers of a run: a dissolved layer per tier and the per-facility areas."""
+    from .isochrones import tier_isochrones, to_wgs84
+
+    anchors, ok = facility_anchor_frame(fac)
+    layers = tier_isochrones(net, anchors, fac["tier"].to_numpy()[ok], profile,
+                             ids=fac["facility_id"].to_numpy()[ok])
+    return {name: to_wgs84(gdf) for name, gdf in layers.items()}
+
+
+def coverage_run(inputs: RunInputs, out: str | Path, *, manifest: Manifest | None = None,
+                 progress=None, draw_map: bool = True, lang: str | None = None) -> RunOutput:
+    """Run coverage end to end and write the run folder ``out`` (which must be new or empty).
+
+    Parameters
+    ----------
+    inputs
+        What to read.
+    out
+        The run folder.
+    manifest
+        A manifest to fill (a new one by default).
+    progress
+        Called with each network stage.
+    draw_map
+        Also write ``map.html``.
+    lang
+        Map language (default: the profile's).
+
+    Returns
+    -------
+    RunOutput
+    """
+    from .coverage import compute_coverage
+    from .gaps import gap_hexagons
+    from .io import new_run_dir
+    from .outputs import write_coverage_run
+    from .standards import check_standards
+
+    folder = new_run_dir(out)
+    manifest = manifest or Manifest("coverage", {k: v for k, v in vars(inputs).items()})
+    net, profile, fac, demand, units = load_inputs(inputs, manifest, progress=progress)
+    with manifest.timed("coverage"):
+        result = compute_coverage(net, fac, demand, profile=profile, units=units,
+                                  unit_column=inputs.unit_column)
+    with manifest.timed("gaps"):
+        gaps = gap_hexagons(result)
+    with manifest.timed("isochrones"):
+        iso = isochrone_layers(net, result.facilities, profile)
+    with manifest.timed("write"):
+        files = write_coverage_run(result, folder, isochrones=iso, gaps=gaps,
+                                   standards=check_standards(result))
+    manifest.count(nodes=net.n_nodes, facilities=len(fac),
+                   facilities_ok=int((result.facilities["status"] == "ok").sum()),
+                   demand_points=len(result.demand), population=round(result.input_pop, 1))
+    manifest.set("profile", profile.name)
+    manifest.set("network", net.summary())
+    manifest.set("population", {"label": result.population_label, "is_estimate": result.is_estimate})
+    manifest.set("coverage_by_tier", result.by_tier().replace({np.nan: None}).to_dict(orient="records"))
+    out_run = RunOutput(folder=folder, result=result, files=files, manifest=manifest,
+                        extras={"gaps": gaps, "isochrones": iso})
+    if draw_map:
+        with manifest.timed("map"):
+            _draw_map(folder, manifest, lang)
+    manifest.write(folder)
+    return out_run
+
+
+def _draw_map(folder: Path, manifest: Manifest, lang: str | None) -> None:
+    # The map reads the run folder's files, so it needs the manifest written first.
+    from .maps import draw_run_map
+
+    manifest.write(folder)
+    draw_run_map(folder, lang=lang)
