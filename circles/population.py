@@ -203,6 +203,7 @@ def from_polygons(source: str | Path | gpd.GeoDataFrame, *, pop_column: str | No
     for g in group_columns:
         vals = pd.to_numeric(gdf[g], errors="coerce").fillna(0).to_numpy(float)[keep]
         out[g] = vals[idx] * share
+    out = out[share > 0].reset_index(drop=True)  # grid points outside the residential parts
     return Demand(points=out, input_pop=float(counts.sum()), excluded=_excluded(excl), label=label)
 
 
