@@ -362,9 +362,8 @@ def nearest_by_tier(net: WalkNetwork, facilities: Anchors, tiers: np.ndarray, pr
         rows = np.flatnonzero(mask)
         cols[f"{tier.code}_metres"] = metres
         cols[f"{tier.code}_minutes"] = metres / float(profile.metres_per_minute)
-        cols[f"{tier.code}_facility"] = np.where(which >= 0, rows[np.maximum(which, 0)]
-                                                 if len(rows) else -1, -1)
-    return pd.DataFrame(cols)
+        cols[f"{tier.code}_facility"] = np.take(np.concatenate([[-1], rows]), which + 1)
+    return pd.DataFrame(cols, copy=False)
 
 
 def _tier_codes(tiers: np.ndarray, profile) -> np.ndarray:
