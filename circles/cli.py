@@ -186,6 +186,15 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     return 1 if len(summary.failed) else 0
 
 
+@_command("map")
+def _cmd_map(args: argparse.Namespace) -> int:
+    from .maps import draw_run_map
+
+    path = draw_run_map(args.dir, offline=args.offline, lang=args.lang, tiles=args.tiles)
+    print(f"written: {path}")
+    return 0
+
+
 @_command("profiles")
 def _cmd_profiles(args: argparse.Namespace) -> int:
     from .profiles import get_profile, list_profiles
@@ -241,6 +250,7 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument("--population-crs", default=None,
                             help="CRS of a population file that has none")
             sp.add_argument("--units", default=None, help="administrative unit polygons")
+            sp.add_argument("--lang", choices=("zh", "en"), default=None, help="map language")
             sp.add_argument("--unit-column", default=None, help="the unit name column")
 
     iso = sub.add_parser("isochrones", help="service areas per facility and per tier")
@@ -249,6 +259,12 @@ def _parser() -> argparse.ArgumentParser:
     routing_args(cov, population=True)
     demo = sub.add_parser("demo", help="coverage on the embedded Chengdu data")
     routing_args(demo, population=True, required=False)
+    mp = sub.add_parser("map", help="(re)draw map.html from a run folder")
+    mp.add_argument("dir", help="a run folder")
+    mp.add_argument("--offline", action="store_true",
+                    help="one self-contained file: Leaflet inlined, no tile layer unless --tiles")
+    mp.add_argument("--lang", choices=("zh", "en"), default=None, help="language (default: the profile's)")
+    mp.add_argument("--tiles", default=None, help="a tile URL template, e.g. an intranet tile server")
     aud = sub.add_parser("audit", help="a config file to a complete audit folder per city")
     aud.add_argument("config", help="the audit config (YAML)")
     aud.add_argument("--compare", default=None, help="an earlier audit folder to compare with")

@@ -71,7 +71,12 @@ def write_coverage_run(result, out: str | Path, *, isochrones: dict[str, gpd.Geo
     out = Path(out)
     written = [write_csv(result.by_tier(), out / "coverage_by_tier.csv")]
     if result.units is not None:
-        written.append(write_csv(result.by_unit(), out / "coverage_by_unit.csv"))
+        by_unit = result.by_unit()
+        written.append(write_csv(by_unit, out / "coverage_by_unit.csv"))
+        shares = by_unit.pivot_table(index="unit", columns="tier", values="covered_share", aggfunc="first")
+        shares.columns = [f"{c}_covered_share" for c in shares.columns]
+        units = result.units.merge(shares, left_on="unit", right_index=True, how="left")
+        written.append(write_layers({"units": units}, out / "units.gpkg"))
     written.append(write_csv(result.facility_table(), out / "facilities.csv"))
     demand = result.demand.copy()
     if result.is_estimate:
