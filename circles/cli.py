@@ -186,6 +186,50 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     return 1 if len(summary.failed) else 0
 
 
+@_command("site")
+def _cmd_site(args: argparse.Namespace) -> int:
+    from .io import Manifest
+    from .maps import draw_run_map
+    from .pipeline import coverage_run, site_run
+
+    if (args.new is None) == (args.target is None):
+        print("circles site: give either --new N or --target SHARE", file=sys.stderr)
+        return 2
+    manifest = Manifest("site", vars(args))
+    out = _run_dir(args.out, "circles-site")
+    bar, tick = _progress("network")
+    try:
+        run = coverage_run(_run_inputs(args), out, manifest=manifest, progress=tick, draw_map=False)
+    finally:
+        bar.close()
+    manifest.add_input("candidates", args.candidates)
+    with manifest.timed("siting"):
+        proposals = site_run(run, tier=args.tier, new=args.new, target=args.target, exact=args.exact,
+                             candidates=args.candidates, crs=args.crs, capacity=args.capacity,
+                             time_limit_s=args.time_limit)
+    manifest.write(run.folder)
+    draw_run_map(run.folder, lang=args.lang)
+    _maybe_explorer(run.folder, args.lang)
+    manifest.write(run.folder)
+    print(run.result.summary_text())
+    print()
+    cols = ["rank", "lon", "lat", "new_covered_pop", "cumulative_covered_share", "nearest_existing_minutes"]
+    print(proposals[cols].to_string(index=False))
+    print(proposals["solver"].iloc[0] if len(proposals) else "no site adds coverage")
+    if run.extras.get("explanation"):
+        print(run.extras["explanation"])
+    print(f"written: {run.folder}")
+    return 0
+
+
+def _maybe_explorer(folder, lang) -> None:
+    try:
+        from .explorer import write_explorer
+    except ImportError:
+        return
+    write_explorer(folder, lang=lang)
+
+
 @_command("map")
 def _cmd_map(args: argparse.Namespace) -> int:
     from .maps import draw_run_map
@@ -259,6 +303,18 @@ def _parser() -> argparse.ArgumentParser:
     routing_args(cov, population=True)
     demo = sub.add_parser("demo", help="coverage on the embedded Chengdu data")
     routing_args(demo, population=True, required=False)
+    st = sub.add_parser("site", help="propose new sites that cover the most people left out")
+    routing_args(st, population=True)
+    st.add_argument("--tier", default="station", help="tier of the new sites (default station)")
+    st.add_argument("--new", type=int, default=None, help="how many new sites (maximal covering)")
+    st.add_argument("--target", type=float, default=None,
+                    help="coverage share to reach with the fewest sites, e.g. 0.9")
+    st.add_argument("--candidates", default=None,
+                    help="candidate sites (table or layer, in --crs); default: network nodes every 100 m")
+    st.add_argument("--exact", action="store_true", help="solve exactly with HiGHS (time-limited)")
+    st.add_argument("--time-limit", type=float, default=60.0, help="seconds for the exact solver")
+    st.add_argument("--capacity", action="store_true",
+                    help="each new site serves at most what its floor area provides for")
     mp = sub.add_parser("map", help="(re)draw map.html from a run folder")
     mp.add_argument("dir", help="a run folder")
     mp.add_argument("--offline", action="store_true",

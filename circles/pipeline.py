@@ -157,7 +157,7 @@ def coverage_run(inputs: RunInputs, out: str | Path, *, manifest: Manifest | Non
     manifest.set("population", {"label": result.population_label, "is_estimate": result.is_estimate})
     manifest.set("coverage_by_tier", result.by_tier().replace({np.nan: None}).to_dict(orient="records"))
     out_run = RunOutput(folder=folder, result=result, files=files, manifest=manifest,
-                        extras={"gaps": gaps, "isochrones": iso})
+                        extras={"gaps": gaps, "isochrones": iso, "demand": demand})
     if draw_map:
         with manifest.timed("map"):
             _draw_map(folder, manifest, lang)
@@ -171,3 +171,22 @@ def _draw_map(folder: Path, manifest: Manifest, lang: str | None) -> None:
 
     manifest.write(folder)
     draw_run_map(folder, lang=lang)
+
+
+def site_run(run: RunOutput, *, tier: str = "station", new: int | None = None,
+             target: float | None = None, exact: bool = False, candidates: str | Path | None = None,
+             crs: str = "wgs84", capacity: bool = False, time_limit_s: float = 60.0,
+             spacing_metres: float = 100.0, gcj02: bool = True, service: str | None = None):
+    """Propose new sites for a finished coverage run and write ``proposals.csv``,
+    ``proposals.gpkg`` and ``scenario.csv`` (coverage per tier before and after) into its folder.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The proposals (see :func:`circles.proposals.proposals_frame`).
+    """
+    from .proposals import propose
+
+    return propose(run, tier=tier, new=new, target=target, exact=exact, candidates=candidates,
+                   crs=crs, capacity=capacity, time_limit_s=time_limit_s,
+                   spacing_metres=spacing_metres, gcj02=gcj02)

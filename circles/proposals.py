@@ -1,0 +1,172 @@
+"""Proposals for a coverage run: candidates, the solver, an explained list of sites and the
+before/after scenario, written into the run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from .crs import from_wgs84
+from .errors import DataError
+from .outputs import write_csv, write_layers
+from .routing import Anchors, coverage_matrix, nearest
+from .siting import CoverageTarget, MaximalCovering, candidate_nodes
+from .tables import read_table, table_points
+
+__all__ = ["candidate_anchors", "propose", "scenario_table"]
+
+
+def candidate_anchors(result, *, candidates: str | Path | None = None, crs: str = "wgs84",
+                      spacing_metres: float = 100.0) -> tuple[Anchors, np.ndarray, np.ndarray]:
+    """Candidate sites on the network: a file's sites (snapped; off-network ones dropped and
+    counted) or network nodes thinned to ``spacing_metres``, existing facilities excluded.
+
+    Returns
+    -------
+    anchors, lon, lat
+    """
+    net, profile = result.network, result.profile
+    fac = result.facilities[result.facilities["status"] == "ok"]
+    if candidates is None:
+        nodes = candidate_nodes(net, spacing_metres=spacing_metres,
+                                exclude_xy=(fac["x"].to_numpy(float), fac["y"].to_numpy(float)))
+        lon, lat = net.to_wgs84(net.x[nodes], net.y[nodes])
+        return Anchors.at_nodes(net, nodes), np.asarray(lon), np.asarray(lat)
+    df = read_table(candidates, what="candidate sites")
+    lon, lat, problems = table_points(df, crs=crs, file=candidates)
+    if problems:
+        from .errors import ValidationError
+
+        raise ValidationError(problems, file=candidates)
+    x, y = net.from_wgs84(lon, lat)
+    snap = net.snap(x, y, max_metres=profile.snap_cap_metres)
+    ok = snap["snapped"].to_numpy()
+    if not ok.any():
+        raise DataError("no candidate site lies within the snap cap of a walkable street",
+                        file=candidates, fix="check the coordinates and --crs of the candidates")
+    anchors = Anchors.from_snap(snap.assign(), x=x, y=y).subset(ok)
+    return anchors, lon[ok], lat[ok]
+
+
+def _capacity_pop(profile, tier: str) -> float:
+    t = profile.tier(tier)
+    area = t.min_floor_area_m2 or profile.standards.get("min_complex_floor_area_m2", 600.0)
+    per100 = profile.standards.get("floor_area_m2_per_100_households", 30.0)
+    pph = profile.standards.get("persons_per_household", 2.62)
+    return float(area) / float(per100) * 100.0 * float(pph)
+
+
+def propose(run, *, tier: str = "station", new: int | None = None, target: float | None = None,
+            exact: bool = False, candidates: str | Path | None = None, crs: str = "wgs84",
+            capacity: bool = False, time_limit_s: float = 60.0, spacing_metres: float = 100.0,
+            gcj02: bool = True) -> gpd.GeoDataFrame:
+    """Choose new sites for ``run`` (a :class:`circles.pipeline.RunOutput`) and write
+    ``proposals.csv``, ``proposals.gpkg`` and ``scenario.csv`` into its folder.
+
+    Parameters
+    ----------
+    tier
+        The tier of the new sites (default ``station``); only people not covered for it count.
+    new, target
+        How many sites (maximal covering), or the coverage share to reach (fewest sites).
+    exact
+        Solve the maximal covering exactly (HiGHS, within ``time_limit_s``) instead of greedily.
+    candidates
+        A file of candidate sites (in ``crs``); default: network nodes every ``spacing_metres``.
+    capacity
+        Each new site serves at most the people its floor area provides for.
+    gcj02
+        Also give GCJ-02 coordinates (for Amap).
+    """
+    result = run.result
+    profile = result.profile
+    code = profile.tier(tier).code
+    if (new is None) == (target is None):
+        raise DataError("give either the number of new sites or a target share", field="new/target",
+                        fix="use --new 5 or --target 0.9")
+    net = result.network
+    limit = profile.threshold_metres(code)
+    cand, lon, lat = candidate_anchors(result, candidates=candidates, crs=crs, spacing_metres=spacing_metres)
+    matrix = coverage_matrix(net, cand, result.demand_anchors, limit_metres=limit)
+    pop = result.demand["pop"].to_numpy(float)
+    already = result.covered_mask(code)
+    cap = _capacity_pop(profile, code) if capacity else None
+    explanation = ""
+    if target is None:
+        model = MaximalCovering.from_cost_matrix(matrix, pop, already_covered=already, capacity=cap)
+        model.solve(int(new), method="exact" if exact else "greedy", time_limit_s=time_limit_s)
+        solver = f"{model.solver}; objective {model.objective:,.0f}, proven bound {model.upper_bound:,.0f}, gap {model.gap:.2%}"
+    else:
+        offnet = float(pop[result.demand["status"].to_numpy() == "off_network"].sum())
+        model = CoverageTarget.from_cost_matrix(matrix, pop, already_covered=already, capacity=cap,
+                                                offnetwork_pop=offnet).solve(float(target))
+        solver = model.solver
+        explanation = model.explanation
+    sel = model.selected
+    total = result.input_pop
+    before = float(pop[already].sum())
+    cum = (before + np.cumsum(model.gains)) / total if total else np.full(len(sel), np.nan)
+    eligible = np.isin(result.facilities["tier"].to_numpy(), profile.eligible(code)) & \
+        (result.facilities["status"].to_numpy() == "ok")
+    if eligible.any() and len(sel):
+        metres, _ = nearest(net, result.facility_anchors.subset(eligible), limit_metres=None,
+                            targets=cand.subset(_mask(len(cand), sel)))
+        minutes = np.where(np.isfinite(metres), metres / profile.metres_per_minute, np.nan)
+    else:
+        minutes = np.full(len(sel), np.nan)
+    out = pd.DataFrame({"rank": np.arange(1, len(sel) + 1), "lon": np.round(lon[sel], 7),
+                        "lat": np.round(lat[sel], 7), "tier": code,
+                        "new_covered_pop": np.round(model.gains, 1),
+                        "cumulative_covered_share": np.round(cum, 5),
+                        "nearest_existing_minutes": np.round(minutes, 2), "solver": solver})
+    if gcj02:
+        glon, glat = from_wgs84(out["lon"].to_numpy(), out["lat"].to_numpy(), "gcj02")
+        out["gcj02_lon"], out["gcj02_lat"] = np.round(glon, 7), np.round(glat, 7)
+    gdf = gpd.GeoDataFrame(out, geometry=shapely.points(out["lon"], out["lat"]), crs=4326)
+    if result.units is not None:
+        joined = gpd.sjoin(gdf[["geometry"]], result.units[["unit", "geometry"]], how="left", predicate="within")
+        gdf["unit"] = joined[~joined.index.duplicated()]["unit"].reindex(gdf.index).fillna("(no unit)").to_numpy()
+    folder = run.folder
+    write_csv(pd.DataFrame(gdf.drop(columns="geometry")), folder / "proposals.csv")
+    write_layers({"proposals": gdf}, folder / "proposals.gpkg")
+    scen = scenario_table(run, gdf)
+    write_csv(scen, folder / "scenario.csv")
+    run.manifest.set("siting", {"tier": code, "new": new, "target": target, "solver": solver,
+                                "candidates": int(len(cand)), "selected": int(len(sel)),
+                                "new_covered_pop": float(model.gains.sum()),
+                                "explanation": explanation, "capacity_pop": cap})
+    run.extras["proposals"] = gdf
+    run.extras["siting_model"] = model
+    run.extras["explanation"] = explanation
+    return gdf
+
+
+def _mask(n: int, rows: np.ndarray) -> np.ndarray:
+    m = np.zeros(n, dtype=bool)
+    m[rows] = True
+    return m
+
+
+def scenario_table(run, proposals: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Coverage per tier before and after adding the proposals as facilities (re-routed)."""
+    from .coverage import compute_coverage
+
+    result = run.result
+    fac = result.facilities
+    added = gpd.GeoDataFrame({"facility_id": [f"NEW-{r:02d}" for r in proposals["rank"]],
+                              "name": [f"proposal {r}" for r in proposals["rank"]],
+                              "tier": proposals["tier"].to_numpy(), "status": "ok"},
+                             geometry=proposals.geometry.to_numpy(), crs=4326)
+    base = fac.drop(columns=[c for c in ("x", "y", "edge", "along_m", "offset_m") if c in fac.columns])
+    both = gpd.GeoDataFrame(pd.concat([base, added], ignore_index=True), crs=4326)
+    after = compute_coverage(result.network, both, run.extras.get("demand", result.demand),
+                             profile=result.profile, units=None)
+    b, a = result.by_tier(), after.by_tier()
+    return pd.DataFrame({"tier": b["tier"], "covered_pop_before": b["covered_pop"],
+                         "covered_pop_after": a["covered_pop"],
+                         "change_pop": a["covered_pop"] - b["covered_pop"],
+                         "covered_share_before": b["covered_share"], "covered_share_after": a["covered_share"]})
