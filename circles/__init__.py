@@ -1,6 +1,14 @@
-"""circles: 15-minute service circles on the real walking network."""
+"""circles: 15-minute service circles on the real walking network.
+
+The public API, in the order of the pipeline: networks, profiles and facilities, routing and
+isochrones, population and coverage, siting, maps and audits.
+"""
 
 from ._version import __version__
+from .audit import load_config, run_audit
+from .compare import compare_audits
+from .coverage import CoverageResult, compute_coverage
+from .crs import from_wgs84, gcj02_to_wgs84, to_wgs84, wgs84_to_gcj02
 from .errors import (
     CirclesError,
     DataError,
@@ -10,14 +18,26 @@ from .errors import (
     ProfileError,
     ValidationError,
 )
+from .facilities import facilities_from_frame, from_osm, read_facilities
+from .gaps import gap_hexagons
+from .isochrones import distance_bands, facility_isochrones, tier_isochrones
+from .maps import coverage_map, draw_run_map
+from .network import WalkNetwork, load_network
+from .pipeline import RunInputs, coverage_run, site_run
+from .population import Demand, estimate_from_osm, read_population
+from .profiles import Profile, Tier, get_profile, list_profiles
+from .routing import Anchors, coverage_matrix, nearest, nearest_by_tier, reach
+from .siting import CoverageTarget, MaximalCovering, candidate_nodes
+from .standards import check_standards
 
 __all__ = [
-    "CirclesError",
-    "DataError",
-    "InputFileError",
-    "NetworkError",
-    "OfflineError",
-    "ProfileError",
-    "ValidationError",
-    "__version__",
+    "Anchors", "CirclesError", "CoverageResult", "CoverageTarget", "DataError", "Demand",
+    "InputFileError", "MaximalCovering", "NetworkError", "OfflineError", "Profile", "ProfileError",
+    "RunInputs", "Tier", "ValidationError", "WalkNetwork", "__version__", "candidate_nodes",
+    "check_standards", "compare_audits", "compute_coverage", "coverage_map", "coverage_matrix",
+    "coverage_run", "distance_bands", "draw_run_map", "estimate_from_osm", "facilities_from_frame",
+    "facility_isochrones", "from_osm", "from_wgs84", "gap_hexagons", "gcj02_to_wgs84",
+    "get_profile", "list_profiles", "load_config", "load_network", "nearest", "nearest_by_tier",
+    "reach", "read_facilities", "read_population", "run_audit", "site_run", "tier_isochrones",
+    "to_wgs84", "wgs84_to_gcj02",
 ]

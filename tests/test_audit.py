@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from circles.audit import load_config, run_audit
+from circles.cli import main
+
+
+def _config(path, **city):
+    path.write_text(yaml.safe_dump(city, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def first_audit(tmp_path_factory, data_dir):
+    tmp = tmp_path_factory.mktemp("audit")
+    cfg = _config(tmp / "chengdu.yaml", name="chengdu-central", year=2025,
+                  network=str(data_dir / "chengdu.osm.pbf"),
+                  facilities=str(data_dir / "chengdu_facilities.csv"), site={"tier": "station", "new": 3})
+    summary = run_audit(cfg)
+    assert list(summary.table["status"]) == ["done"]
+    return tmp, summary.table["folder"].iloc[0]
+
+
+def test_audit_folder_is_complete(first_audit):
+    _, folder = first_audit
+    from pathlib import Path
+
+    folder = Path(folder)
+    assert folder.name == "chengdu-central-2025"
+    for name in ("coverage_by_tier.csv", "facilities.csv", "demand.gpkg", "gaps.gpkg", "isochrones.gpkg",
+                 "standards.csv", "proposals.csv", "scenario.csv", "map.html", "report.html",
+                 "report.xlsx", "manifest.json"):
+        assert (folder / name).exists(), name
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["audit"]["complete"]
+    assert len(manifest["inputs"]["facilities"]["sha256"]) == 64
+    assert manifest["versions"]["circles"]
+    report = (folder / "report.html").read_text(encoding="utf-8")
+    assert "分级覆盖" in report and "Provenance" in report and "estimate" in report
+    sheets = pd.ExcelFile(folder / "report.xlsx").sheet_names
+    assert {"coverage_by_tier", "standards", "proposals", "facilities"} <= set(sheets)
+
+
+def test_rerun_skips_and_new_inputs_never_overwrite(first_audit, data_dir):
+    tmp, folder = first_audit
+    again = run_audit(tmp / "chengdu.yaml")
+    assert list(again.table["status"]) == ["skipped"]
+    assert again.table["folder"].iloc[0] == folder
+
+
+def test_comparison_reports_exactly_the_changes(first_audit, data_dir):
+    tmp, folder = first_audit
+    fac = pd.read_csv(data_dir / "chengdu_facilities.csv")
+    removed = fac.iloc[5]
+    new = pd.concat([fac.drop(index=5), pd.DataFrame([{
+        "id": "CD-NEW", "name": "新建驿站", "tier": "驿站级", "lon": 104.0700, "lat": 30.6700,
+        "floor_area_m2": 350}])], ignore_index=True)
+    new.to_csv(tmp / "facilities_2026.csv", index=False)
+    cfg = _config(tmp / "chengdu2026.yaml", name="chengdu-central", year=2026,
+                  network=str(data_dir / "chengdu.osm.pbf"), facilities=str(tmp / "facilities_2026.csv"))
+    summary = run_audit(cfg, compare=folder)
+    new_folder = summary.table["folder"].iloc[0]
+    changes = pd.read_csv(f"{new_folder}/changes.csv", encoding="utf-8-sig")
+    fac_changes = changes[changes["kind"].str.startswith("facility")]
+    assert sorted(fac_changes["kind"]) == ["facility added", "facility removed"]
+    assert set(fac_changes["subject"]) == {"新建驿站", removed["name"]}
+    station = changes[(changes["kind"] == "coverage people") & (changes["tier"] == "station")]
+    assert len(station) == 1
+    report = open(f"{new_folder}/report.html", encoding="utf-8").read()
+    assert "新建驿站" in report
+
+
+def test_two_cities_on_dask_one_broken(tmp_path, data_dir):
+    cfg = tmp_path / "two.yaml"
+    cfg.write_text(yaml.safe_dump({"year": 2026, "cities": [
+        {"name": "good", "network": str(data_dir / "chengdu.osm.pbf"),
+         "facilities": str(data_dir / "chengdu_facilities.csv")},
+        {"name": "broken", "network": str(data_dir / "chengdu.osm.pbf"),
+         "facilities": str(tmp_path / "missing.csv")},
+    ]}), encoding="utf-8")
+    summary = run_audit(cfg, workers=2)
+    status = dict(zip(summary.table["city"], summary.table["status"], strict=True))
+    assert status == {"good": "done", "broken": "failed"}
+    assert "missing.csv" in summary.failed["error"].iloc[0]
+    assert "broken" in summary.text() and "failed" in summary.text()
+    good = summary.table.set_index("city").loc["good", "folder"]
+    assert (tmp_path / "good-2026" / "report.html").exists() and good.endswith("good-2026")
+    again = run_audit(cfg, workers=2)
+    status2 = dict(zip(again.table["city"], again.table["status"], strict=True))
+    assert status2 == {"good": "skipped", "broken": "failed"}
+
+
+def test_config_errors_are_clear(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nnetwrok: a.pbf\n")
+    with pytest.raises(Exception, match="netwrok"):
+        load_config(bad)
+    nameless = tmp_path / "nameless.yaml"
+    nameless.write_text("year: 2026\n")
+    with pytest.raises(Exception, match="no name"):
+        load_config(nameless)
+
+
+def test_audit_cli_prints_a_summary(tmp_path, data_dir, capsys):
+    cfg = _config(tmp_path / "c.yaml", name="cli-city", year=2026, network=str(data_dir / "chengdu.osm.pbf"))
+    assert main(["audit", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "cli-city" in out and "done" in out and "covered share" in out
