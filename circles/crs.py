@@ -3,6 +3,8 @@ planners' data comes in."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pyproj
 
@@ -26,6 +28,7 @@ def utm_crs(lon: float | np.ndarray, lat: float | np.ndarray) -> pyproj.CRS:
     -------
     pyproj.CRS
         EPSG:326xx (north) or EPSG:327xx (south).
+
     """
     lon = np.asarray(lon, dtype=float)
     lat = np.asarray(lat, dtype=float)
@@ -37,16 +40,21 @@ def utm_crs(lon: float | np.ndarray, lat: float | np.ndarray) -> pyproj.CRS:
 
 # --- Chinese coordinate systems -----------------------------------------------------------------
 # GCJ-02 ("Mars coordinates", Amap/Tencent) and BD-09 (Baidu) are obfuscations of WGS-84 whose
-# forward formulas are public (the Krasovsky-ellipsoid offsets published with eviltransform and
-# coordtransform). No PyPI package offers them vectorised with an accurate inverse, so the
-# forward formulas are written here on NumPy arrays and inverted by fixed-point iteration.
+# forward formulas are public: the Krasovsky-ellipsoid offsets as published with eviltransform
+# (googollee/eviltransform, MIT) and coordtransform (wandergis/coordtransform), and Baidu's
+# polar offset. Those packages, and prcoords, convert one point at a time in pure Python, and
+# coordtransform's inverse is the one-step approximation that is off by metres; so the formulas are
+# written here on NumPy arrays and GCJ-02 is inverted by fixed-point iteration (Caijun's method,
+# as in prcoords' "bored" inverse): w <- w - (gcj(w) - g) converges because the offset changes by
+# well under 1 % per metre moved, so a handful of passes reach 1e-10 degrees.
 
-_A = 6378245.0
-_EE = 0.00669342162296594323
-_X_PI = np.pi * 3000.0 / 180.0
+_A = 6378245.0                   # Krasovsky 1940 semi-major axis, as in the published formula
+_EE = 0.00669342162296594323     # its first eccentricity squared
+_X_PI = np.pi * 3000.0 / 180.0   # Baidu's angular constant
 
 
 def _outside_china(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    # The rectangle every published implementation uses; GCJ-02 leaves points outside it alone.
     return (lon < 72.004) | (lon > 137.8347) | (lat < 0.8293) | (lat > 55.8271)
 
 
@@ -70,31 +78,82 @@ def _gcj_delta(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def _arrays(lon, lat) -> tuple[np.ndarray, np.ndarray]:
-    return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+    lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+    if lon.shape == lat.shape:
+        return lon, lat
+    try:
+        lon, lat = np.broadcast_arrays(lon, lat)
+    except ValueError as err:
+        from .errors import DataError
+
+        raise DataError(f"{lon.size} x values but {lat.size} y values", field="x/y",
+                        fix="give one x (longitude) per y (latitude)") from err
+    return lon.copy(), lat.copy()
 
 
 def wgs84_to_gcj02(lon, lat) -> tuple[np.ndarray, np.ndarray]:
-    """WGS-84 to GCJ-02 (identity outside China)."""
+    """WGS-84 to GCJ-02, the coordinates of Amap (高德) and Tencent maps.
+
+    Parameters
+    ----------
+    lon, lat
+        Degrees, scalars or arrays of one shape.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        GCJ-02 lon and lat, same shape; unchanged outside mainland China's rectangle.
+
+    """
     lon, lat = _arrays(lon, lat)
     dlon, dlat = _gcj_delta(lon, lat)
     return lon + dlon, lat + dlat
 
 
-def gcj02_to_wgs84(lon, lat) -> tuple[np.ndarray, np.ndarray]:
-    """GCJ-02 to WGS-84 by fixed-point iteration of the forward transform (error < 1 mm)."""
+def gcj02_to_wgs84(lon, lat, *, tol: float = 1e-10, max_iter: int = 30) -> tuple[np.ndarray, np.ndarray]:
+    """GCJ-02 to WGS-84 by fixed-point iteration of the forward transform.
+
+    Parameters
+    ----------
+    lon, lat
+        GCJ-02 degrees, scalars or arrays of one shape.
+    tol
+        Stop when the forward transform of the answer misses the input by less than this many
+        degrees everywhere (1e-10 degrees is about 0.01 mm).
+    max_iter
+        Upper bound on passes; 4-6 are usual.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        WGS-84 lon and lat, same shape.
+
+    """
     lon, lat = _arrays(lon, lat)
     wlon, wlat = lon.copy(), lat.copy()
-    for _ in range(30):
+    for _ in range(max_iter):
         glon, glat = wgs84_to_gcj02(wlon, wlat)
         elon, elat = glon - lon, glat - lat
         wlon, wlat = wlon - elon, wlat - elat
-        if np.nanmax(np.abs(np.concatenate([np.ravel(elon), np.ravel(elat)])), initial=0) < 1e-10:
+        if np.nanmax(np.abs(np.concatenate([np.ravel(elon), np.ravel(elat)])), initial=0) < tol:
             break
     return wlon, wlat
 
 
 def gcj02_to_bd09(lon, lat) -> tuple[np.ndarray, np.ndarray]:
-    """GCJ-02 to BD-09."""
+    """GCJ-02 to BD-09, the coordinates of Baidu maps (百度).
+
+    Parameters
+    ----------
+    lon, lat
+        GCJ-02 degrees, scalars or arrays of one shape.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        BD-09 lon and lat (Baidu's offset applies everywhere, as in Baidu's own API).
+
+    """
     lon, lat = _arrays(lon, lat)
     z = np.sqrt(lon * lon + lat * lat) + 0.00002 * np.sin(lat * _X_PI)
     theta = np.arctan2(lat, lon) + 0.000003 * np.cos(lon * _X_PI)
@@ -102,7 +161,22 @@ def gcj02_to_bd09(lon, lat) -> tuple[np.ndarray, np.ndarray]:
 
 
 def bd09_to_gcj02(lon, lat) -> tuple[np.ndarray, np.ndarray]:
-    """BD-09 to GCJ-02 (the published closed-form inverse, refined by iteration)."""
+    """BD-09 to GCJ-02: the published closed-form inverse, refined by iteration.
+
+    The closed form alone is off by a few centimetres; a few passes of
+    ``g <- g - (bd(g) - b)`` make it the exact inverse of :func:`gcj02_to_bd09`.
+
+    Parameters
+    ----------
+    lon, lat
+        BD-09 degrees, scalars or arrays of one shape.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        GCJ-02 lon and lat, same shape.
+
+    """
     lon, lat = _arrays(lon, lat)
     x, y = lon - 0.0065, lat - 0.006
     z = np.sqrt(x * x + y * y) - 0.00002 * np.sin(y * _X_PI)
@@ -115,66 +189,132 @@ def bd09_to_gcj02(lon, lat) -> tuple[np.ndarray, np.ndarray]:
 
 
 def wgs84_to_bd09(lon, lat) -> tuple[np.ndarray, np.ndarray]:
-    """WGS-84 to BD-09."""
+    """WGS-84 to BD-09 (through GCJ-02); arguments and result as :func:`wgs84_to_gcj02`."""
     return gcj02_to_bd09(*wgs84_to_gcj02(lon, lat))
 
 
 def bd09_to_wgs84(lon, lat) -> tuple[np.ndarray, np.ndarray]:
-    """BD-09 to WGS-84."""
+    """BD-09 to WGS-84 (through GCJ-02); arguments and result as :func:`gcj02_to_wgs84`."""
     return gcj02_to_wgs84(*bd09_to_gcj02(lon, lat))
 
 
-_NAMED = {"wgs84": "EPSG:4326", "cgcs2000": "EPSG:4490", "gcj02": "gcj02", "bd09": "bd09"}
+# Names planners use for each system, after lower-casing and dropping spaces, "-" and "_".
+_ALIASES = {
+    "wgs84": "wgs84", "wgs": "wgs84", "epsg4326": "wgs84", "gps": "wgs84",
+    "cgcs2000": "cgcs2000", "cgcs": "cgcs2000", "epsg4490": "cgcs2000",
+    "gcj02": "gcj02", "gcj": "gcj02", "amap": "gcj02", "gaode": "gcj02", "tencent": "gcj02",
+    "qq": "gcj02", "mars": "gcj02", "火星坐标": "gcj02", "高德": "gcj02", "腾讯": "gcj02",
+    "bd09": "bd09", "bd09ll": "bd09", "bd": "bd09", "baidu": "bd09", "百度": "bd09",
+}
+_EPSG = {"wgs84": 4326, "cgcs2000": 4490}
+_ACCEPTED = ("wgs84", "cgcs2000", "gcj02", "bd09", "EPSG:code")
 
 
-def parse_crs(name: str | pyproj.CRS | None) -> str | pyproj.CRS:
-    """Normalise a coordinate system name: ``"gcj02"``, ``"bd09"`` or a :class:`pyproj.CRS`.
+def parse_crs(name: str | int | pyproj.CRS | None) -> str | pyproj.CRS:
+    """Normalise a coordinate system name.
+
+    Parameters
+    ----------
+    name
+        ``wgs84`` (also ``None``), ``cgcs2000``, ``gcj02`` (``amap``, ``gaode``, ``tencent``),
+        ``bd09`` (``baidu``), an EPSG code (``"EPSG:4547"`` or ``4547``), any string pyproj
+        accepts, or a :class:`pyproj.CRS`. Case, spaces, ``-`` and ``_`` do not matter in names.
+
+    Returns
+    -------
+    str or pyproj.CRS
+        ``"gcj02"`` or ``"bd09"`` (systems pyproj does not know), otherwise a :class:`pyproj.CRS`.
 
     Raises
     ------
     DataError
         An unknown name, listing the accepted ones.
+
     """
     from .errors import DataError
 
     if name is None:
-        return pyproj.CRS.from_epsg(4326)
+        return WGS84
     if isinstance(name, pyproj.CRS):
         return name
-    key = str(name).strip().lower().replace("-", "").replace("_", "")
-    key = {"gcj": "gcj02", "amap": "gcj02", "baidu": "bd09", "bd": "bd09", "wgs": "wgs84",
-           "epsg4326": "wgs84"}.get(key, key)
-    named = _NAMED.get(key)
-    if named in ("gcj02", "bd09"):
-        return named
+    key = _ALIASES.get("".join(str(name).split()).lower().replace("-", "").replace("_", ""))
+    if key in ("gcj02", "bd09"):
+        return key
+    if key in _EPSG:
+        return _crs_from_epsg(_EPSG[key])
     try:
-        return pyproj.CRS.from_user_input(named or str(name))
+        return pyproj.CRS.from_user_input(name)
     except pyproj.exceptions.CRSError as err:
         raise DataError(f"unknown coordinate system {name!r}", field="crs",
-                        fix="use wgs84, cgcs2000, gcj02 (Amap/Tencent), bd09 (Baidu) or EPSG:code") from err
+                        fix="use " + ", ".join(_ACCEPTED) + " (gcj02: Amap/Tencent, bd09: Baidu; "
+                            "EPSG:code, e.g. EPSG:4547 for CGCS2000 Gauss-Kruger 114E)") from err
 
 
-def to_wgs84(x, y, crs: str | pyproj.CRS | None = "wgs84") -> tuple[np.ndarray, np.ndarray]:
-    """Coordinates in ``crs`` (wgs84, cgcs2000, gcj02, bd09, EPSG:code) to WGS-84 lon/lat."""
+@lru_cache(maxsize=8)
+def _crs_from_epsg(code: int) -> pyproj.CRS:
+    return pyproj.CRS.from_epsg(code)
+
+
+@lru_cache(maxsize=32)
+def _transformer(src: pyproj.CRS, dst: pyproj.CRS) -> pyproj.Transformer:
+    # Building a transformer costs milliseconds; tables are converted column by column.
+    return pyproj.Transformer.from_crs(src, dst, always_xy=True)
+
+
+def to_wgs84(x, y, crs: str | int | pyproj.CRS | None = "wgs84") -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates in ``crs`` to WGS-84 lon/lat.
+
+    Parameters
+    ----------
+    x, y
+        Longitude/latitude, or easting/northing for a projected system; scalars or arrays.
+    crs
+        Any name :func:`parse_crs` accepts: ``wgs84`` (default), ``cgcs2000``, ``gcj02``,
+        ``bd09``, ``EPSG:code``.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        WGS-84 lon and lat, same shape as the input.
+
+    """
     c = parse_crs(crs)
     x, y = _arrays(x, y)
-    if c == "gcj02":
+    if isinstance(c, str) and c == "gcj02":
         return gcj02_to_wgs84(x, y)
-    if c == "bd09":
+    if isinstance(c, str) and c == "bd09":
         return bd09_to_wgs84(x, y)
     if c.equals(WGS84):
         return x, y
-    return pyproj.Transformer.from_crs(c, WGS84, always_xy=True).transform(x, y)
+    lon, lat = _transformer(c, WGS84).transform(x, y)
+    return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
 
 
-def from_wgs84(lon, lat, crs: str | pyproj.CRS | None = "wgs84") -> tuple[np.ndarray, np.ndarray]:
-    """WGS-84 lon/lat to ``crs`` (for exporting back to Amap, Baidu or a local grid)."""
+def from_wgs84(lon, lat, crs: str | int | pyproj.CRS | None = "wgs84") -> tuple[np.ndarray, np.ndarray]:
+    """WGS-84 lon/lat to ``crs``: the inverse of :func:`to_wgs84`.
+
+    For exporting results back to Amap or Baidu, or to a local projected grid.
+
+    Parameters
+    ----------
+    lon, lat
+        WGS-84 degrees, scalars or arrays.
+    crs
+        Any name :func:`parse_crs` accepts.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Coordinates in ``crs``, same shape as the input.
+
+    """
     c = parse_crs(crs)
     lon, lat = _arrays(lon, lat)
-    if c == "gcj02":
+    if isinstance(c, str) and c == "gcj02":
         return wgs84_to_gcj02(lon, lat)
-    if c == "bd09":
+    if isinstance(c, str) and c == "bd09":
         return wgs84_to_bd09(lon, lat)
     if c.equals(WGS84):
         return lon, lat
-    return pyproj.Transformer.from_crs(WGS84, c, always_xy=True).transform(lon, lat)
+    x, y = _transformer(WGS84, c).transform(lon, lat)
+    return np.asarray(x, dtype=float), np.asarray(y, dtype=float)
