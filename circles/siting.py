@@ -133,16 +133,26 @@ class MaximalCovering:
         t0 = time.perf_counter()
         p = int(min(p, self.problem.coverage.shape[0]))
         if method == "greedy":
-            self.selected, self.gains = _greedy(self.problem, max_sites=p)
+            sel, _ = _greedy(self.problem, max_sites=p)
             self.solver, self.status = "greedy (lazy)", "done"
-            self.objective = float(self.gains.sum())
+            if self.problem.capacity is None and len(sel):
+                sel = _swap(self.problem, sel)
+                self.solver = "greedy (lazy) + swap search"
+                self.upper_bound = _lagrangian_bound(self.problem, p,
+                                                     lower=float(_marginal_gains(self.problem, sel).sum()))
+            self.selected = sel
+            self.gains = _marginal_gains(self.problem, sel)
             if self.problem.capacity is None:
-                self.upper_bound = _lp_bound(self.problem, p, time_limit_s)
+                order = np.argsort(-self.gains, kind="stable")
+                self.selected, self.gains = self.selected[order], _marginal_gains(self.problem, sel[order])
+            self.objective = float(self.gains.sum())
         elif method == "exact":
             if self.problem.capacity is not None:
                 raise DataError("the exact solver does not model capacities", field="capacity",
                                 fix="use the greedy solver with capacities, or drop --capacity")
-            sel, obj, bound, status = _milp(self.problem, p, time_limit_s)
+            start, _ = _greedy(self.problem, max_sites=p)
+            start = _swap(self.problem, start) if len(start) else start
+            sel, obj, bound, status = _milp(self.problem, p, time_limit_s, start=start)
             self.selected = sel
             self.gains = _marginal_gains(self.problem, sel)
             order = np.argsort(-self.gains, kind="stable")
@@ -218,6 +228,72 @@ def _greedy(prob: _Problem, *, max_sites: int, stop_at: float | None = None) -> 
     return np.array(chosen, dtype=np.int64), np.array(gains, dtype=float)
 
 
+def _swap(prob: _Problem, sel: np.ndarray, *, max_rounds: int = 20) -> np.ndarray:
+    """1-swap local search: replace a chosen site by the best other one while that gains people.
+
+    Each test is one sparse product over all candidates, so a round costs ``p`` products.
+    """
+    A = prob.coverage.astype(bool).astype(np.float64).tocsr()
+    At = A.T.tocsr()
+    w = prob.weights
+    sel = list(sel)
+    chosen = np.zeros(A.shape[0], dtype=bool)
+    chosen[sel] = True
+    count = np.asarray(At @ chosen.astype(float)).ravel()
+    for _ in range(max_rounds):
+        improved = False
+        for pos, j in enumerate(list(sel)):
+            idx = A.indices[A.indptr[j]:A.indptr[j + 1]]
+            lost = float(w[idx][count[idx] == 1].sum())
+            count[idx] -= 1
+            free = np.where(count == 0, w, 0.0)
+            gain = np.asarray(A @ free).ravel()
+            gain[chosen] = -1.0
+            k = int(np.argmax(gain))
+            if gain[k] > lost + 1e-9:
+                sel[pos] = k
+                chosen[j], chosen[k] = False, True
+                count[A.indices[A.indptr[k]:A.indptr[k + 1]]] += 1
+                improved = True
+            else:
+                count[idx] += 1
+        if not improved:
+            break
+    return np.asarray(sel, dtype=np.int64)
+
+
+def _lagrangian_bound(prob: _Problem, p: int, *, lower: float, iterations: int = 300) -> float:
+    """An upper bound on the optimum by Lagrangian relaxation of ``y_i <= sum x_j``.
+
+    For multipliers ``0 <= lam_i <= w_i`` the bound is ``sum_i (w_i - lam_i) + sum of the p
+    largest sum_{i in N_j} lam_i``; subgradient steps (Polyak, towards ``lower``) tighten it.
+    """
+    A = prob.coverage.astype(bool).astype(np.float64).tocsr()
+    At = A.T.tocsr()
+    w = prob.weights
+    lam = w * 0.5
+    best = np.inf
+    theta, stall = 1.0, 0
+    for _ in range(iterations):
+        c = np.asarray(A @ lam).ravel()
+        top = np.argpartition(-c, min(p, len(c)) - 1)[:p] if p < len(c) else np.arange(len(c))
+        bound = float((w - lam).sum() + c[top].sum())
+        if bound < best - 1e-9:
+            best, stall = bound, 0
+        else:
+            stall += 1
+            if stall >= 15:
+                theta, stall = theta / 2, 0
+        x = np.zeros(A.shape[0])
+        x[top] = 1.0
+        g = np.asarray(At @ x).ravel() - 1.0  # d bound / d lam = covered_i - 1
+        norm = float(g @ g)
+        if norm == 0 or best - lower <= 1e-6 * max(best, 1.0) or theta < 1e-4:
+            break
+        lam = np.clip(lam - theta * (bound - lower) / norm * g, 0.0, w)
+    return best
+
+
 def _marginal_gains(prob: _Problem, sel: np.ndarray) -> np.ndarray:
     left = prob.weights.copy()
     return np.array([_take(prob, left, int(j)) for j in sel], dtype=float)
@@ -259,6 +335,19 @@ def _model(prob: _Problem, p: int, *, integer: bool, time_limit_s: float):
     return h, n_c
 
 
+def highspy_solution(h, x0: np.ndarray, n_c: int):
+    """A HiGHS solution object with the candidate columns set (demand columns left to HiGHS)."""
+    import highspy
+
+    sol = highspy.HighsSolution()
+    n = h.getNumCol()
+    col = np.zeros(n)
+    col[:n_c] = x0
+    sol.col_value = col.tolist()
+    sol.value_valid = True
+    return sol
+
+
 @contextlib.contextmanager
 def _quiet_stdout():
     sys.stdout.flush()
@@ -282,16 +371,26 @@ def _lp_bound(prob: _Problem, p: int, time_limit_s: float) -> float:
     return float(h.getInfo().objective_function_value)
 
 
-def _milp(prob: _Problem, p: int, time_limit_s: float) -> tuple[np.ndarray, float, float, str]:
+def _milp(prob: _Problem, p: int, time_limit_s: float, *, start: np.ndarray | None = None
+          ) -> tuple[np.ndarray, float, float, str]:
     if prob.weights.sum() == 0:
         return np.array([], dtype=np.int64), 0.0, 0.0, "optimal"
     h, n_c = _model(prob, p, integer=True, time_limit_s=time_limit_s)
+    if start is not None and len(start):
+        # The greedy answer as a MIP start: the incumbent is never worse than greedy's.
+        x0 = np.zeros(n_c)
+        x0[start] = 1.0
+        h.setSolution(highspy_solution(h, x0, n_c))
     h.run()
     status = h.modelStatusToString(h.getModelStatus())
     info = h.getInfo()
     x = np.asarray(h.getSolution().col_value[:n_c])
     sel = np.flatnonzero(x > 0.5).astype(np.int64)
     obj = float(_marginal_gains(prob, sel).sum()) if len(sel) else 0.0
+    if start is not None and len(start):
+        start_obj = float(_marginal_gains(prob, start).sum())
+        if start_obj > obj:
+            sel, obj = start, start_obj
     bound = float(info.mip_dual_bound) if np.isfinite(info.mip_dual_bound) else np.nan
     return sel, obj, bound, "optimal" if status == "Optimal" else status.lower()
 
