@@ -33,7 +33,7 @@ def _peak_gb() -> float:
 
 def main() -> None:
     args = _args()
-    _run(args.nodes, n_demand, args.facilities, peer=False)
+    _run(args.nodes, args.demand, args.facilities, peer=False)
     if not args.no_peer:
         print(f"\n--- the same question on a {args.peer_nodes:,}-node city, with pandana beside ours ---")
         _run(args.peer_nodes, args.peer_nodes, max(100, args.facilities // 4), peer=True)
