@@ -98,7 +98,8 @@ def _run_inputs(args: argparse.Namespace):
                      pop_column=getattr(args, "pop_column", None),
                      households_column=getattr(args, "households_column", None),
                      population_crs=getattr(args, "population_crs", None),
-                     services=getattr(args, "services", None))
+                     services=getattr(args, "services", None),
+                     scenario=getattr(args, "scenario", None))
 
 
 def _report_facilities(fac) -> None:
@@ -209,7 +210,7 @@ def _cmd_site(args: argparse.Namespace) -> int:
                              time_limit_s=args.time_limit)
     manifest.write(run.folder)
     draw_run_map(run.folder, lang=args.lang)
-    _maybe_explorer(run.folder, args.lang)
+    _maybe_explorer(run.folder, args.lang, run=run)
     manifest.write(run.folder)
     print(run.result.summary_text())
     print()
@@ -222,12 +223,26 @@ def _cmd_site(args: argparse.Namespace) -> int:
     return 0
 
 
-def _maybe_explorer(folder, lang) -> None:
-    try:
-        from .explorer import write_explorer
-    except ImportError:
-        return
-    write_explorer(folder, lang=lang)
+def _maybe_explorer(folder, lang, run=None) -> None:
+    from .explorer import write_explorer
+
+    write_explorer(folder, run=run, lang=lang)
+
+
+@_command("explore")
+def _cmd_explore(args: argparse.Namespace) -> int:
+    from .explorer import estimate_size, explorer_data, render, _rerun
+    from .io import write_text
+
+    run = _rerun(Path(args.dir))
+    data = explorer_data(run, spacing_metres=args.spacing)
+    size = estimate_size(data)
+    print(f"explorer: {len(data['demand']['pop']):,} demand {'cells' if data['aggregated'] else 'points'}, "
+          f"{len(data['sites']['lon']):,} sites; about {size / 1e6:.1f} MB")
+    path = write_text(Path(args.dir) / "explorer.html",
+                      render(data, lang=args.lang or run.result.profile.lang, title=Path(args.dir).name))
+    print(f"written: {path}")
+    return 0
 
 
 @_command("map")
@@ -295,6 +310,8 @@ def _parser() -> argparse.ArgumentParser:
                             help="CRS of a population file that has none")
             sp.add_argument("--units", default=None, help="administrative unit polygons")
             sp.add_argument("--lang", choices=("zh", "en"), default=None, help="map language")
+            sp.add_argument("--scenario", default=None,
+                            help="a scenario exported from explorer.html: sites added and facilities closed")
             sp.add_argument("--unit-column", default=None, help="the unit name column")
 
     iso = sub.add_parser("isochrones", help="service areas per facility and per tier")
@@ -315,6 +332,10 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--time-limit", type=float, default=60.0, help="seconds for the exact solver")
     st.add_argument("--capacity", action="store_true",
                     help="each new site serves at most what its floor area provides for")
+    ex = sub.add_parser("explore", help="write the offline scenario explorer into a run folder")
+    ex.add_argument("dir", help="a run folder")
+    ex.add_argument("--lang", choices=("zh", "en"), default=None)
+    ex.add_argument("--spacing", type=float, default=150.0, help="candidate site spacing in metres")
     mp = sub.add_parser("map", help="(re)draw map.html from a run folder")
     mp.add_argument("dir", help="a run folder")
     mp.add_argument("--offline", action="store_true",

@@ -28,6 +28,7 @@ class RunInputs:
     households_column: str | None = None
     population_crs: str | None = None
     services: str | Path | None = None
+    scenario: str | Path | None = None
     network_options: dict = field(default_factory=dict)
 
 
@@ -73,6 +74,11 @@ def load_inputs(inputs: RunInputs, manifest: Manifest, *, progress=None):
     manifest.add_input("facilities", fac_path)
     with manifest.timed("facilities"):
         fac = read_facilities(fac_path, profile=profile, crs=inputs.crs, network=net)
+        if inputs.scenario:
+            from .explorer import apply_scenario
+
+            manifest.add_input("scenario", inputs.scenario)
+            fac = apply_scenario(fac, inputs.scenario, profile=profile, network=net)
     src = str(net.report.get("source") or "")
     osm_path = src if src and is_osm_file(src) else str(default_network_path())
     manifest.add_input("population", inputs.population)
@@ -178,7 +184,7 @@ def site_run(run: RunOutput, *, tier: str = "station", new: int | None = None,
              crs: str = "wgs84", capacity: bool = False, time_limit_s: float = 60.0,
              spacing_metres: float = 100.0, gcj02: bool = True, service: str | None = None):
     """Propose new sites for a finished coverage run and write ``proposals.csv``,
-    ``proposals.gpkg`` and ``scenario.csv`` (coverage per tier before and after) into its folder.
+    ``proposals.gpkg`` and ``scenario_comparison.csv`` (coverage per tier before and after) into its folder.
 
     Returns
     -------

@@ -65,7 +65,7 @@ def propose(run, *, tier: str = "station", new: int | None = None, target: float
             capacity: bool = False, time_limit_s: float = 60.0, spacing_metres: float = 100.0,
             gcj02: bool = True) -> gpd.GeoDataFrame:
     """Choose new sites for ``run`` (a :class:`circles.pipeline.RunOutput`) and write
-    ``proposals.csv``, ``proposals.gpkg`` and ``scenario.csv`` into its folder.
+    ``proposals.csv``, ``proposals.gpkg`` and ``scenario_comparison.csv`` into its folder.
 
     Parameters
     ----------
@@ -134,7 +134,7 @@ def propose(run, *, tier: str = "station", new: int | None = None, target: float
     write_csv(pd.DataFrame(gdf.drop(columns="geometry")), folder / "proposals.csv")
     write_layers({"proposals": gdf}, folder / "proposals.gpkg")
     scen = scenario_table(run, gdf)
-    write_csv(scen, folder / "scenario.csv")
+    write_csv(scen, folder / "scenario_comparison.csv")
     run.manifest.set("siting", {"tier": code, "new": new, "target": target, "solver": solver,
                                 "candidates": int(len(cand)), "selected": int(len(sel)),
                                 "new_covered_pop": float(model.gains.sum()),

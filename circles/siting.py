@@ -138,8 +138,10 @@ class MaximalCovering:
             if self.problem.capacity is None and len(sel):
                 sel = _swap(self.problem, sel)
                 self.solver = "greedy (lazy) + swap search"
-                self.upper_bound = _lagrangian_bound(self.problem, p,
-                                                     lower=float(_marginal_gains(self.problem, sel).sum()))
+                lower = float(_marginal_gains(self.problem, sel).sum())
+                self.upper_bound = _lagrangian_bound(self.problem, p, lower=lower)
+                if self.problem.coverage.nnz <= 300_000:  # the LP bound is tighter and cheap here
+                    self.upper_bound = min(self.upper_bound, _lp_bound(self.problem, p, min(time_limit_s, 20)))
             self.selected = sel
             self.gains = _marginal_gains(self.problem, sel)
             if self.problem.capacity is None:
@@ -366,8 +368,8 @@ def _lp_bound(prob: _Problem, p: int, time_limit_s: float) -> float:
         return 0.0
     h, _ = _model(prob, p, integer=False, time_limit_s=time_limit_s)
     h.run()
-    if h.getModelStatus() != h.getModelStatus().__class__.kOptimal:
-        return np.nan
+    if h.modelStatusToString(h.getModelStatus()) != "Optimal":
+        return np.inf
     return float(h.getInfo().objective_function_value)
 
 

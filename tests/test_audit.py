@@ -33,7 +33,7 @@ def test_audit_folder_is_complete(first_audit):
     folder = Path(folder)
     assert folder.name == "chengdu-central-2025"
     for name in ("coverage_by_tier.csv", "facilities.csv", "demand.gpkg", "gaps.gpkg", "isochrones.gpkg",
-                 "standards.csv", "proposals.csv", "scenario.csv", "map.html", "report.html",
+                 "standards.csv", "proposals.csv", "scenario_comparison.csv", "map.html", "report.html",
                  "report.xlsx", "manifest.json"):
         assert (folder / name).exists(), name
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))

@@ -102,7 +102,7 @@ def test_site_on_chengdu_raises_coverage_by_exactly_the_reported_amount(tmp_path
 
     assert main(["site", "--new", "4", "--out", str(tmp_path / "run")]) == 0
     prop = pd.read_csv(tmp_path / "run" / "proposals.csv", encoding="utf-8-sig")
-    scen = pd.read_csv(tmp_path / "run" / "scenario.csv", encoding="utf-8-sig").set_index("tier")
+    scen = pd.read_csv(tmp_path / "run" / "scenario_comparison.csv", encoding="utf-8-sig").set_index("tier")
     assert len(prop) == 4
     assert list(prop["rank"]) == [1, 2, 3, 4]
     assert (prop["new_covered_pop"].diff().dropna() <= 1e-6).all()  # greedy gains shrink
