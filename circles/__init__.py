@@ -21,9 +21,9 @@ from .errors import (
 from .facilities import facilities_from_frame, from_osm, read_facilities
 from .gaps import gap_hexagons
 from .isochrones import distance_bands, facility_isochrones, tier_isochrones
-from .maps import coverage_map, draw_run_map
+from .maps import coverage_map, draw_run_map, result_map
 from .network import WalkNetwork, load_network
-from .pipeline import RunInputs, coverage_run, site_run
+from .pipeline import RunInputs, coverage_run, isochrone_layers, site_run
 from .population import Demand, estimate_from_osm, read_population
 from .profiles import Profile, Tier, get_profile, list_profiles
 from .routing import Anchors, coverage_matrix, nearest, nearest_by_tier, reach
@@ -36,7 +36,7 @@ __all__ = [
     "RunInputs", "Tier", "ValidationError", "WalkNetwork", "__version__", "candidate_nodes",
     "check_standards", "compare_audits", "compute_coverage", "coverage_map", "coverage_matrix",
     "coverage_run", "distance_bands", "draw_run_map", "estimate_from_osm", "facilities_from_frame",
-    "facility_isochrones", "from_osm", "from_wgs84", "gap_hexagons", "gcj02_to_wgs84",
+    "facility_isochrones", "from_osm", "isochrone_layers", "result_map", "from_wgs84", "gap_hexagons", "gcj02_to_wgs84",
     "get_profile", "list_profiles", "load_config", "load_network", "nearest", "nearest_by_tier",
     "reach", "read_facilities", "read_population", "run_audit", "site_run", "tier_isochrones",
     "to_wgs84", "wgs84_to_gcj02",

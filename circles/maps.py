@@ -23,7 +23,7 @@ from .io import write_text
 from .offline import inline_assets
 from .profiles import Profile, get_profile
 
-__all__ = ["base_map", "coverage_map", "draw_run_map", "facilities_layer", "gaps_layer",
+__all__ = ["base_map", "coverage_map", "draw_run_map", "facilities_layer", "gaps_layer", "result_map",
            "proposals_layer", "service_area_layer", "units_layer"]
 
 ATTRIBUTION = "© OpenStreetMap contributors"
@@ -314,3 +314,29 @@ def draw_run_map(run_dir: str | Path, *, offline: bool = False, lang: str | None
     if offline:
         page = inline_assets(page)
     return write_text(Path(out) if out else run / "map.html", page)
+
+
+def result_map(result, *, isochrones: dict | None = None, gaps: gpd.GeoDataFrame | None = None,
+               proposals: pd.DataFrame | None = None, lang: str | None = None, offline: bool = False,
+               tiles: str | None = None, title: str = "") -> folium.Map:
+    """The coverage map of an in-memory :class:`circles.coverage.CoverageResult` (notebooks).
+
+    Parameters
+    ----------
+    result
+        The coverage result.
+    isochrones
+        Layers from :func:`circles.pipeline.isochrone_layers` (WGS-84).
+    gaps
+        Gap hexagons (:func:`circles.gaps.gap_hexagons`); the lowest tier's are shown.
+    proposals
+        Proposed sites (``rank``, ``lon``, ``lat``, ``tier``, ``new_covered_pop``...).
+    """
+    profile = result.profile
+    lang = lang or profile.lang
+    fac = result.facility_table()
+    fac = fac[fac["status"] == "ok"]
+    lowest = profile.tiers[-1].code
+    g = gaps[gaps["tier"] == lowest] if gaps is not None and len(gaps) else gaps
+    return coverage_map(profile=profile, areas=isochrones or {}, facilities=fac, gaps=g, proposals=proposals,
+                        title=title or t("title", lang), lang=lang, offline=offline, tiles=tiles)

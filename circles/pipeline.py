@@ -182,7 +182,8 @@ def _draw_map(folder: Path, manifest: Manifest, lang: str | None) -> None:
 def site_run(run: RunOutput, *, tier: str = "station", new: int | None = None,
              target: float | None = None, exact: bool = False, candidates: str | Path | None = None,
              crs: str = "wgs84", capacity: bool = False, time_limit_s: float = 60.0,
-             spacing_metres: float = 100.0, gcj02: bool = True, service: str | None = None):
+             spacing_metres: float = 100.0, gcj02: bool = True,
+             write: bool = True):
     """Propose new sites for a finished coverage run and write ``proposals.csv``,
     ``proposals.gpkg`` and ``scenario_comparison.csv`` (coverage per tier before and after) into its folder.
 
@@ -195,4 +196,4 @@ def site_run(run: RunOutput, *, tier: str = "station", new: int | None = None,
 
     return propose(run, tier=tier, new=new, target=target, exact=exact, candidates=candidates,
                    crs=crs, capacity=capacity, time_limit_s=time_limit_s,
-                   spacing_metres=spacing_metres, gcj02=gcj02)
+                   spacing_metres=spacing_metres, gcj02=gcj02, write=write)

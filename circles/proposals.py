@@ -63,7 +63,7 @@ def _capacity_pop(profile, tier: str) -> float:
 def propose(run, *, tier: str = "station", new: int | None = None, target: float | None = None,
             exact: bool = False, candidates: str | Path | None = None, crs: str = "wgs84",
             capacity: bool = False, time_limit_s: float = 60.0, spacing_metres: float = 100.0,
-            gcj02: bool = True) -> gpd.GeoDataFrame:
+            gcj02: bool = True, write: bool = True) -> gpd.GeoDataFrame:
     """Choose new sites for ``run`` (a :class:`circles.pipeline.RunOutput`) and write
     ``proposals.csv``, ``proposals.gpkg`` and ``scenario_comparison.csv`` into its folder.
 
@@ -81,6 +81,9 @@ def propose(run, *, tier: str = "station", new: int | None = None, target: float
         Each new site serves at most the people its floor area provides for.
     gcj02
         Also give GCJ-02 coordinates (for Amap).
+    write
+        Write the files into the run folder (``False``: only return the proposals, e.g. to
+        compare solvers in a notebook).
     """
     result = run.result
     profile = result.profile
@@ -130,10 +133,14 @@ def propose(run, *, tier: str = "station", new: int | None = None, target: float
     if result.units is not None:
         joined = gpd.sjoin(gdf[["geometry"]], result.units[["unit", "geometry"]], how="left", predicate="within")
         gdf["unit"] = joined[~joined.index.duplicated()]["unit"].reindex(gdf.index).fillna("(no unit)").to_numpy()
+    scen = scenario_table(run, gdf)
+    gdf.attrs["scenario"] = scen
+    gdf.attrs["explanation"] = explanation
+    if not write:
+        return gdf
     folder = run.folder
     write_csv(pd.DataFrame(gdf.drop(columns="geometry")), folder / "proposals.csv")
     write_layers({"proposals": gdf}, folder / "proposals.gpkg")
-    scen = scenario_table(run, gdf)
     write_csv(scen, folder / "scenario_comparison.csv")
     run.manifest.set("siting", {"tier": code, "new": new, "target": target, "solver": solver,
                                 "candidates": int(len(cand)), "selected": int(len(sel)),
