@@ -180,6 +180,11 @@ def audit_city(city: dict, *, out_root: str | Path | None = None, compare: str |
         from .maps import draw_run_map
 
         draw_run_map(folder, lang=city.get("lang"))
+    if proposals is not None:
+        from .explorer import write_explorer
+
+        with manifest.timed("explorer"):
+            write_explorer(folder, run=run, lang=city.get("lang"))
     by_tier = run.result.by_tier()
     manifest.set("audit", {"city": city["name"], "year": city["year"], "input_signature": signature,
                            "complete": True, "compared_with": str(compare) if compare else None,
