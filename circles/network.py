@@ -298,29 +298,88 @@ class WalkNetwork:
         """
         x = np.asarray(x, dtype=float)
         y = np.asarray(y, dtype=float)
-        pts = shapely.points(x, y)
-        n = len(pts)
+        n = len(x)
         edge = np.full(n, -1, dtype=np.int64)
         offset = np.full(n, np.inf)
-        valid = np.isfinite(x) & np.isfinite(y)
-        if valid.any():
-            idx, dist = self._tree.query_nearest(pts[valid], max_distance=max_metres,
-                                                 return_distance=True, all_matches=False)
-            where = np.flatnonzero(valid)[idx[0]]
-            edge[where] = idx[1]
-            offset[where] = dist
+        valid = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
+        if len(valid):
+            e, d = self._nearest_edges(x[valid], y[valid], max_metres)
+            edge[valid], offset[valid] = e, d
         ok = edge >= 0
         along = np.full(n, np.nan)
         sx, sy = np.full(n, np.nan), np.full(n, np.nan)
         if ok.any():
-            g = self.edge_geometry[edge[ok]]
-            along[ok] = shapely.line_locate_point(g, pts[ok])
-            p = shapely.line_interpolate_point(g, along[ok])
-            sx[ok], sy[ok] = shapely.get_x(p), shapely.get_y(p)
-            along[ok] = np.clip(along[ok] * self.edge_length[edge[ok]]
-                                / np.maximum(shapely.length(g), _MIN_LENGTH_M), 0, self.edge_length[edge[ok]])
+            along[ok], sx[ok], sy[ok] = self._project(x[ok], y[ok], edge[ok])
         return pd.DataFrame({"edge": edge, "along_m": along, "offset_m": offset,
                              "snap_x": sx, "snap_y": sy, "snapped": ok})
+
+    @cached_property
+    def _segments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """End coordinates when every edge is a straight two-point segment (OSM, synthetic), so
+        point-to-edge distances and projections are plain array arithmetic."""
+        if (shapely.get_num_coordinates(self.edge_geometry) != 2).any():
+            return None
+        a = shapely.get_coordinates(shapely.get_point(self.edge_geometry, 0))
+        b = shapely.get_coordinates(shapely.get_point(self.edge_geometry, -1))
+        return a[:, 0], a[:, 1], b[:, 0], b[:, 1]
+
+    def _seg_project(self, x, y, e):
+        ax, ay, bx, by = (c[e] for c in self._segments)
+        dx, dy = bx - ax, by - ay
+        len2 = dx * dx + dy * dy
+        t = np.clip(np.where(len2 > 0, ((x - ax) * dx + (y - ay) * dy) / np.where(len2 > 0, len2, 1), 0), 0, 1)
+        px, py = ax + t * dx, ay + t * dy
+        return t, px, py, np.hypot(x - px, y - py)
+
+    def _nearest_edges(self, x: np.ndarray, y: np.ndarray, cap: float | None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest edge and distance per point; -1 / inf beyond ``cap``.
+
+        A first pass looks only at edges whose boxes meet a small box around each point (exact
+        for points that find an edge within that box's half-width); the rest go to the
+        tree's nearest-neighbour search.
+        """
+        n = len(x)
+        edge = np.full(n, -1, dtype=np.int64)
+        dist = np.full(n, np.inf)
+        r = float(np.clip(np.median(self.edge_length) / 2, 15.0, cap if cap else np.inf))
+        i, j = self._tree.query(shapely.box(x - r, y - r, x + r, y + r))
+        if len(i):
+            if self._segments is not None:
+                d = self._seg_project(x[i], y[i], j)[3]
+            else:
+                d = shapely.distance(shapely.points(x[i], y[i]), self.edge_geometry[j])
+            order = np.argsort(i, kind="stable")  # the tree returns pairs grouped by input
+            i, j, d = i[order], j[order], d[order]
+            starts = np.flatnonzero(np.r_[True, i[1:] != i[:-1]])
+            dmin = np.minimum.reduceat(d, starts)
+            is_min = d == np.repeat(dmin, np.diff(np.r_[starts, len(i)]))
+            first = np.flatnonzero(is_min & np.r_[True, ~(is_min[:-1] & (i[1:] == i[:-1]))])
+            pts_i = i[first]
+            keep = d[first] <= r
+            edge[pts_i[keep]], dist[pts_i[keep]] = j[first][keep], d[first][keep]
+        rest = np.flatnonzero(edge < 0)
+        if len(rest):
+            idx, dd = self._tree.query_nearest(shapely.points(x[rest], y[rest]), max_distance=cap,
+                                               return_distance=True, all_matches=False)
+            edge[rest[idx[0]]], dist[rest[idx[0]]] = idx[1], dd
+        if cap is not None:
+            far = dist > cap
+            edge[far], dist[far] = -1, np.inf
+        return edge, dist
+
+    def _project(self, x: np.ndarray, y: np.ndarray, e: np.ndarray):
+        """Position along each edge (metres from ``u``) and the snapped point."""
+        if self._segments is not None:
+            t, px, py, _ = self._seg_project(x, y, e)
+            return t * self.edge_length[e], px, py
+        g = self.edge_geometry[e]
+        pts = shapely.points(x, y)
+        along = shapely.line_locate_point(g, pts)
+        p = shapely.line_interpolate_point(g, along)
+        along = np.clip(along * self.edge_length[e] / np.maximum(shapely.length(g), _MIN_LENGTH_M),
+                        0, self.edge_length[e])
+        return along, shapely.get_x(p), shapely.get_y(p)
 
     # --- frames ---------------------------------------------------------------------------------
 
