@@ -39,6 +39,7 @@ def load_config(path: str | Path) -> list[dict]:
     ------
     DataError
         Unknown keys, a city without ``name``, a bad ``site`` block.
+
     """
     path = Path(path)
     if not path.exists():
@@ -68,13 +69,12 @@ def load_config(path: str | Path) -> list[dict]:
             raise DataError("a city has no name", file=path, field=f"cities[{i}].name",
                             fix="give every city a 'name' (it names the audit folder)")
         site = city.get("site")
-        if site is not None:
-            if not isinstance(site, dict) or set(site) - _SITE_KEYS:
-                raise DataError("bad 'site' block", file=path, field=f"{city['name']}.site",
-                                fix=f"use keys {sorted(_SITE_KEYS)}, e.g. {{tier: station, new: 5}}")
+        if site is not None and (not isinstance(site, dict) or set(site) - _SITE_KEYS):
+            raise DataError("bad 'site' block", file=path, field=f"{city['name']}.site",
+                            fix=f"use keys {sorted(_SITE_KEYS)}, e.g. {{tier: station, new: 5}}")
         city.setdefault("year", time.localtime().tm_year)
         for key in _PATH_KEYS:
-            if city.get(key) and not str(city[key]).lower() == "osm":
+            if city.get(key) and str(city[key]).lower() != "osm":
                 p = Path(str(city[key]))
                 city[key] = str(p if p.is_absolute() else (path.parent / p))
         if isinstance(site, dict) and site.get("candidates"):
@@ -131,6 +131,7 @@ def audit_city(city: dict, *, out_root: str | Path | None = None, compare: str |
     dict
         The city's summary row: city, year, status (``done``/``skipped``), folder, seconds,
         covered share per tier.
+
     """
     from .pipeline import RunInputs, coverage_run
 
@@ -214,7 +215,7 @@ def _audit_task(city: dict, out_root: str | None, compare: str | None) -> dict:
     except CirclesError as err:
         return {"city": city.get("name"), "year": city.get("year"), "status": "failed",
                 "folder": "", "seconds": None, "error": str(err)}
-    except Exception as err:  # noqa: BLE001 - one city's bug must not lose the other cities
+    except Exception as err:
         return {"city": city.get("name"), "year": city.get("year"), "status": "failed",
                 "folder": "", "seconds": None,
                 "error": f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=3)}"}
@@ -270,6 +271,7 @@ def run_audit(config: str | Path, *, compare: str | Path | None = None, schedule
     Returns
     -------
     AuditSummary
+
     """
     cities = load_config(config)
     root = None if out_root is None else str(out_root)

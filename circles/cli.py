@@ -231,7 +231,7 @@ def _maybe_explorer(folder, lang, run=None) -> None:
 
 @_command("explore")
 def _cmd_explore(args: argparse.Namespace) -> int:
-    from .explorer import estimate_size, explorer_data, render, _rerun
+    from .explorer import _rerun, estimate_size, explorer_data, render
     from .io import write_text
 
     run = _rerun(Path(args.dir))

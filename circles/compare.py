@@ -44,6 +44,7 @@ def match_facilities(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
         One row per facility of either year: ``id_before``, ``id_after``, ``name``,
         ``tier_before``, ``tier_after``, ``moved_m`` and ``status`` (``added``, ``removed``,
         ``moved``, ``retiered``, ``moved+retiered``, ``unchanged``).
+
     """
     b = before.reset_index(drop=True).assign(_i=lambda d: np.arange(len(d)))
     a = after.reset_index(drop=True).assign(_j=lambda d: np.arange(len(d)))
@@ -140,6 +141,7 @@ def compare_audits(previous: str | Path, current: str | Path, *, write: bool = T
         ``kind`` (facility added/removed/moved/retiered, coverage people/share per tier and
         per unit, gaps closed/opened), ``subject``, ``tier``, ``unit``, ``before``, ``after``,
         ``change``, ``detail``.
+
     """
     prev, new = Path(previous), Path(current)
     if not prev.is_dir():

@@ -59,6 +59,7 @@ class CoverageResult:
         routing (service categories, siting, scenarios).
     extras : dict
         Results that later steps attach (service access, proposals).
+
     """
 
     profile: Profile
@@ -145,8 +146,7 @@ class CoverageResult:
                             "households_capacity", "pop_in_circle", "served_pop",
                             "served_households", "m2_per_100_households", "overloaded")
                 if c in fac.columns]
-        out = pd.DataFrame(fac[cols]).assign(lon=np.round(lon, 7), lat=np.round(lat, 7))
-        return out
+        return pd.DataFrame(fac[cols]).assign(lon=np.round(lon, 7), lat=np.round(lat, 7))
 
     def summary_text(self) -> str:
         """The per-tier table as text for the terminal."""
@@ -198,6 +198,7 @@ def compute_coverage(net: WalkNetwork, facilities: gpd.GeoDataFrame, demand, *,
     Returns
     -------
     CoverageResult
+
     """
     profile = get_profile(profile)
     points, outside_extra, label, is_estimate = _demand_parts(demand)
@@ -293,7 +294,7 @@ def _facility_loads(result: CoverageResult, fac_anchors: Anchors, demand_anchors
             continue
         m = coverage_matrix(result.network, fac_anchors.subset(_mask(len(fac), rows)),
                             demand_anchors, limit_metres=profile.threshold_metres(tier.code))
-        in_circle[rows] = np.asarray((m.astype(bool) @ np.where(ok, pop, 0.0))).ravel()
+        in_circle[rows] = np.asarray(m.astype(bool) @ np.where(ok, pop, 0.0)).ravel()
         # A higher-tier complex nearest for this tier serves it too (nesting), but its load is
         # counted under its own tier only, so nobody is counted twice for one facility.
         nearest = result.demand[f"{tier.code}_facility"].to_numpy()

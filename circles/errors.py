@@ -34,6 +34,7 @@ class CirclesError(Exception):
         The column, layer or key, if any.
     fix
         What the user should do about it.
+
     """
 
     def __init__(
@@ -91,6 +92,7 @@ class ValidationError(DataError):
         One dict per problem with keys ``row``, ``field``, ``value``, ``problem`` and ``fix``.
     file
         The table's file.
+
     """
 
     def __init__(self, problems: list[dict], *, file: str | Path | None = None) -> None:

@@ -139,9 +139,9 @@ def estimate_size(data: dict) -> int:
 
 def _rerun(folder: Path):
     """Rebuild a run's result from the inputs its manifest names (same files, same numbers)."""
-    from .pipeline import RunInputs, RunOutput, load_inputs
     from .coverage import compute_coverage
     from .io import Manifest
+    from .pipeline import RunInputs, RunOutput, load_inputs
 
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     params = manifest.get("parameters", {})
@@ -330,6 +330,7 @@ def apply_scenario(facilities: gpd.GeoDataFrame, path: str | Path, *, profile, n
     ------
     DataError
         A closed id that is not in the facility table, or a bad row.
+
     """
     from .errors import DataError
     from .facilities import attach, facilities_from_frame

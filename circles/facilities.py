@@ -58,6 +58,7 @@ def read_facilities(path: str | Path, *, profile: Profile | str | None = None, c
     ------
     ValidationError
         Listing every problem of the table at once.
+
     """
     df = read_table(path, layer=layer, what="facility table")
     return facilities_from_frame(df, profile=profile, crs=crs, network=network, file=path)
@@ -214,6 +215,7 @@ def from_osm(source: str | Path, profile: Profile | str | None = None) -> gpd.Ge
     geopandas.GeoDataFrame
         Same columns as :func:`read_facilities` (without network attachment); footprint polygons
         become their representative point, with ``floor_area_m2`` from footprint × levels.
+
     """
     from .osm import read_osm_features
 

@@ -46,6 +46,7 @@ def gap_hexagons(result, *, resolution: int | None = None) -> gpd.GeoDataFrame:
         ``offnetwork_pop``, ``pop`` (everyone in the hexagon), ``mean_minutes`` and
         ``max_minutes`` to the nearest facility of the tier (population-weighted; ``inf`` when
         some are beyond the search horizon), WGS-84 polygons.
+
     """
     d = result.demand
     if resolution is None:

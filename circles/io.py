@@ -99,6 +99,7 @@ def new_run_dir(path: str | Path) -> Path:
     ------
     InputFileError
         If ``path`` holds files already: a run never overwrites another run.
+
     """
     path = Path(path)
     if path.exists():
@@ -146,6 +147,7 @@ class Manifest:
         The command or function that made the run.
     parameters
         Its parameters (JSON-serialisable).
+
     """
 
     def __init__(self, command: str, parameters: dict | None = None) -> None:

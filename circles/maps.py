@@ -13,18 +13,27 @@ from pathlib import Path
 
 import folium
 import geopandas as gpd
-from branca.element import MacroElement
-from jinja2 import Template
 import numpy as np
 import pandas as pd
+from branca.element import MacroElement
+from jinja2 import Template
 
 from .i18n import t
 from .io import write_text
 from .offline import inline_assets
 from .profiles import Profile, get_profile
 
-__all__ = ["base_map", "coverage_map", "draw_run_map", "facilities_layer", "gaps_layer", "result_map",
-           "proposals_layer", "service_area_layer", "units_layer"]
+__all__ = [
+    "base_map",
+    "coverage_map",
+    "draw_run_map",
+    "facilities_layer",
+    "gaps_layer",
+    "proposals_layer",
+    "result_map",
+    "service_area_layer",
+    "units_layer",
+]
 
 ATTRIBUTION = "© OpenStreetMap contributors"
 # folium's popups build their HTML with jQuery; nothing else of its defaults (Bootstrap, fonts,
@@ -216,6 +225,13 @@ def coverage_map(*, profile: Profile, areas: dict[str, gpd.GeoDataFrame] | None 
         Unit polygons with ``unit`` and ``covered_share``.
     bounds
         Map extent; default: from the layers.
+    title
+        The title shown on the map (escaped).
+    lang
+        ``zh`` or ``en``.
+    offline, tiles
+        As in :func:`base_map`.
+
     """
     if bounds is None:
         frames = [g.to_crs(4326) for g in (areas or {}).values() if len(g)]
@@ -276,6 +292,7 @@ def draw_run_map(run_dir: str | Path, *, offline: bool = False, lang: str | None
         A tile URL template (e.g. the city's intranet tile server).
     out
         Where to write (default ``run_dir/map.html``).
+
     """
     import pyogrio
 
@@ -331,6 +348,9 @@ def result_map(result, *, isochrones: dict | None = None, gaps: gpd.GeoDataFrame
         Gap hexagons (:func:`circles.gaps.gap_hexagons`); the lowest tier's are shown.
     proposals
         Proposed sites (``rank``, ``lon``, ``lat``, ``tier``, ``new_covered_pop``...).
+    lang, offline, tiles, title
+        As in :func:`coverage_map` (the language defaults to the profile's).
+
     """
     profile = result.profile
     lang = lang or profile.lang

@@ -53,6 +53,7 @@ class WalkNetwork:
         Per-edge attributes kept from the source (``osm_id``, ``highway``, ``name``...).
     report : dict
         How the network was built: source, counts read, kept and dropped, km, seconds.
+
     """
 
     def __init__(self, *, x: np.ndarray, y: np.ndarray, node_id: np.ndarray, edge_u: np.ndarray,
@@ -108,6 +109,7 @@ class WalkNetwork:
         Returns
         -------
         WalkNetwork
+
         """
         t0 = time.perf_counter()
         x = np.asarray(x, dtype=np.float64)
@@ -133,7 +135,7 @@ class WalkNetwork:
         keep &= ~key.duplicated().to_numpy()
         u, v, geom, length, attrs = u[keep], v[keep], geom[keep], length[keep], attrs[keep]
         rep = dict(report or {})
-        rep.update(source=str(source), nodes_read=int(n), edges_read=int(len(keep)),
+        rep.update(source=str(source), nodes_read=int(n), edges_read=len(keep),
                    duplicate_or_loop_edges_dropped=int((~keep).sum()))
         if len(u) == 0:
             raise NetworkError("no walkable edge left to build a network from", file=source or None,
@@ -172,6 +174,7 @@ class WalkNetwork:
             ``.osm.pbf``, ``.osm``, ``.osm.bz2`` or ``.osm.gz``.
         progress
             Called with the name of each stage as it starts.
+
         """
         from .osm import read_osm_ways, walkable
 
@@ -180,7 +183,7 @@ class WalkNetwork:
         nodes, edges = read_osm_ways(path)
         _tick(progress, "filter")
         mask = walkable(edges)
-        read = {"segments_in_extract": int(len(edges)), "segments_not_walkable": int((~mask).sum()),
+        read = {"segments_in_extract": len(edges), "segments_not_walkable": int((~mask).sum()),
                 "km_not_walkable": round(float(edges.loc[~mask, "geometry"].to_crs(
                     utm_crs(nodes["lon"], nodes["lat"])).length.sum()) / 1000, 3) if (~mask).any() else 0.0}
         edges = edges.loc[mask]
@@ -295,6 +298,7 @@ class WalkNetwork:
             One row per point: ``edge`` (-1 when not snapped), ``along_m`` (distance from the
             edge's ``u`` end along its geometry), ``offset_m`` (straight walk from the point to
             the edge; ``inf`` when not snapped), ``snap_x``, ``snap_y``, ``snapped`` (bool).
+
         """
         x = np.asarray(x, dtype=float)
         y = np.asarray(y, dtype=float)
@@ -512,6 +516,7 @@ def load_network(source: str | Path | None = None, *, crs: str | None = None,
     Returns
     -------
     WalkNetwork
+
     """
     from .osm import download_graph, is_osm_file
 
@@ -538,6 +543,6 @@ def _is_saved_network(path: Path) -> bool:
 
     try:
         layers = {name for name, _ in pyogrio.list_layers(path)}
-    except Exception:  # noqa: BLE001 - an unreadable file is the road reader's to report
+    except Exception:
         return False
     return {_NODE_LAYER, _EDGE_LAYER} <= layers

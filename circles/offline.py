@@ -48,6 +48,7 @@ def inline_assets(page: str) -> str:
     ------
     CirclesError
         When the page references an asset with no offline copy (never silently left online).
+
     """
     page = _SCRIPT.sub(lambda m: f"<script>{_safe_script(asset(m.group(1)))}</script>", page)
     page = _LINK.sub(lambda m: f"<style>{asset(m.group(1))}</style>", page)

@@ -119,6 +119,7 @@ def read_osm_ways(path: str | Path) -> tuple[pd.DataFrame, gpd.GeoDataFrame]:
         Missing, empty, truncated or unreadable file.
     NetworkError
         No highway at all in the extract.
+
     """
     path = Path(path)
     if not path.exists():
@@ -133,7 +134,7 @@ def read_osm_ways(path: str | Path) -> tuple[pd.DataFrame, gpd.GeoDataFrame]:
         try:
             result = OSM(str(pbf), engine="in_memory", keep_metadata=False).get_network(
                 network_type="all", nodes=True)
-        except Exception as err:  # noqa: BLE001 - any parser failure means an unreadable file
+        except Exception as err:
             raise InputFileError(
                 f"cannot read the OSM extract ({type(err).__name__}: {err}); it may be truncated",
                 file=path, fix="download the extract again and check its size against the source",
@@ -196,6 +197,7 @@ def read_osm_features(path: str | Path, *, kind: str, custom_filter: dict | None
     -------
     geopandas.GeoDataFrame
         The features with their tags as columns; empty (with a geometry column) when none.
+
     """
     from pyrosm import OSM
 
@@ -224,6 +226,8 @@ def download_graph(query: str | object, *, polygon: bool = False):
     query
         A place name (``"Jinjiang District, Chengdu"``) or, with ``polygon=True``, a shapely
         polygon in WGS-84.
+    polygon
+        ``query`` is a polygon, not a place name.
 
     Returns
     -------
@@ -234,6 +238,7 @@ def download_graph(query: str | object, *, polygon: bool = False):
     ------
     OfflineError
         When OpenStreetMap's servers cannot be reached.
+
     """
     import osmnx as ox
     import requests

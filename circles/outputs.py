@@ -14,7 +14,7 @@ import pandas as pd
 
 from .io import atomic_path
 
-__all__ = ["write_csv", "write_layers", "write_coverage_run"]
+__all__ = ["write_coverage_run", "write_csv", "write_layers"]
 
 
 def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
@@ -67,6 +67,7 @@ def write_coverage_run(result, out: str | Path, *, isochrones: dict[str, gpd.Geo
     -------
     list of Path
         The files written.
+
     """
     out = Path(out)
     written = [write_csv(result.by_tier(), out / "coverage_by_tier.csv")]

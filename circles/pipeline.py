@@ -57,6 +57,7 @@ def load_inputs(inputs: RunInputs, manifest: Manifest, *, progress=None):
     -------
     tuple
         ``(net, profile, facilities, demand, units)``.
+
     """
     from .facilities import read_facilities
     from .network import default_network_path, load_network
@@ -135,6 +136,7 @@ def coverage_run(inputs: RunInputs, out: str | Path, *, manifest: Manifest | Non
     Returns
     -------
     RunOutput
+
     """
     from .coverage import compute_coverage
     from .gaps import gap_hexagons
@@ -143,7 +145,7 @@ def coverage_run(inputs: RunInputs, out: str | Path, *, manifest: Manifest | Non
     from .standards import check_standards
 
     folder = new_run_dir(out)
-    manifest = manifest or Manifest("coverage", {k: v for k, v in vars(inputs).items()})
+    manifest = manifest or Manifest("coverage", dict(vars(inputs).items()))
     net, profile, fac, demand, units = load_inputs(inputs, manifest, progress=progress)
     with manifest.timed("coverage"):
         result = compute_coverage(net, fac, demand, profile=profile, units=units,
@@ -191,6 +193,7 @@ def site_run(run: RunOutput, *, tier: str = "station", new: int | None = None,
     -------
     geopandas.GeoDataFrame
         The proposals (see :func:`circles.proposals.proposals_frame`).
+
     """
     from .proposals import propose
 

@@ -44,6 +44,7 @@ class Demand:
         True for the OSM estimate.
     label : str
         Where the numbers come from (says "estimate" when they are one).
+
     """
 
     points: gpd.GeoDataFrame
@@ -106,6 +107,7 @@ def from_points(source: str | Path | gpd.GeoDataFrame, *, pop_column: str | None
         Coordinates of a table, or of a layer without a CRS.
     group_columns
         Columns counting population groups (children, elderly...), carried along.
+
     """
     df = source if isinstance(source, pd.DataFrame) else read_table(source, what="population")
     file = None if isinstance(source, pd.DataFrame) else source
@@ -218,6 +220,7 @@ def from_raster(path: str | Path, *, area=None, max_cell_metres: float = 100.0) 
         The study area as a shapely geometry in WGS-84; the raster is read over its bounds.
     max_cell_metres
         Cells larger than this become a regular sub-grid of points sharing the cell's people.
+
     """
     import rasterio
     from rasterio.warp import transform_bounds
@@ -292,6 +295,7 @@ def estimate_from_osm(osm_path: str | Path, *, total_pop: float | None = None,
         How to scale the estimate.
     area
         Keep features inside this WGS-84 geometry.
+
     """
     from .osm import read_osm_features
 

@@ -28,6 +28,7 @@ def candidate_anchors(result, *, candidates: str | Path | None = None, crs: str 
     Returns
     -------
     anchors, lon, lat
+
     """
     net, profile = result.network, result.profile
     fac = result.facilities[result.facilities["status"] == "ok"]
@@ -69,14 +70,19 @@ def propose(run, *, tier: str = "station", new: int | None = None, target: float
 
     Parameters
     ----------
+    run
+        A finished coverage run.
     tier
         The tier of the new sites (default ``station``); only people not covered for it count.
     new, target
         How many sites (maximal covering), or the coverage share to reach (fewest sites).
     exact
         Solve the maximal covering exactly (HiGHS, within ``time_limit_s``) instead of greedily.
-    candidates
-        A file of candidate sites (in ``crs``); default: network nodes every ``spacing_metres``.
+    candidates, crs, spacing_metres
+        A file of candidate sites (coordinates in ``crs``); default: network nodes, one per
+        ``spacing_metres`` square.
+    time_limit_s
+        Seconds the exact solver (and the LP bound) may take.
     capacity
         Each new site serves at most the people its floor area provides for.
     gcj02
@@ -84,6 +90,7 @@ def propose(run, *, tier: str = "station", new: int | None = None, target: float
     write
         Write the files into the run folder (``False``: only return the proposals, e.g. to
         compare solvers in a notebook).
+
     """
     result = run.result
     profile = result.profile
@@ -143,7 +150,7 @@ def propose(run, *, tier: str = "station", new: int | None = None, target: float
     write_layers({"proposals": gdf}, folder / "proposals.gpkg")
     write_csv(scen, folder / "scenario_comparison.csv")
     run.manifest.set("siting", {"tier": code, "new": new, "target": target, "solver": solver,
-                                "candidates": int(len(cand)), "selected": int(len(sel)),
+                                "candidates": len(cand), "selected": len(sel),
                                 "new_covered_pop": float(model.gains.sum()),
                                 "explanation": explanation, "capacity_pop": cap})
     run.extras["proposals"] = gdf

@@ -125,6 +125,7 @@ def write_report(folder: str | Path, *, run=None, changes: pd.DataFrame | None =
     -------
     list of Path
         The two files written.
+
     """
     folder = Path(folder)
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8")) \

@@ -32,6 +32,7 @@ def candidate_nodes(net, *, spacing_metres: float = 100.0, exclude_xy: tuple[np.
     -------
     numpy.ndarray
         Node indices.
+
     """
     gx = np.floor(net.x / spacing_metres).astype(np.int64)
     gy = np.floor(net.y / spacing_metres).astype(np.int64)
@@ -93,6 +94,7 @@ class MaximalCovering:
         ``(upper_bound - objective) / upper_bound``.
     solver, status : str
     seconds : float
+
     """
 
     problem: _Problem
@@ -213,7 +215,7 @@ def _greedy(prob: _Problem, *, max_sites: int, stop_at: float | None = None) -> 
     chosen, gains = [], []
     covered = prob.already
     while heap and len(chosen) < max_sites:
-        neg, j = heapq.heappop(heap)
+        _neg, j = heapq.heappop(heap)
         g = _gain(prob, left, j)
         if heap and g < -heap[0][0] - 1e-9:
             if g > 0:
@@ -412,6 +414,7 @@ class CoverageTarget:
         islands or off-network, limit it).
     explanation : str
         Why the target cannot be reached, when it cannot.
+
     """
 
     problem: _Problem

@@ -34,6 +34,7 @@ def check_standards(result) -> pd.DataFrame:
     pandas.DataFrame
         ``check``, ``subject``, ``tier``, ``value``, ``standard``, ``unit``, ``passed``,
         ``source``. A check with no data is left out, never passed by default.
+
     """
     p = result.profile
     std = p.standards

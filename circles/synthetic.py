@@ -38,6 +38,7 @@ def make_city(n_nodes: int, *, block_metres: float = 80.0, missing_share: float 
     -------
     WalkNetwork
         The largest connected component, in UTM zone 48N.
+
     """
     rng = np.random.default_rng(seed)
     side = max(2, int(np.ceil(np.sqrt(n_nodes))))

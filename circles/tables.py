@@ -60,6 +60,7 @@ def read_table(path: str | Path, *, layer: str | None = None, what: str = "table
     ------
     InputFileError
         Missing, empty or unreadable files, or an unsupported format.
+
     """
     path = Path(path)
     if not path.exists():
@@ -79,7 +80,7 @@ def read_table(path: str | Path, *, layer: str | None = None, what: str = "table
                                  fix="use CSV, Excel (.xlsx), GeoJSON, GeoPackage or Shapefile")
     except InputFileError:
         raise
-    except Exception as err:  # noqa: BLE001 - every reader raises its own kinds
+    except Exception as err:
         raise InputFileError(f"cannot read the {what} ({type(err).__name__}: {err})", file=path,
                              fix="open it in a spreadsheet or GIS program and export it again") from err
     if len(df) == 0:
@@ -112,6 +113,7 @@ def table_points(df: pd.DataFrame | gpd.GeoDataFrame, *, crs: str = "wgs84", fil
         NaN where the row has no usable coordinates.
     problems : list of dict
         One per bad row: ``row``, ``field``, ``value``, ``problem``, ``fix``.
+
     """
     problems: list[dict] = []
     n = len(df)

@@ -5,7 +5,6 @@ from browser import browser_page
 from circles.maps import draw_run_map
 from circles.pipeline import RunInputs, coverage_run
 
-
 _COUNT_LAYERS = """() => {
     let n = 0;
     for (const k in window) {

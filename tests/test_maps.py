@@ -50,7 +50,8 @@ def test_user_strings_are_escaped(demo_run):
 def test_english_map(demo_run, tmp_path):
     path = draw_run_map(demo_run, lang="en", out=tmp_path / "en.html")
     page = path.read_text(encoding="utf-8")
-    assert "uncovered population" in page and "community" in page
+    assert "uncovered population" in page
+    assert "community" in page
     assert "未覆盖人口" not in page
 
 
@@ -59,7 +60,8 @@ def test_offline_map_loads_nothing_from_the_internet(demo_run, tmp_path):
     assert not re.search(r'<script[^>]+src="https?://', page)
     assert not re.search(r'<link[^>]+href="https?://', page)
     assert "tile.openstreetmap.org" not in page
-    assert "L.map" in page and "Leaflet" in page  # Leaflet itself is inlined
+    assert "L.map" in page
+    assert "Leaflet" in page
     intranet = draw_run_map(demo_run, offline=True, tiles="http://tiles.city.local/{z}/{x}/{y}.png",
                             out=tmp_path / "intranet.html").read_text(encoding="utf-8")
     assert "tiles.city.local" in intranet

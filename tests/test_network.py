@@ -187,7 +187,7 @@ def test_bad_files_are_clear_errors(tmp_path, name, content, match):
 def test_truncated_pbf_is_a_clear_error(tmp_path, chengdu_pbf):
     path = tmp_path / "truncated.osm.pbf"
     path.write_bytes(chengdu_pbf.read_bytes()[:60_000])
-    with pytest.raises(CirclesError, match="truncated|cannot read") as err:
+    with pytest.raises(CirclesError, match=r"truncated|cannot read") as err:
         load_network(path)
     assert str(path) in str(err.value)
 

@@ -103,7 +103,9 @@ def test_points_with_groups_and_bad_counts(tmp_path):
     assert d.input_pop == pytest.approx(150)  # 100 located + 50 without coordinates
     assert d.points["children"].sum() == pytest.approx(10)
     reasons = " ".join(d.excluded["reason"])
-    assert "missing" in reasons and "negative" in reasons and "coordinates" in reasons
+    assert "missing" in reasons
+    assert "negative" in reasons
+    assert "coordinates" in reasons
 
 
 def test_osm_estimate_is_labelled_and_scaled(chengdu_pbf):

@@ -81,7 +81,8 @@ def test_target_reached_with_few_sites_and_unreachable_target_explains():
     t2 = CoverageTarget.from_cost_matrix(cov2.tocsr(), w2, offnetwork_pop=w2[0]).solve(0.95)
     assert not t2.reached
     assert t2.reachable_share < 0.95
-    assert "cannot be reached" in t2.explanation and "off-network" in t2.explanation
+    assert "cannot be reached" in t2.explanation
+    assert "off-network" in t2.explanation
 
 
 def test_candidate_thinning_keeps_spacing_and_excludes_existing():
