@@ -278,16 +278,7 @@ def to_wgs84(x, y, crs: str | int | pyproj.CRS | None = "wgs84") -> tuple[np.nda
         WGS-84 lon and lat, same shape as the input.
 
     """
-    c = parse_crs(crs)
-    x, y = _arrays(x, y)
-    if isinstance(c, str) and c == "gcj02":
-        return gcj02_to_wgs84(x, y)
-    if isinstance(c, str) and c == "bd09":
-        return bd09_to_wgs84(x, y)
-    if c.equals(WGS84):
-        return x, y
-    lon, lat = _transformer(c, WGS84).transform(x, y)
-    return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+    return _convert(x, y, crs, to_wgs=True)
 
 
 def from_wgs84(lon, lat, crs: str | int | pyproj.CRS | None = "wgs84") -> tuple[np.ndarray, np.ndarray]:
@@ -308,13 +299,17 @@ def from_wgs84(lon, lat, crs: str | int | pyproj.CRS | None = "wgs84") -> tuple[
         Coordinates in ``crs``, same shape as the input.
 
     """
+    return _convert(lon, lat, crs, to_wgs=False)
+
+
+def _convert(x, y, crs, *, to_wgs: bool) -> tuple[np.ndarray, np.ndarray]:
+    # One path for both directions: the Chinese systems by formula, the rest through PROJ.
     c = parse_crs(crs)
-    lon, lat = _arrays(lon, lat)
-    if isinstance(c, str) and c == "gcj02":
-        return wgs84_to_gcj02(lon, lat)
-    if isinstance(c, str) and c == "bd09":
-        return wgs84_to_bd09(lon, lat)
+    x, y = _arrays(x, y)
+    if isinstance(c, str):
+        fwd, inv = {"gcj02": (gcj02_to_wgs84, wgs84_to_gcj02), "bd09": (bd09_to_wgs84, wgs84_to_bd09)}[c]
+        return (fwd if to_wgs else inv)(x, y)
     if c.equals(WGS84):
-        return lon, lat
-    x, y = _transformer(WGS84, c).transform(lon, lat)
-    return np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        return x, y
+    a, b = _transformer(c, WGS84).transform(x, y) if to_wgs else _transformer(WGS84, c).transform(x, y)
+    return np.asarray(a, dtype=float), np.asarray(b, dtype=float)
