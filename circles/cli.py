@@ -57,6 +57,8 @@ def _cmd_network(args: argparse.Namespace) -> int:
         options["add_osm"] = args.add_osm
     if args.repaired:
         options["repaired"] = args.repaired
+    if args.keep_crossings:
+        options["node_crossings"] = False
     net = _load_network(args.source, crs=args.crs, **options)
     seconds = time.perf_counter() - t0
     rep = net.summary()
@@ -287,6 +289,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="road lines: close endpoint gaps up to this (default 2)")
     net.add_argument("--add-osm", help="road lines: add the footways of this OSM extract")
     net.add_argument("--repaired", help="road lines: write the repaired lines to this GeoPackage")
+    net.add_argument("--keep-crossings", action="store_true",
+                     help="road lines: do not join lines that cross without a shared vertex "
+                          "(for layers that are already routable, such as OSM exports)")
     def routing_args(sp, *, population: bool = False, required: bool = True) -> None:
         sp.add_argument("--network", default=None,
                         help="OSM extract, road-line file, saved network or place name "

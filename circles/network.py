@@ -205,7 +205,9 @@ class WalkNetwork:
             raise InputFileError("some ways reference nodes missing from the extract", file=path,
                                  fix="cut the extract with complete ways (osmium extract -s complete_ways)")
         # pyrosm yields two-node segments, so straight lines between the projected ends are exact.
-        attrs = edges[["osm_id", "highway", "name"]].reset_index(drop=True)
+        attrs = edges[["osm_id", "highway", "name", "bridge", "tunnel", "layer"]].reset_index(drop=True)
+        attrs["bridge"] = attrs["bridge"].fillna("").astype(str)
+        attrs["tunnel"] = attrs["tunnel"].fillna("").astype(str)
         net = cls.from_lines(x=px, y=py, node_id=ids, edge_u=u, edge_v=v, edge_geometry=None,
                              crs=crs, edge_attrs=attrs, source=str(path), report=read)
         net.report["read_s"] = round(time.perf_counter() - t0, 3)

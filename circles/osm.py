@@ -144,11 +144,14 @@ def read_osm_ways(path: str | Path) -> tuple[pd.DataFrame, gpd.GeoDataFrame]:
                            fix="check the extract covers a built-up area; cut a larger extract")
     nodes, edges = result
     edges = edges.rename(columns={"id": "osm_id"})
-    for col in ("foot", "access", "sidewalk", "name", "tags", "area", "service"):
+    for col in ("foot", "access", "sidewalk", "name", "tags", "area", "service", "bridge", "tunnel"):
         if col not in edges.columns:
             edges[col] = None
+    # The level matters to anyone who re-nodes these lines: a bridge does not meet the street below.
+    layer = edges["tags"].astype("string").str.extract(r'"layer"\s*:\s*"(-?\d+)"')[0]
+    edges["layer"] = pd.to_numeric(layer, errors="coerce")
     keep = ["u", "v", "osm_id", "highway", "name", "foot", "access", "sidewalk", "area", "service",
-            "tags", "geometry"]
+            "bridge", "tunnel", "layer", "tags", "geometry"]
     return nodes[["id", "lon", "lat"]], edges[keep]
 
 
