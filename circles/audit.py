@@ -28,8 +28,8 @@ _PATH_KEYS = ("network", "facilities", "population", "units", "services", "candi
 _KEYS = {"name", "year", "network", "facilities", "crs", "population", "pop_column",
          "households_column", "population_crs", "units", "unit_column", "profile", "site",
          "services", "lang", "compare", "candidates"}
-_SITE_KEYS = {"tier", "new", "target", "exact", "candidates", "crs", "service", "capacity",
-              "time_limit_s"}
+_SITE_KEYS = {"tier", "new", "target", "exact", "candidates", "crs", "capacity", "time_limit_s",
+              "landuse"}
 
 
 def load_config(path: str | Path) -> list[dict]:

@@ -59,6 +59,10 @@ def _cmd_network(args: argparse.Namespace) -> int:
         options["repaired"] = args.repaired
     if args.keep_crossings:
         options["node_crossings"] = False
+    if args.class_column:
+        options["class_column"] = args.class_column
+    if args.walkable_column:
+        options["walkable_column"] = args.walkable_column
     net = _load_network(args.source, crs=args.crs, **options)
     seconds = time.perf_counter() - t0
     rep = net.summary()
@@ -209,7 +213,8 @@ def _cmd_site(args: argparse.Namespace) -> int:
     with manifest.timed("siting"):
         proposals = site_run(run, tier=args.tier, new=args.new, target=args.target, exact=args.exact,
                              candidates=args.candidates, crs=args.crs, capacity=args.capacity,
-                             time_limit_s=args.time_limit)
+                             time_limit_s=args.time_limit,
+                             landuse=args.landuse.split(",") if args.landuse else None)
     manifest.write(run.folder)
     draw_run_map(run.folder, lang=args.lang)
     _maybe_explorer(run.folder, args.lang, run=run)
@@ -289,6 +294,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="road lines: close endpoint gaps up to this (default 2)")
     net.add_argument("--add-osm", help="road lines: add the footways of this OSM extract")
     net.add_argument("--repaired", help="road lines: write the repaired lines to this GeoPackage")
+    net.add_argument("--class-column", help="road lines: the road-class column (default 等级/class)")
+    net.add_argument("--walkable-column", help="road lines: the walkable yes/no column (default 步行/walkable)")
     net.add_argument("--keep-crossings", action="store_true",
                      help="road lines: do not join lines that cross without a shared vertex "
                           "(for layers that are already routable, such as OSM exports)")
@@ -333,6 +340,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="coverage share to reach with the fewest sites, e.g. 0.9")
     st.add_argument("--candidates", default=None,
                     help="candidate sites (table or layer, in --crs); default: network nodes every 100 m")
+    st.add_argument("--landuse", default=None,
+                    help="only candidates on these land uses, e.g. residential,commercial "
+                         "(the candidate file's landuse column, or OSM landuse polygons)")
     st.add_argument("--exact", action="store_true", help="solve exactly with HiGHS (time-limited)")
     st.add_argument("--time-limit", type=float, default=60.0, help="seconds for the exact solver")
     st.add_argument("--capacity", action="store_true",

@@ -106,11 +106,15 @@ def facility_anchor_frame(fac):
 
 def isochrone_layers(net, fac, profile) -> dict:
     """The isochrone layers of a run: a dissolved layer per tier and the per-facility areas."""
-    from .isochrones import tier_isochrones, to_wgs84
+    from .isochrones import distance_bands, tier_isochrones, to_wgs84
 
     anchors, ok = facility_anchor_frame(fac)
     layers = tier_isochrones(net, anchors, fac["tier"].to_numpy()[ok], profile,
                              ids=fac["facility_id"].to_numpy()[ok])
+    if ok.any():
+        # The rings view: 0-5, 5-10, 10-15 minutes from the nearest facility of any tier.
+        minutes = sorted(profile.threshold_minutes(t) for t in profile.tiers)
+        layers["bands"] = distance_bands(net, anchors, minutes=minutes, profile=profile)
     return {name: to_wgs84(gdf) for name, gdf in layers.items()}
 
 
@@ -185,7 +189,7 @@ def site_run(run: RunOutput, *, tier: str = "station", new: int | None = None,
              target: float | None = None, exact: bool = False, candidates: str | Path | None = None,
              crs: str = "wgs84", capacity: bool = False, time_limit_s: float = 60.0,
              spacing_metres: float = 100.0, gcj02: bool = True,
-             write: bool = True):
+             write: bool = True, landuse: list[str] | None = None):
     """Propose new sites for a finished coverage run and write ``proposals.csv``,
     ``proposals.gpkg`` and ``scenario_comparison.csv`` (coverage per tier before and after) into its folder.
 
@@ -199,4 +203,4 @@ def site_run(run: RunOutput, *, tier: str = "station", new: int | None = None,
 
     return propose(run, tier=tier, new=new, target=target, exact=exact, candidates=candidates,
                    crs=crs, capacity=capacity, time_limit_s=time_limit_s,
-                   spacing_metres=spacing_metres, gcj02=gcj02, write=write)
+                   spacing_metres=spacing_metres, gcj02=gcj02, write=write, landuse=landuse)

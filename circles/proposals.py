@@ -20,10 +20,18 @@ from .tables import read_table, table_points
 __all__ = ["candidate_anchors", "propose", "scenario_table"]
 
 
+_LANDUSE_COLUMNS = ("landuse", "land_use", "type", "用地", "用地性质", "用地类型", "类型")
+
+
 def candidate_anchors(result, *, candidates: str | Path | None = None, crs: str = "wgs84",
-                      spacing_metres: float = 100.0) -> tuple[Anchors, np.ndarray, np.ndarray]:
+                      spacing_metres: float = 100.0, landuse: list[str] | None = None
+                      ) -> tuple[Anchors, np.ndarray, np.ndarray]:
     """Candidate sites on the network: a file's sites (snapped; off-network ones dropped and
     counted) or network nodes thinned to ``spacing_metres``, existing facilities excluded.
+
+    ``landuse`` keeps only candidates on those land-use types: a file's ``landuse``/``type``
+    (用地性质) column, or for network nodes the OSM ``landuse`` polygons of the network's
+    extract (a node within 50 m of one, since streets run along parcels).
 
     Returns
     -------
@@ -31,13 +39,26 @@ def candidate_anchors(result, *, candidates: str | Path | None = None, crs: str 
 
     """
     net, profile = result.network, result.profile
+    if isinstance(landuse, str):
+        landuse = [v.strip() for v in landuse.split(",") if v.strip()]
     fac = result.facilities[result.facilities["status"] == "ok"]
     if candidates is None:
         nodes = candidate_nodes(net, spacing_metres=spacing_metres,
                                 exclude_xy=(fac["x"].to_numpy(float), fac["y"].to_numpy(float)))
+        if landuse:
+            nodes = nodes[_on_landuse(net, nodes, landuse)]
         lon, lat = net.to_wgs84(net.x[nodes], net.y[nodes])
         return Anchors.at_nodes(net, nodes), np.asarray(lon), np.asarray(lat)
     df = read_table(candidates, what="candidate sites")
+    if landuse:
+        col = next((c for c in df.columns if str(c).lower() in _LANDUSE_COLUMNS), None)
+        if col is None:
+            raise DataError("the candidate file has no land-use column to filter on", file=candidates,
+                            field="landuse", fix=f"add one of {', '.join(_LANDUSE_COLUMNS)} or drop --landuse")
+        df = df[df[col].astype(str).isin(landuse)].reset_index(drop=True)
+        if not len(df):
+            raise DataError(f"no candidate has land use {landuse}", file=candidates, field=str(col),
+                            fix="check the land-use values")
     lon, lat, problems = table_points(df, crs=crs, file=candidates)
     if problems:
         from .errors import ValidationError
@@ -53,6 +74,27 @@ def candidate_anchors(result, *, candidates: str | Path | None = None, crs: str 
     return anchors, lon[ok], lat[ok]
 
 
+def _on_landuse(net, nodes: np.ndarray, kinds: list[str]) -> np.ndarray:
+    from .network import default_network_path
+    from .osm import is_osm_file, read_osm_features
+
+    src = str(net.report.get("source") or "")
+    osm = src if src and is_osm_file(src) else str(default_network_path())
+    lu = read_osm_features(osm, kind="landuse")
+    if not len(lu) or "landuse" not in lu:
+        raise DataError("the extract has no land-use polygons to limit candidates to", file=osm,
+                        fix="give --candidates with a land-use column, or drop --landuse")
+    lu = lu[lu["landuse"].isin(kinds)].to_crs(net.crs)
+    if not len(lu):
+        raise DataError(f"the extract has no land use of type {kinds}", file=osm, field="landuse",
+                        fix="use OSM landuse values such as residential, commercial, retail")
+    tree = shapely.STRtree(lu.geometry.to_numpy())
+    pts = shapely.points(net.x[nodes], net.y[nodes])
+    keep = np.zeros(len(nodes), dtype=bool)
+    keep[tree.query(pts, predicate="dwithin", distance=50.0)[0]] = True
+    return keep
+
+
 def _capacity_pop(profile, tier: str) -> float:
     t = profile.tier(tier)
     area = t.min_floor_area_m2 or profile.standards.get("min_complex_floor_area_m2", 600.0)
@@ -64,7 +106,8 @@ def _capacity_pop(profile, tier: str) -> float:
 def propose(run, *, tier: str = "station", new: int | None = None, target: float | None = None,
             exact: bool = False, candidates: str | Path | None = None, crs: str = "wgs84",
             capacity: bool = False, time_limit_s: float = 60.0, spacing_metres: float = 100.0,
-            gcj02: bool = True, write: bool = True) -> gpd.GeoDataFrame:
+            gcj02: bool = True, write: bool = True, landuse: list[str] | None = None
+            ) -> gpd.GeoDataFrame:
     """Choose new sites for ``run`` (a :class:`circles.pipeline.RunOutput`) and write
     ``proposals.csv``, ``proposals.gpkg`` and ``scenario_comparison.csv`` into its folder.
 
@@ -83,6 +126,8 @@ def propose(run, *, tier: str = "station", new: int | None = None, target: float
         ``spacing_metres`` square.
     time_limit_s
         Seconds the exact solver (and the LP bound) may take.
+    landuse
+        Keep only candidates on these land-use types (see :func:`candidate_anchors`).
     capacity
         Each new site serves at most the people its floor area provides for.
     gcj02
@@ -100,7 +145,8 @@ def propose(run, *, tier: str = "station", new: int | None = None, target: float
                         fix="use --new 5 or --target 0.9")
     net = result.network
     limit = profile.threshold_metres(code)
-    cand, lon, lat = candidate_anchors(result, candidates=candidates, crs=crs, spacing_metres=spacing_metres)
+    cand, lon, lat = candidate_anchors(result, candidates=candidates, crs=crs, spacing_metres=spacing_metres,
+                                       landuse=landuse)
     matrix = coverage_matrix(net, cand, result.demand_anchors, limit_metres=limit)
     pop = result.demand["pop"].to_numpy(float)
     already = result.covered_mask(code)

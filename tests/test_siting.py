@@ -120,3 +120,21 @@ def test_unreachable_target_on_chengdu_explains_itself(tmp_path, capsys):
     assert main(["site", "--target", "0.999", "--out", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
     assert "cannot be reached" in out
+
+
+def test_candidates_limited_to_land_use(tmp_path):
+    import pandas as pd
+
+    from circles.cli import main
+
+    assert main(["site", "--new", "3", "--landuse", "residential", "--out", str(tmp_path / "r")]) == 0
+    prop = pd.read_csv(tmp_path / "r" / "proposals.csv", encoding="utf-8-sig")
+    import geopandas as gpd
+    import shapely
+
+    from circles.osm import read_osm_features
+
+    lu = read_osm_features("data/chengdu.osm.pbf", kind="landuse")
+    res = lu[lu["landuse"] == "residential"].to_crs(32648)
+    pts = gpd.GeoSeries(shapely.points(prop["lon"], prop["lat"]), crs=4326).to_crs(32648)
+    assert all(res.distance(p).min() <= 50.0 + 1e-6 for p in pts)
