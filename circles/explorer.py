@@ -238,7 +238,7 @@ function recompute() {
   for (let s = 0; s < nS; s++) if (active[s]) apply(s, 1);
 }
 recompute();
-const map = L.map('map', {preferCanvas: true});
+const map = L.map('map', {preferCanvas: true, zoomSnap: 0.25});
 map.attributionControl.addAttribution('&copy; OpenStreetMap contributors');
 L.control.scale().addTo(map);
 let view = D.tiers[D.tiers.length - 1].code, addTier = D.tiers[D.tiers.length - 1].code;
@@ -248,14 +248,16 @@ for (let d = 0; d < nD; d++) dots.push(L.circleMarker([D.demand.lat[d], D.demand
 const tierOf = c => D.tiers.find(t => t.code === c);
 const marks = [];
 for (let s = 0; s < nS; s++) {
-  const m = L.circleMarker([D.sites.lat[s], D.sites.lon[s]], {radius: D.sites.kind[s] === 'candidate' ? 3 : 7, weight: 2});
+  // Weights are set here once: changing a weight later makes Leaflet re-measure bounds.
+  const m = L.circleMarker([D.sites.lat[s], D.sites.lon[s]], {radius: D.sites.kind[s] === 'candidate' ? 2.5 : 7, weight: D.sites.kind[s] === 'candidate' ? 1 : 2});
   m.on('click', () => toggle(s)); m.addTo(map); marks.push(m);
 }
 function styleSite(s) {
   const k = D.sites.kind[s], on = active[s], t = tierOf(siteTier[s]);
-  if (k === 'candidate' && !on) marks[s].setStyle({color: '#888', fillColor: '#bbb', fillOpacity: 0.6, radius: 3});
+  if (k === 'candidate' && !on) marks[s].setStyle({color: '#999', opacity: 0.5, fillColor: '#ccc', fillOpacity: 0.35});
   else if (!on) marks[s].setStyle({color: '#000', fillColor: '#fff', fillOpacity: 0.9, dashArray: '2 2'});
-  else marks[s].setStyle({color: k === 'existing' ? '#fff' : '#d7191c', fillColor: t ? t.colour : '#d7191c', fillOpacity: 1, radius: k === 'candidate' ? 6 : 7, dashArray: null});
+  else marks[s].setStyle({color: k === 'existing' ? '#fff' : '#d7191c', opacity: 1, fillColor: t ? t.colour : '#d7191c', fillOpacity: 1, dashArray: null});
+  if (map._loaded) marks[s].setRadius(k === 'candidate' ? (on ? 6 : 2.5) : 7);
   const label = (D.sites.name[s] ? esc(D.sites.name[s]) + ' · ' : '') + esc(t ? (P.lang === 'zh' ? t.name : t.name_en) : '') + (on ? '' : ' · ' + W.closed);
   marks[s].bindTooltip(label);
 }
@@ -313,11 +315,13 @@ function panel() {
   document.getElementById('viewTier').onchange = e => { view = e.target.value; styleDots(); panel(); };
 }
 window.circles = {toggle, covered: () => Object.assign({}, covered), exportCSV, exportGeoJSON, loadProposals, reset,
+  reachSize: (s, code) => M[code].indptr[s + 1] - M[code].indptr[s],
   setAddTier: c => { addTier = c; }, sites: D.sites, scenarioRows};
 for (let s = 0; s < nS; s++) styleSite(s);
 styleDots(); panel();
-const lats = D.sites.lat.concat(D.demand.lat), lons = D.sites.lon.concat(D.demand.lon);
-map.fitBounds([[Math.min(...lats), Math.min(...lons)], [Math.max(...lats), Math.max(...lons)]]);
+const lats = D.demand.lat.length ? D.demand.lat : D.sites.lat, lons = D.demand.lon.length ? D.demand.lon : D.sites.lon;
+map.fitBounds([[Math.min(...lats), Math.min(...lons)], [Math.max(...lats), Math.max(...lons)]], {padding: [20, 20]});
+for (const m of marks) if (m.options.fillOpacity === 1) m.bringToFront();
 """
 
 

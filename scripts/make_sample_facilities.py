@@ -21,9 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 TIERS = [  # tier (as Chinese offices write it), OSM tags, how many, floor area m², services
     ("片区级", {"office": ["government"], "amenity": ["townhall", "library"]}, 3, 1800,
      "community_service;health;elderly_care;culture_sport;canteen;market"),
-    ("社区级", {"amenity": ["marketplace", "post_office", "library"]}, 10, 700,
+    ("社区级", {"amenity": ["marketplace", "post_office", "library", "hospital", "police"]}, 10, 700,
      "community_service;elderly_care;health;culture_sport"),
-    ("驿站级", {"shop": ["supermarket", "convenience"], "leisure": ["park"]}, 20, 320,
+    ("驿站级", {"shop": ["supermarket", "convenience"], "leisure": ["park"], "amenity": ["school", "kindergarten", "bank", "pharmacy", "post_office", "clinic"]}, 20, 320,
      "community_service;elderly_care"),
 ]
 
@@ -46,6 +46,8 @@ def main() -> None:
     warnings.simplefilter("ignore")
     rows = []
     taken = np.empty((0, 2))
+    lu = read_osm_features(ROOT / "data" / "chengdu.osm.pbf", kind="landuse")
+    residential = shapely.union_all(lu[lu["landuse"] == "residential"].to_crs(32648).geometry.to_numpy())
     for tier, tags, k, area, services in TIERS:
         pois = read_osm_features(ROOT / "data" / "chengdu.osm.pbf", kind="pois", custom_filter=tags)
         keep = np.zeros(len(pois), dtype=bool)
@@ -54,6 +56,9 @@ def main() -> None:
                 keep |= pois[key].isin(values).to_numpy()
         pois = pois[keep & pois["name"].notna().to_numpy()].sort_values("id").reset_index(drop=True)
         pts = gpd.GeoSeries(shapely.point_on_surface(pois.geometry.to_numpy()), crs=4326)
+        # Complexes serve residents: keep features within 400 m of residential land use.
+        near = pts.to_crs(32648).distance(residential).to_numpy() <= 400
+        pois, pts = pois[near].reset_index(drop=True), pts[near].reset_index(drop=True)
         xy = np.column_stack([pts.to_crs(32648).x, pts.to_crs(32648).y])
         for n, i in enumerate(_spread(xy, k, taken)):
             rng = np.random.default_rng(1000 + len(rows))
