@@ -36,7 +36,8 @@ def read_facilities(path: str | Path, *, profile: Profile | str | None = None, c
         Chinese name such as 社区级, or minutes), lon/lat or x/y or a geometry, optional
         floor_area_m2, households_capacity, id, services; Chinese headers (名称, 级别/等级,
         经度, 纬度, 面积) are recognised. Polygon footprints connect to the network at the point
-        of their boundary nearest to it.
+        of their boundary nearest to it, unless ``entrance_lon``/``entrance_lat`` (入口经度/入口纬度)
+        give the entrance.
     profile
         Resolves tier names (default ``deyang``).
     crs
@@ -85,6 +86,7 @@ def facilities_from_frame(df: pd.DataFrame, *, profile: Profile | str | None = N
     problems += point_problems
     if network is not None and polygons.any():
         lon, lat = _entrances(df, polygons, network, lon, lat)
+    lon, lat = _entrance_columns(df, lon, lat, crs)
     tiers = np.full(len(df), None, dtype=object)
     if cols["tier"] is not None:
         for i, raw in enumerate(df[cols["tier"]].tolist()):
@@ -158,6 +160,27 @@ def attach(facilities: gpd.GeoDataFrame, net: WalkNetwork, profile: Profile) -> 
     for col in ("edge", "along_m", "offset_m"):
         fac[col] = snap[col].to_numpy()
     return fac
+
+
+_ENTRANCE = (("entrance_lon", "入口经度"), ("entrance_lat", "入口纬度"))
+
+
+def _entrance_columns(df: pd.DataFrame, lon: np.ndarray, lat: np.ndarray, crs: str
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """A facility's entrance, where the table gives one, is where it meets the street."""
+    cx = next((c for c in df.columns if str(c).lower() in _ENTRANCE[0]), None)
+    cy = next((c for c in df.columns if str(c).lower() in _ENTRANCE[1]), None)
+    if cx is None or cy is None:
+        return lon, lat
+    ex = pd.to_numeric(df[cx], errors="coerce").to_numpy(float)
+    ey = pd.to_numeric(df[cy], errors="coerce").to_numpy(float)
+    has = np.isfinite(ex) & np.isfinite(ey)
+    if has.any():
+        from .crs import to_wgs84
+
+        lon, lat = lon.copy(), lat.copy()
+        lon[has], lat[has] = to_wgs84(ex[has], ey[has], crs)
+    return lon, lat
 
 
 def _polygon_rows(df: pd.DataFrame) -> np.ndarray:

@@ -143,3 +143,12 @@ def test_facilities_from_osm_on_chengdu(chengdu_pbf):
     assert set(fac["tier"]) <= {"district", "community", "station"}
     assert fac["name"].str.len().min() > 0
     assert fac.crs.to_epsg() == 4326
+
+
+def test_entrance_columns_set_where_a_complex_meets_the_street(tmp_path, chengdu_net):
+    lon, lat = chengdu_net.lonlat()
+    df = pd.DataFrame([{"name": "gate", "tier": "station", "lon": lon[10] + 0.001, "lat": lat[10],
+                        "入口经度": lon[200], "入口纬度": lat[200]}])
+    fac = facilities_from_frame(df, network=chengdu_net)
+    assert fac.geometry.x.iloc[0] == pytest.approx(lon[200])
+    assert fac["offset_m"].iloc[0] < 1.0
