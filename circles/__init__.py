@@ -27,6 +27,8 @@ from .pipeline import RunInputs, coverage_run, isochrone_layers, site_run
 from .population import Demand, estimate_from_osm, read_population
 from .profiles import Profile, Tier, get_profile, list_profiles
 from .routing import Anchors, coverage_matrix, nearest, nearest_by_tier, reach
+from .service_access import ServiceAccess, service_access
+from .services import builtin_catalogue, load_catalogue, service_points
 from .siting import CoverageTarget, MaximalCovering, candidate_nodes
 from .standards import check_standards
 
@@ -44,10 +46,12 @@ __all__ = [
     "Profile",
     "ProfileError",
     "RunInputs",
+    "ServiceAccess",
     "Tier",
     "ValidationError",
     "WalkNetwork",
     "__version__",
+    "builtin_catalogue",
     "candidate_nodes",
     "check_standards",
     "compare_audits",
@@ -67,6 +71,7 @@ __all__ = [
     "get_profile",
     "isochrone_layers",
     "list_profiles",
+    "load_catalogue",
     "load_config",
     "load_network",
     "nearest",
@@ -76,6 +81,8 @@ __all__ = [
     "read_population",
     "result_map",
     "run_audit",
+    "service_access",
+    "service_points",
     "site_run",
     "tier_isochrones",
     "to_wgs84",

@@ -162,11 +162,33 @@ def _cmd_coverage(args: argparse.Namespace) -> int:
         bar.close()
     _report_facilities(run.result.facilities)
     print(run.result.summary_text())
+    _print_services(run.extras.get("services"))
     print(f"written: {run.folder}")
     return 0
 
 
-_COMMANDS["demo"] = _cmd_coverage
+def _print_services(access) -> None:
+    if access is None:
+        return
+    t = access.by_service()
+    print(f"\n{'service':18s} {'metres':>7s} {'group':>9s} {'covered':>10s} {'uncovered':>10s} {'share':>6s}")
+    for r in t.itertuples():
+        print(f"{r.service:18s} {r.threshold_metres:7.0f} {r.group or '-':>9s} {r.covered_pop:10,.0f} "
+              f"{r.uncovered_pop:10,.0f} {r.covered_share:6.1%}")
+    s = access.score_summary().iloc[0]
+    print(f"life-circle score: {s.reach_all_share:.1%} of the population reach all {s.required_categories} "
+          f"required categories (mean {s.mean_score:.1f}); most missing: {s.most_missing}")
+    for w in access.warnings:
+        print(f"note: {w}", file=sys.stderr)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    if args.services is None:
+        args.services = "osm"  # the demo shows the service mix OSM has in the extract
+    return _cmd_coverage(args)
+
+
+_COMMANDS["demo"] = _cmd_demo
 
 
 @_command("audit")
@@ -214,7 +236,8 @@ def _cmd_site(args: argparse.Namespace) -> int:
         proposals = site_run(run, tier=args.tier, new=args.new, target=args.target, exact=args.exact,
                              candidates=args.candidates, crs=args.crs, capacity=args.capacity,
                              time_limit_s=args.time_limit,
-                             landuse=args.landuse.split(",") if args.landuse else None)
+                             landuse=args.landuse.split(",") if args.landuse else None,
+                             service=args.service)
     manifest.write(run.folder)
     draw_run_map(run.folder, lang=args.lang)
     _maybe_explorer(run.folder, args.lang, run=run)
@@ -258,6 +281,19 @@ def _cmd_map(args: argparse.Namespace) -> int:
 
     path = draw_run_map(args.dir, offline=args.offline, lang=args.lang, tiles=args.tiles)
     print(f"written: {path}")
+    return 0
+
+
+@_command("services")
+def _cmd_services(args: argparse.Namespace) -> int:
+    from .profiles import get_profile
+    from .services import load_catalogue
+
+    cat = load_catalogue(args.catalogue or get_profile(args.profile).services or None)
+    for c in cat:
+        threshold = f"{c.metres:g} m" if c.metres is not None else f"{c.minutes:g} min"
+        print(f"{c.code:18s} {c.name_zh:10s} {threshold:>8s}  group {c.group or '-':10s} "
+              f"{'required' if c.required else 'optional':8s}  {c.source}")
     return 0
 
 
@@ -322,6 +358,9 @@ def _parser() -> argparse.ArgumentParser:
                             help="CRS of a population file that has none")
             sp.add_argument("--units", default=None, help="administrative unit polygons")
             sp.add_argument("--lang", choices=("zh", "en"), default=None, help="map language")
+            sp.add_argument("--services", default=None,
+                            help="service points table, or 'osm' for the extract's own (kindergartens, "
+                                 "schools, clinics, markets...); a facility 'services' column counts too")
             sp.add_argument("--scenario", default=None,
                             help="a scenario exported from explorer.html: sites added and facilities closed")
             sp.add_argument("--unit-column", default=None, help="the unit name column")
@@ -340,6 +379,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="coverage share to reach with the fewest sites, e.g. 0.9")
     st.add_argument("--candidates", default=None,
                     help="candidate sites (table or layer, in --crs); default: network nodes every 100 m")
+    st.add_argument("--service", default=None,
+                    help="site for a service category instead of a tier, e.g. kindergarten "
+                         "(needs --services or a services column)")
     st.add_argument("--landuse", default=None,
                     help="only candidates on these land uses, e.g. residential,commercial "
                          "(the candidate file's landuse column, or OSM landuse polygons)")
@@ -363,6 +405,9 @@ def _parser() -> argparse.ArgumentParser:
     aud.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
     aud.add_argument("--workers", type=int, default=2, help="local Dask workers (default 2)")
     aud.add_argument("--out-root", default=None, help="where audit folders go (default: beside the config)")
+    svc = sub.add_parser("services", help="list the service catalogue")
+    svc.add_argument("--catalogue", default=None, help="a YAML or Excel catalogue to list instead")
+    svc.add_argument("--profile", default=None, help="a profile whose catalogue to list")
     prof = sub.add_parser("profiles", help="list the built-in profiles, or print one")
     prof.add_argument("name", nargs="?", help="a profile to print as YAML")
     return p

@@ -84,8 +84,10 @@ class CoverageResult:
         return (self.demand["status"].to_numpy() == "ok") & (
             self.demand[f"{tier}_metres"].to_numpy() <= self.profile.threshold_metres(tier) + 1e-9)
 
-    def _row(self, mask: np.ndarray, covered: np.ndarray, weights: np.ndarray,
-             extra_outside: float) -> dict:
+    def account(self, mask: np.ndarray, covered: np.ndarray, weights: np.ndarray,
+                extra_outside: float) -> dict:
+        """The four-way account (covered, uncovered, off-network, outside) of ``weights`` over the
+        rows in ``mask``; ``extra_outside`` adds people the reader placed outside."""
         status = self.demand["status"].to_numpy()
         w = weights[mask]
         st = status[mask]
@@ -113,7 +115,7 @@ class CoverageResult:
                          "threshold_minutes": round(self.profile.threshold_minutes(tier.code), 3),
                          "threshold_metres": round(self.profile.threshold_metres(tier.code), 1),
                          "facilities": n_fac,
-                         **self._row(everyone, self.covered_mask(tier.code), pop,
+                         **self.account(everyone, self.covered_mask(tier.code), pop,
                                      self.outside_extra_pop)})
         return pd.DataFrame(rows)
 
@@ -134,7 +136,7 @@ class CoverageResult:
                 rows.append({"unit": name, "tier": tier.code,
                              "threshold_minutes": round(self.profile.threshold_minutes(tier.code), 3),
                              "threshold_metres": round(self.profile.threshold_metres(tier.code), 1),
-                             **self._row(mask, covered, pop, extra)})
+                             **self.account(mask, covered, pop, extra)})
         return pd.DataFrame(rows)
 
     def facility_table(self) -> pd.DataFrame:

@@ -327,6 +327,10 @@ def draw_run_map(run_dir: str | Path, *, offline: bool = False, lang: str | None
     m = coverage_map(profile=profile, areas=areas, facilities=facilities, gaps=gaps,
                      proposals=_read_csv(run / "proposals.csv"), units=units, title=title, lang=lang,
                      offline=offline, tiles=tiles)
+    if (run / "service_points.gpkg").exists():
+        for fg in service_layers(gpd.read_file(run / "service_points.gpkg"), lang=lang):
+            fg.add_to(m)
+        _move_layer_control_last(m)
     page = m.get_root().render()
     if offline:
         page = inline_assets(page)
@@ -360,3 +364,31 @@ def result_map(result, *, isochrones: dict | None = None, gaps: gpd.GeoDataFrame
     g = gaps[gaps["tier"] == lowest] if gaps is not None and len(gaps) else gaps
     return coverage_map(profile=profile, areas=isochrones or {}, facilities=fac, gaps=g, proposals=proposals,
                         title=title or t("title", lang), lang=lang, offline=offline, tiles=tiles)
+
+
+_SERVICE_COLOURS = ["#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628", "#f781bf",
+                    "#999999", "#66c2a5", "#fc8d62"]
+
+
+def service_layers(points: gpd.GeoDataFrame, *, lang: str = "zh") -> list[folium.FeatureGroup]:
+    """One toggleable layer of service points per category (hidden until switched on)."""
+    from .services import builtin_catalogue
+
+    names = {c.code: (c.name_zh if lang == "zh" else c.name_en) for c in builtin_catalogue()}
+    groups = []
+    for i, (code, sub) in enumerate(points.groupby("service", sort=True)):
+        colour = _SERVICE_COLOURS[i % len(_SERVICE_COLOURS)]
+        fg = folium.FeatureGroup(name=f"{_esc(names.get(code, code))} ({len(sub)})", show=False)
+        for r in sub.itertuples(index=False):
+            folium.CircleMarker([r.geometry.y, r.geometry.x], radius=4, color=colour, fill=True,
+                                fill_opacity=0.9, tooltip=_esc(f"{names.get(code, code)}: {r.name}")).add_to(fg)
+        groups.append(fg)
+    return groups
+
+
+def _move_layer_control_last(m: folium.Map) -> None:
+    # The layer control lists only the layers added before it: add it again at the end.
+    for key, child in list(m._children.items()):
+        if isinstance(child, folium.LayerControl):
+            del m._children[key]
+    folium.LayerControl(collapsed=False).add_to(m)

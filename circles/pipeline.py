@@ -154,6 +154,10 @@ def coverage_run(inputs: RunInputs, out: str | Path, *, manifest: Manifest | Non
     with manifest.timed("coverage"):
         result = compute_coverage(net, fac, demand, profile=profile, units=units,
                                   unit_column=inputs.unit_column)
+    access = None
+    if inputs.services or "services" in result.facilities.columns:
+        with manifest.timed("services"):
+            access = _services(inputs, net, result, profile, manifest)
     with manifest.timed("gaps"):
         gaps = gap_hexagons(result)
     with manifest.timed("isochrones"):
@@ -161,6 +165,8 @@ def coverage_run(inputs: RunInputs, out: str | Path, *, manifest: Manifest | Non
     with manifest.timed("write"):
         files = write_coverage_run(result, folder, isochrones=iso, gaps=gaps,
                                    standards=check_standards(result))
+        if access is not None:
+            files += _write_services(access, folder)
     manifest.count(nodes=net.n_nodes, facilities=len(fac),
                    facilities_ok=int((result.facilities["status"] == "ok").sum()),
                    demand_points=len(result.demand), population=round(result.input_pop, 1))
@@ -169,12 +175,51 @@ def coverage_run(inputs: RunInputs, out: str | Path, *, manifest: Manifest | Non
     manifest.set("population", {"label": result.population_label, "is_estimate": result.is_estimate})
     manifest.set("coverage_by_tier", result.by_tier().replace({np.nan: None}).to_dict(orient="records"))
     out_run = RunOutput(folder=folder, result=result, files=files, manifest=manifest,
-                        extras={"gaps": gaps, "isochrones": iso, "demand": demand})
+                        extras={"gaps": gaps, "isochrones": iso, "demand": demand, "services": access})
     if draw_map:
         with manifest.timed("map"):
             _draw_map(folder, manifest, lang)
     manifest.write(folder)
     return out_run
+
+
+def _services(inputs: RunInputs, net, result, profile, manifest):
+    """Service points (facility column, a table, or OSM) and per-category access; the
+    per-category minutes and the score join the demand layer."""
+    from .network import default_network_path
+    from .osm import is_osm_file
+    from .service_access import service_access
+    from .services import load_catalogue, service_points
+
+    catalogue = load_catalogue(profile.services or None)
+    table = osm = None
+    if inputs.services and str(inputs.services).lower() == "osm":
+        src = str(net.report.get("source") or "")
+        osm = src if src and is_osm_file(src) else str(default_network_path())
+    elif inputs.services:
+        table = inputs.services
+        manifest.add_input("services", table)
+    points = service_points(facilities=result.facilities[result.facilities["status"] == "ok"],
+                            table=table, osm=osm, catalogue=catalogue, crs=inputs.crs)
+    access = service_access(result, points, catalogue)
+    for col, values in access.demand_columns().items():
+        result.demand[col] = values.to_numpy()
+    manifest.set("services", {"points": len(points), "merged_osm_duplicates": points.attrs.get("merged", 0),
+                              "warnings": access.warnings,
+                              "score": access.score_summary().replace({np.nan: None}).to_dict(orient="records")})
+    return access
+
+
+def _write_services(access, folder: Path) -> list[Path]:
+    import pandas as pd
+
+    from .outputs import write_csv, write_layers
+
+    gaps = pd.concat([access.gaps_by_unit(), access.gaps_by_complex()], ignore_index=True)
+    return [write_csv(access.by_service(), folder / "coverage_by_service.csv"),
+            write_csv(access.score_summary(), folder / "life_circle_score.csv"),
+            write_csv(gaps, folder / "service_gaps.csv"),
+            write_layers({"service_points": access.points}, folder / "service_points.gpkg")]
 
 
 def _draw_map(folder: Path, manifest: Manifest, lang: str | None) -> None:
@@ -189,7 +234,7 @@ def site_run(run: RunOutput, *, tier: str = "station", new: int | None = None,
              target: float | None = None, exact: bool = False, candidates: str | Path | None = None,
              crs: str = "wgs84", capacity: bool = False, time_limit_s: float = 60.0,
              spacing_metres: float = 100.0, gcj02: bool = True,
-             write: bool = True, landuse: list[str] | None = None):
+             write: bool = True, landuse: list[str] | None = None, service: str | None = None):
     """Propose new sites for a finished coverage run and write ``proposals.csv``,
     ``proposals.gpkg`` and ``scenario_comparison.csv`` (coverage per tier before and after) into its folder.
 
@@ -203,4 +248,5 @@ def site_run(run: RunOutput, *, tier: str = "station", new: int | None = None,
 
     return propose(run, tier=tier, new=new, target=target, exact=exact, candidates=candidates,
                    crs=crs, capacity=capacity, time_limit_s=time_limit_s,
-                   spacing_metres=spacing_metres, gcj02=gcj02, write=write, landuse=landuse)
+                   spacing_metres=spacing_metres, gcj02=gcj02, write=write, landuse=landuse,
+                   service=service)

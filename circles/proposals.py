@@ -106,8 +106,8 @@ def _capacity_pop(profile, tier: str) -> float:
 def propose(run, *, tier: str = "station", new: int | None = None, target: float | None = None,
             exact: bool = False, candidates: str | Path | None = None, crs: str = "wgs84",
             capacity: bool = False, time_limit_s: float = 60.0, spacing_metres: float = 100.0,
-            gcj02: bool = True, write: bool = True, landuse: list[str] | None = None
-            ) -> gpd.GeoDataFrame:
+            gcj02: bool = True, write: bool = True, landuse: list[str] | None = None,
+            service: str | None = None) -> gpd.GeoDataFrame:
     """Choose new sites for ``run`` (a :class:`circles.pipeline.RunOutput`) and write
     ``proposals.csv``, ``proposals.gpkg`` and ``scenario_comparison.csv`` into its folder.
 
@@ -128,6 +128,9 @@ def propose(run, *, tier: str = "station", new: int | None = None, target: float
         Seconds the exact solver (and the LP bound) may take.
     landuse
         Keep only candidates on these land-use types (see :func:`candidate_anchors`).
+    service
+        Site for a service category instead of a tier (its threshold, its population group,
+        the people who lack it); needs the run's service access (``--services``).
     capacity
         Each new site serves at most the people its floor area provides for.
     gcj02
@@ -139,6 +142,10 @@ def propose(run, *, tier: str = "station", new: int | None = None, target: float
     """
     result = run.result
     profile = result.profile
+    if service is not None:
+        return _propose_service(run, service, new=new, target=target, exact=exact, candidates=candidates,
+                                crs=crs, time_limit_s=time_limit_s, spacing_metres=spacing_metres,
+                                gcj02=gcj02, write=write, landuse=landuse)
     code = profile.tier(tier).code
     if (new is None) == (target is None):
         raise DataError("give either the number of new sites or a target share", field="new/target",
@@ -230,3 +237,78 @@ def scenario_table(run, proposals: gpd.GeoDataFrame) -> pd.DataFrame:
                          "covered_pop_after": a["covered_pop"],
                          "change_pop": a["covered_pop"] - b["covered_pop"],
                          "covered_share_before": b["covered_share"], "covered_share_after": a["covered_share"]})
+
+
+def _propose_service(run, service: str, *, new, target, exact, candidates, crs, time_limit_s,
+                     spacing_metres, gcj02, write, landuse) -> gpd.GeoDataFrame:
+    """Sites for one service category: who lacks it (its group when the population has one)."""
+    access = run.extras.get("services")
+    if access is None:
+        raise DataError("siting for a service needs the run's service points", field="service",
+                        fix="add --services FILE (or --services osm), or a services column on the facilities")
+    cat = {c.code: c for c in access.catalogue}
+    names = {n.lower(): c.code for c in access.catalogue for n in (c.code, c.name_zh, c.name_en, *c.aliases)}
+    code = names.get(str(service).strip().lower())
+    if code is None:
+        raise DataError(f"unknown service {service!r}", field="service",
+                        fix="use one of: " + ", ".join(cat))
+    if (new is None) == (target is None):
+        raise DataError("give either the number of new sites or a target share", field="new/target",
+                        fix="use --new 5 or --target 0.9")
+    result, c = run.result, cat[code]
+    net = result.network
+    limit = c.threshold_metres(result.profile.metres_per_minute)
+    cand, lon, lat = candidate_anchors(result, candidates=candidates, crs=crs, spacing_metres=spacing_metres,
+                                       landuse=landuse)
+    matrix = coverage_matrix(net, cand, result.demand_anchors, limit_metres=limit)
+    weights = access._weights(c)[0]
+    already = access.covered[code]
+    if target is None:
+        model = MaximalCovering.from_cost_matrix(matrix, weights, already_covered=already)
+        model.solve(int(new), method="exact" if exact else "greedy", time_limit_s=time_limit_s)
+        solver = f"{model.solver}; objective {model.objective:,.0f}, proven bound {model.upper_bound:,.0f}, gap {model.gap:.2%}"
+        explanation = ""
+    else:
+        model = CoverageTarget.from_cost_matrix(matrix, weights, already_covered=already).solve(float(target))
+        solver, explanation = model.solver, model.explanation
+    sel = model.selected
+    total = float(weights.sum())
+    before = float(weights[already].sum())
+    out = pd.DataFrame({"rank": np.arange(1, len(sel) + 1), "lon": np.round(lon[sel], 7), "lat": np.round(lat[sel], 7),
+                        "tier": code, "service": code, "new_covered_pop": np.round(model.gains, 1),
+                        "cumulative_covered_share": np.round((before + np.cumsum(model.gains)) / total, 5)
+                        if total else np.nan,
+                        "nearest_existing_minutes": np.round(_nearest_provider(access, code, cand, sel), 2),
+                        "solver": solver})
+    if gcj02:
+        glon, glat = from_wgs84(out["lon"].to_numpy(), out["lat"].to_numpy(), "gcj02")
+        out["gcj02_lon"], out["gcj02_lat"] = np.round(glon, 7), np.round(glat, 7)
+    gdf = gpd.GeoDataFrame(out, geometry=shapely.points(out["lon"], out["lat"]), crs=4326)
+    after = already | (np.asarray(matrix[sel].astype(bool).sum(axis=0)).ravel() > 0 if len(sel) else already)
+    scen = pd.DataFrame({"service": [code], "covered_pop_before": [before],
+                         "covered_pop_after": [float(weights[after & (result.demand["status"] == "ok").to_numpy()].sum())]})
+    scen["change_pop"] = scen["covered_pop_after"] - scen["covered_pop_before"]
+    gdf.attrs.update(scenario=scen, explanation=explanation)
+    run.extras.update(proposals=gdf, siting_model=model, explanation=explanation)
+    run.manifest.set("siting", {"service": code, "new": new, "target": target, "solver": solver,
+                                "candidates": len(cand), "selected": len(sel),
+                                "new_covered_pop": float(model.gains.sum()), "explanation": explanation})
+    if write:
+        write_csv(pd.DataFrame(gdf.drop(columns="geometry")), run.folder / "proposals.csv")
+        write_layers({"proposals": gdf}, run.folder / "proposals.gpkg")
+        write_csv(scen, run.folder / "scenario_comparison.csv")
+    return gdf
+
+
+def _nearest_provider(access, code: str, cand: Anchors, sel: np.ndarray) -> np.ndarray:
+    net = access.result.network
+    pts = access.points[access.points["service"] == code]
+    if not len(pts) or not len(sel):
+        return np.full(len(sel), np.nan)
+    x, y = net.from_wgs84(pts.geometry.x.to_numpy(), pts.geometry.y.to_numpy())
+    snap = net.snap(x, y, max_metres=access.result.profile.snap_cap_metres)
+    if not snap["snapped"].any():
+        return np.full(len(sel), np.nan)
+    metres, _ = nearest(net, Anchors.from_snap(snap[snap["snapped"]]), limit_metres=None,
+                        targets=cand.subset(_mask(len(cand), sel)))
+    return np.where(np.isfinite(metres), metres / access.result.profile.metres_per_minute, np.nan)

@@ -19,6 +19,7 @@ _TABLES = [  # (file, sheet, English title, Chinese title)
     ("coverage_by_tier.csv", "coverage_by_tier", "Coverage per tier", "分级覆盖"),
     ("coverage_by_unit.csv", "coverage_by_unit", "Coverage per unit", "分单元覆盖"),
     ("coverage_by_service.csv", "coverage_by_service", "Coverage per service category", "分类服务覆盖"),
+    ("life_circle_score.csv", "life_circle_score", "Life-circle score", "生活圈达标"),
     ("service_gaps.csv", "service_gaps", "Missing services", "服务缺项"),
     ("standards.csv", "standards", "Standards checks", "标准核查"),
     ("facilities.csv", "facilities", "Facilities", "设施"),
