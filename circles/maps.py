@@ -328,7 +328,7 @@ def draw_run_map(run_dir: str | Path, *, offline: bool = False, lang: str | None
                      proposals=_read_csv(run / "proposals.csv"), units=units, title=title, lang=lang,
                      offline=offline, tiles=tiles)
     if (run / "service_points.gpkg").exists():
-        for fg in service_layers(gpd.read_file(run / "service_points.gpkg"), lang=lang):
+        for fg in service_layers(gpd.read_file(run / "service_points.gpkg", layer="service_points"), lang=lang):
             fg.add_to(m)
         _move_layer_control_last(m)
     page = m.get_root().render()

@@ -219,7 +219,8 @@ def _write_services(access, folder: Path) -> list[Path]:
     return [write_csv(access.by_service(), folder / "coverage_by_service.csv"),
             write_csv(access.score_summary(), folder / "life_circle_score.csv"),
             write_csv(gaps, folder / "service_gaps.csv"),
-            write_layers({"service_points": access.points}, folder / "service_points.gpkg")]
+            write_layers({"service_points": access.points,
+                          "life_circle_score": access.score_hexagons()}, folder / "service_points.gpkg")]
 
 
 def _draw_map(folder: Path, manifest: Manifest, lang: str | None) -> None:

@@ -156,6 +156,32 @@ class ServiceAccess:
         return pd.DataFrame(rows, columns=["kind", "subject", "service", "people_lacking", "gain_if_offered"]) \
             .sort_values("gain_if_offered", ascending=False, kind="stable")
 
+    def score_hexagons(self, *, resolution: int | None = None):
+        """The life-circle score on H3 hexagons: people, people reaching every required category,
+        that share and the mean score (WGS-84 polygons), weakest first."""
+        import geopandas as gpd
+        import h3
+        import shapely
+
+        from .gaps import _cells, h3_resolution
+
+        d = self.result.demand
+        ok = d["status"].to_numpy() == "ok"
+        res = resolution or h3_resolution(self.result.network.hull.area / 1e6)
+        cells = _cells(d.geometry.x.to_numpy()[ok], d.geometry.y.to_numpy()[ok], res)
+        pop = d["pop"].to_numpy(float)[ok]
+        s = self.score().to_numpy()[ok]
+        full = s == len(self.required)
+        g = pd.DataFrame({"h3": cells, "pop": pop, "reach_all_pop": np.where(full, pop, 0.0), "ws": s * pop}) \
+            .groupby("h3", sort=False).sum()
+        g = g[g["pop"] > 0]
+        g["reach_all_share"] = g["reach_all_pop"] / g["pop"]
+        g["mean_score"] = g["ws"] / g["pop"]
+        g = g.drop(columns="ws").reset_index().sort_values("reach_all_share", kind="stable")
+        names = [h3.int_to_str(int(c)) for c in g["h3"].to_numpy()]
+        geoms = [shapely.Polygon([(lo, la) for la, lo in h3.cell_to_boundary(n)]) for n in names]
+        return gpd.GeoDataFrame(g.assign(h3=names).reset_index(drop=True), geometry=geoms, crs=4326)
+
     def demand_columns(self) -> pd.DataFrame:
         """``svc_{code}_minutes`` per demand point and the score, for ``demand.gpkg``."""
         mpm = self.result.profile.metres_per_minute

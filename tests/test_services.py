@@ -131,6 +131,9 @@ def test_demo_shows_the_service_table_and_score(tmp_path, capsys):
     parts = by[["covered_pop", "uncovered_pop", "offnetwork_pop", "outside_pop"]].sum(axis=1)
     np.testing.assert_allclose(parts, by["population"])
     assert (tmp_path / "demo" / "service_gaps.csv").exists()
+    hexes = gpd.read_file(tmp_path / "demo" / "service_points.gpkg", layer="life_circle_score")
+    assert hexes["pop"].sum() > 0
+    assert ((hexes["reach_all_share"] >= 0) & (hexes["reach_all_share"] <= 1)).all()
     demand = gpd.read_file(tmp_path / "demo" / "demand.gpkg")
     assert "svc_health_minutes" in demand.columns
     assert "life_circle_score" in demand.columns
