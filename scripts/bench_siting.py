@@ -59,7 +59,7 @@ def run(n_cand: int, n_demand: int, p: int, exact_seconds: float, *, peer: bool)
     g.solve(p, method="greedy", time_limit_s=exact_seconds)
     greedy_s = time.perf_counter() - t
     print(f"  circles greedy: {greedy_s:7.2f} s  objective {g.objective:12,.0f}  "
-          f"LP bound {g.upper_bound:12,.0f}  gap to bound {g.gap:.3%}")
+          f"proven bound {g.upper_bound:12,.0f} (LP or Lagrangian)  gap {g.gap:.3%}")
     e = MaximalCovering.from_cost_matrix(cov, w).solve(p, method="exact", time_limit_s=exact_seconds)
     print(f"  circles exact:  {e.seconds:7.2f} s  objective {e.objective:12,.0f}  "
           f"proven bound {e.upper_bound:12,.0f}  gap {e.gap:.3%}  ({e.status})")
