@@ -138,12 +138,12 @@ class MaximalCovering:
             sel, _ = _greedy(self.problem, max_sites=p)
             self.solver, self.status = "greedy (lazy)", "done"
             if self.problem.capacity is None and len(sel):
-                sel = _swap(self.problem, sel)
+                sel = _perturb(self.problem, _swap(self.problem, sel), p, seconds=min(time_limit_s, 3.0))
                 self.solver = "greedy (lazy) + swap search"
                 lower = float(_marginal_gains(self.problem, sel).sum())
                 self.upper_bound = _lagrangian_bound(self.problem, p, lower=lower)
                 if self.problem.coverage.nnz <= 300_000:  # the LP bound is tighter and cheap here
-                    self.upper_bound = min(self.upper_bound, _lp_bound(self.problem, p, min(time_limit_s, 20)))
+                    self.upper_bound = min(self.upper_bound, _lp_bound(self.problem, p, min(time_limit_s, 3.0)))
             self.selected = sel
             self.gains = _marginal_gains(self.problem, sel)
             if self.problem.capacity is None:
@@ -205,15 +205,23 @@ def _take(prob: _Problem, left: np.ndarray, j: int) -> float:
     return taken
 
 
-def _greedy(prob: _Problem, *, max_sites: int, stop_at: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _greedy(prob: _Problem, *, max_sites: int, stop_at: float | None = None,
+            start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     left = prob.weights.copy()
+    chosen, gains = [], []
+    covered = prob.already
+    for j in (start if start is not None else []):  # sites kept from an earlier answer
+        got = _take(prob, left, int(j))
+        chosen.append(int(j))
+        gains.append(got)
+        covered += got
     gains0 = np.asarray(prob.coverage.astype(bool) @ left).ravel()
     if prob.capacity is not None:
         gains0 = np.minimum(gains0, prob.capacity)
+    if chosen:
+        gains0[chosen] = 0.0
     heap = [(-g, j) for j, g in enumerate(gains0) if g > 0]
     heapq.heapify(heap)
-    chosen, gains = [], []
-    covered = prob.already
     while heap and len(chosen) < max_sites:
         _neg, j = heapq.heappop(heap)
         g = _gain(prob, left, j)
@@ -264,6 +272,28 @@ def _swap(prob: _Problem, sel: np.ndarray, *, max_rounds: int = 20) -> np.ndarra
         if not improved:
             break
     return np.asarray(sel, dtype=np.int64)
+
+
+def _perturb(prob: _Problem, sel: np.ndarray, p: int, *, seconds: float, seed: int = 0) -> np.ndarray:
+    """Iterated local search: drop a few sites at random, refill greedily, swap; keep the best.
+
+    Deterministic for a seed; bounded by ``seconds`` (and 200 rounds).
+    """
+    rng = np.random.default_rng(seed)
+    best = np.asarray(sel)
+    best_obj = float(_marginal_gains(prob, best).sum())
+    t0 = time.perf_counter()
+    k = max(1, p // 10)
+    for _ in range(200):
+        if time.perf_counter() - t0 > seconds or len(best) <= k:
+            break
+        keep = np.delete(best, rng.choice(len(best), k, replace=False))
+        trial, _ = _greedy(prob, max_sites=p, start=keep)
+        trial = _swap(prob, trial, max_rounds=3)
+        obj = float(_marginal_gains(prob, trial).sum())
+        if obj > best_obj + 1e-9:
+            best, best_obj = trial, obj
+    return best
 
 
 def _lagrangian_bound(prob: _Problem, p: int, *, lower: float, iterations: int = 300) -> float:
