@@ -138,7 +138,10 @@ class MaximalCovering:
             sel, _ = _greedy(self.problem, max_sites=p)
             self.solver, self.status = "greedy (lazy)", "done"
             if self.problem.capacity is None and len(sel):
-                sel = _perturb(self.problem, _swap(self.problem, sel), p, seconds=min(time_limit_s, 3.0))
+                # Rounds scale with the model so the search costs about the same everywhere and
+                # the answer is reproducible (the time limit is only a safety net).
+                rounds = int(np.clip(4e7 / max(self.problem.coverage.nnz, 1), 10, 200))
+                sel = _perturb(self.problem, _swap(self.problem, sel), p, rounds=rounds, seconds=time_limit_s)
                 self.solver = "greedy (lazy) + swap search"
                 lower = float(_marginal_gains(self.problem, sel).sum())
                 self.upper_bound = _lagrangian_bound(self.problem, p, lower=lower)
@@ -274,17 +277,18 @@ def _swap(prob: _Problem, sel: np.ndarray, *, max_rounds: int = 20) -> np.ndarra
     return np.asarray(sel, dtype=np.int64)
 
 
-def _perturb(prob: _Problem, sel: np.ndarray, p: int, *, seconds: float, seed: int = 0) -> np.ndarray:
+def _perturb(prob: _Problem, sel: np.ndarray, p: int, *, rounds: int, seconds: float, seed: int = 0
+             ) -> np.ndarray:
     """Iterated local search: drop a few sites at random, refill greedily, swap; keep the best.
 
-    Deterministic for a seed; bounded by ``seconds`` (and 200 rounds).
+    ``rounds`` rounds, deterministic for a seed; ``seconds`` only stops a runaway search.
     """
     rng = np.random.default_rng(seed)
     best = np.asarray(sel)
     best_obj = float(_marginal_gains(prob, best).sum())
     t0 = time.perf_counter()
     k = max(1, p // 10)
-    for _ in range(200):
+    for _ in range(rounds):
         if time.perf_counter() - t0 > seconds or len(best) <= k:
             break
         keep = np.delete(best, rng.choice(len(best), k, replace=False))
