@@ -1,12 +1,20 @@
 """Benchmark: repairing and building a 500,000-segment road-line file.
 
-A synthetic bureau layer: long streets on a 20 m-vertex grid that cross without shared
-vertices, each street broken once with a 0.5 m digitising gap, and 1% of segments duplicated;
-written to a GeoPackage. We read, repair (node crossings, close gaps, drop duplicates) and build
-the network, timed with peak memory, beside the simplest correct peer: noding the whole layer
-with ``shapely.union_all`` (GEOS overlay) and polygonising nothing more.
+A synthetic bureau layer, rotated off the axes: two families of long straight streets on a grid,
+vertices every ``--step`` metres, crossing between vertices (never at a shared vertex); each
+street cut into features of ``--per-feature`` segments whose ends are jittered by up to 0.4 m
+(digitising gaps), and 1 % of the features drawn twice (half of them reversed). Written to a
+GeoPackage in CGCS2000 / 3-degree Gauss-Krüger CM 114°E (EPSG:4547), then read, repaired (node the
+crossings, close the gaps, drop the duplicates) and built into a WalkNetwork, timed, with the
+peak memory of the process (ru_maxrss: GEOS's memory included, which tracemalloc does not see).
 
-Usage: python scripts/bench_roads.py [--streets 500] [--vertices 500]
+The peer, in the same run on the same file: osmnx has no road-line repair, so the simplest
+correct alternative: read, node the whole layer with ``shapely.union_all`` (GEOS overlay: nodes
+every crossing and merges duplicates, but closes no gap and knows no bridge), nodes from the
+pieces' ends, and the same ``WalkNetwork.from_lines``. With ``--momepy`` (if installed) also
+momepy's ``close_gaps`` before it, which is what closing the gaps costs there.
+
+Usage: python scripts/bench_roads.py [--segments 500000] [--spacing 100] [--step 20] [--per-feature 5]
 """
 
 from __future__ import annotations
@@ -21,53 +29,104 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from circles.roads import network_from_roads
+from circles.network import WalkNetwork
+from circles.roads import network_from_roads, read_road_lines
+
+ORIGIN = (520_000.0, 3_380_000.0)  # near Wuhan, inside EPSG:4547's zone
 
 
-def layer(streets: int, vertices: int, seed: int = 0) -> gpd.GeoDataFrame:
+def layer(segments: int, spacing: float, step: float, per_feature: int, seed: int = 0) -> gpd.GeoDataFrame:
+    """The synthetic layer: about ``segments`` two-point segments."""
     rng = np.random.default_rng(seed)
-    step, spacing = 20.0, 20.0 * vertices / streets
-    lines = []
-    t = np.arange(vertices + 1) * step
-    for k in range(streets):
-        c = (k + 0.5) * spacing + 3.0  # never on a vertex of the crossing streets
-        for horizontal in (True, False):
-            xy = np.column_stack([t, np.full_like(t, c)]) if horizontal else np.column_stack([np.full_like(t, c), t])
-            cut = int(rng.integers(5, vertices - 5))
-            lines.append(shapely.LineString(xy[: cut + 1]))
-            gap = xy[cut + 1:].copy()
-            gap[0] = xy[cut] + (0.5 if horizontal else 0.0, 0.0 if horizontal else 0.5)
-            lines.append(shapely.LineString(np.vstack([gap[:1], xy[cut + 1:]])))
-    # Streets as digitised: one feature per street piece, placed in CGCS2000 zone 38 (CM 114°E).
-    geoms = shapely.transform(np.array(lines, dtype=object), lambda c: (*c, 500000.0, 3390000.0))
+    # 2 n streets of n * spacing metres, each of n * spacing / step segments.
+    n = max(2, int(np.sqrt(segments * step / (2 * spacing))))
+    length = n * spacing
+    t = np.arange(0.0, length + step / 2, step)
+    offset = (np.arange(n) + 0.5) * spacing + 0.37 * step  # between the other family's vertices
+    xs = np.concatenate([np.tile(t, n), np.repeat(offset, len(t))])
+    ys = np.concatenate([np.repeat(offset, len(t)), np.tile(t, n)])
+    street = np.repeat(np.arange(2 * n), len(t))
+    ordinal = np.tile(np.arange(len(t)), 2 * n)
+    # Features of per_feature segments; the shared vertex is repeated as the next feature's start.
+    feature = street * (len(t) // per_feature + 1) + np.minimum(ordinal, len(t) - 2) // per_feature
+    joint = (ordinal % per_feature == 0) & (ordinal > 0) & (ordinal < len(t) - 1)
+    rep = 1 + joint
+    xs, ys = np.repeat(xs, rep), np.repeat(ys, rep)
+    fid = np.repeat(feature, rep)
+    second = np.cumsum(rep)[joint] - 1
+    fid[second - 1] -= 1  # the first copy ends the previous feature
+    ends = np.r_[second - 1, second]
+    jitter = rng.uniform(-0.2, 0.2, (len(ends), 2))
+    xs[ends] += jitter[:, 0]
+    ys[ends] += jitter[:, 1]
+    a = np.radians(17.0)
+    x = ORIGIN[0] + xs * np.cos(a) - ys * np.sin(a)
+    y = ORIGIN[1] + xs * np.sin(a) + ys * np.cos(a)
+    _, fidx = np.unique(fid, return_inverse=True)
+    geoms = shapely.linestrings(np.column_stack([x, y]), indices=fidx)
     dups = rng.choice(len(geoms), max(1, len(geoms) // 100), replace=False)
-    geoms = np.concatenate([geoms, geoms[dups]])
-    return gpd.GeoDataFrame({"class": np.full(len(geoms), "主干路")}, geometry=geoms, crs=4547)
+    again = geoms[dups].copy()
+    again[::2] = shapely.reverse(again[::2])
+    geoms = np.concatenate([geoms, again])
+    return gpd.GeoDataFrame({"等级": np.full(len(geoms), "支路")}, geometry=geoms, crs=4547)
+
+
+def peer(path: Path, *, momepy: bool) -> tuple[float, WalkNetwork]:
+    t0 = time.perf_counter()
+    gdf = read_road_lines(path)
+    if momepy:
+        import momepy as mm
+
+        gdf = gpd.GeoDataFrame(geometry=mm.close_gaps(gdf, 2.0), crs=gdf.crs)
+    pieces = shapely.get_parts(shapely.union_all(gdf.geometry.to_numpy()))
+    ends = np.vstack([shapely.get_coordinates(shapely.get_point(pieces, 0)),
+                      shapely.get_coordinates(shapely.get_point(pieces, -1))])
+    pos, inv = np.unique(np.round(ends, 3), axis=0, return_inverse=True)
+    inv = inv.ravel()
+    net = WalkNetwork.from_lines(x=pos[:, 0], y=pos[:, 1], node_id=None, edge_u=inv[:len(pieces)],
+                                 edge_v=inv[len(pieces):], edge_geometry=pieces, crs=gdf.crs, source="peer")
+    return time.perf_counter() - t0, net
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--streets", type=int, default=500)
-    ap.add_argument("--vertices", type=int, default=500)
+    ap.add_argument("--segments", type=int, default=500_000)
+    ap.add_argument("--spacing", type=float, default=100.0, help="metres between parallel streets")
+    ap.add_argument("--step", type=float, default=20.0, help="metres between vertices")
+    ap.add_argument("--per-feature", type=int, default=5, help="segments per feature")
+    ap.add_argument("--momepy", action="store_true", help="also time momepy.close_gaps + union_all")
     args = ap.parse_args()
-    gdf = layer(args.streets, args.vertices)
+    gdf = layer(args.segments, args.spacing, args.step, args.per_feature)
     n_seg = int(shapely.get_num_coordinates(gdf.geometry.to_numpy()).sum() - len(gdf))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "roads.gpkg"
         gdf.to_file(path, engine="pyogrio")
-        print(f"layer: {len(gdf):,} features, {n_seg:,} segments, {args.streets ** 2:,} unnoded crossings")
+        del gdf
+        print(f"layer: {n_seg:,} segments in {pyogrio_count(path):,} features, EPSG:4547")
+        base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
         t = time.perf_counter()
         net = network_from_roads(path)
         ours = time.perf_counter() - t
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-        print(f"circles: read + repair + build {ours:.1f} s, peak {peak:.2f} GB "
-              f"(target <= 30 s, <= 3 GB): {net.n_nodes:,} nodes, {net.n_edges:,} edges")
-        print(f"repairs: {net.report['repairs']}")
-        t = time.perf_counter()
-        merged = shapely.union_all(gdf.geometry.to_numpy())
-        peer = time.perf_counter() - t
-        print(f"peer: shapely.union_all over the layer (noding only, no gaps or levels) {peer:.1f} s, "
-              f"{len(shapely.get_parts(merged)):,} pieces")
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+        rep = net.report["repairs"]
+        print(f"circles network_from_roads: {ours:.1f} s (target <= 30 s); peak RSS {rss:.2f} GB "
+              f"(before it: {base_rss:.2f} GB; target <= 3 GB)")
+        print(f"  {net.n_nodes:,} nodes, {net.n_edges:,} edges, {net.km:,.1f} km, "
+              f"{net.report['components']:,} components before keeping the largest")
+        print("  repairs: " + ", ".join(f"{k} {v:,}" for k, v in rep.items()))
+        t_peer, pnet = peer(path, momepy=False)
+        print(f"peer shapely.union_all noding: {t_peer:.1f} s: {pnet.n_nodes:,} nodes, {pnet.n_edges:,} edges, "
+              f"{pnet.km:,.1f} km, {pnet.report['components']:,} components (gaps left open)")
+        if args.momepy:
+            t_mm, mnet = peer(path, momepy=True)
+            print(f"peer momepy.close_gaps + union_all: {t_mm:.1f} s: {mnet.n_nodes:,} nodes, "
+                  f"{mnet.n_edges:,} edges, {mnet.report['components']:,} components")
+
+
+def pyogrio_count(path: Path) -> int:
+    import pyogrio
+
+    return int(pyogrio.read_info(path)["features"])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,432 @@
+"""Topology repair of line work drawn for maps: gaps closed, crossings noded per level, duplicates
+dropped, and a node index for the pieces.
+
+The engine under :func:`circles.roads.repair_lines`. Everything works on flat coordinate arrays
+(``coords`` with a line index ``idx``, as :func:`shapely.get_coordinates` returns them), GEOS does
+the noding, SciPy's KD-tree the endpoint search; no step loops over lines or pairs in Python.
+
+Levels: lines on one level meet wherever they touch or cross; lines on different levels (a bridge,
+the street below) meet only where one of them ends, as a bridge lands or steps reach a footbridge.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import shapely
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+
+__all__ = ["repair_linework"]
+
+MM = 1e-3  # positions closer than this are one point; lines shorter than this are no lines
+
+
+def repair_linework(geoms: np.ndarray, level: np.ndarray, *, snap_metres: float,
+                    node_crossings: bool) -> dict:
+    """Repair projected LineStrings (no multi-parts, no empties) and index their nodes.
+
+    Parameters
+    ----------
+    geoms
+        LineStrings in a metric CRS.
+    level
+        One level per line: 0 on the ground, the layer (or +1 bridge, -1 tunnel) otherwise.
+    snap_metres
+        Dangling ends this close to another end or line are joined to it (0: none).
+    node_crossings
+        Node lines where they cross on one level (GEOS noding); ``False`` trusts the line work:
+        lines meet only at shared vertices, whatever their level (OSM's rule).
+
+    Returns
+    -------
+    dict
+        ``geometry`` (pieces), ``line`` (index of the input line each piece lies on), ``u``,
+        ``v`` (node index of each piece's first and last point), ``node_xy``, ``report``
+        (counts of every fix) and ``fixes`` (``kind``, ``x``, ``y``, ``metres`` of each fix).
+
+    """
+    level = np.asarray(level, dtype=float)
+    report: dict = {}
+    fixes: list[pd.DataFrame] = []
+    coords, idx = shapely.get_coordinates(geoms, return_index=True)
+    if snap_metres > 0:
+        coords, idx = _close_gaps(coords, idx, level, snap_metres, report, fixes)
+    else:
+        report.update(gaps_closed=0, ends_joined_to_lines=0, overshoots_trimmed=0)
+    line = np.arange(len(geoms))
+    if node_crossings:
+        coords, idx, line = _node(coords, idx, level, report, fixes)
+        cut = _landing_cuts(coords, idx, level[line])
+    else:
+        report["crossings_noded"] = 0
+        cut = _shared_vertex_cuts(coords, idx)
+    coords, idx, line = _split(coords, idx, line, cut)
+    coords, idx, line = _split_rings(coords, idx, line, report)
+    pieces = shapely.linestrings(coords, indices=idx)
+    first, last = _bounds(idx)
+    report["lines_split"] = int(max(len(pieces) - len(geoms), 0))
+
+    # Noding leaves sub-millimetre slivers where GEOS met nearly coincident points.
+    ok = shapely.length(pieces) > MM
+    report["slivers_dropped"] = int((~ok).sum())
+    pieces, line, first, last = pieces[ok], line[ok], first[ok], last[ok]
+    a, b = coords[first], coords[last]
+    u, v, node_xy = _node_index(a, b, level[line], by_level=node_crossings)
+    keep = _not_duplicates(pieces, u, v, level[line], snap_metres)
+    report["duplicate_pieces_dropped"] = int((~keep).sum())
+    fixes.append(_fix_points("duplicate_dropped", shapely.line_interpolate_point(
+        pieces[~keep], 0.5, normalized=True), 0.0))
+    return {"geometry": pieces[keep], "line": line[keep], "u": u[keep], "v": v[keep],
+            "node_xy": node_xy, "report": report,
+            "fixes": pd.concat(fixes, ignore_index=True) if fixes else _fix_frame()}
+
+
+# --- coordinate-array helpers --------------------------------------------------------------------
+
+def _bounds(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and last vertex of each line of a sorted line index."""
+    first = np.r_[0, np.flatnonzero(np.diff(idx)) + 1]
+    return first, np.r_[first[1:] - 1, len(idx) - 1]
+
+
+def _key(xy: np.ndarray) -> np.ndarray:
+    """One comparable value per position, rounded to the millimetre."""
+    return np.round(xy[:, 0], 3) + 1j * np.round(xy[:, 1], 3)
+
+
+def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes 0..k-1 of equal values and the k distinct values (hashing: NumPy's unique sorts)."""
+    codes, uniques = pd.factorize(values)
+    return codes, np.asarray(uniques)
+
+
+def _isin(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    return pd.Index(pool).get_indexer(values) >= 0 if len(pool) else np.zeros(len(values), dtype=bool)
+
+
+def _insert(coords: np.ndarray, idx: np.ndarray, line: np.ndarray, pos: np.ndarray,
+            xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Insert points into lines; ``pos`` = segment ordinal + fraction along it.
+
+    Returns the new coordinates, line index and a mask of the inserted vertices.
+    """
+    first, _ = _bounds(idx)
+    ordinal = np.arange(len(idx)) - np.repeat(first, np.diff(np.r_[first, len(idx)]))
+    all_line = np.concatenate([idx, line])
+    all_pos = np.concatenate([ordinal.astype(float), pos])
+    order = np.lexsort((all_pos, all_line))
+    return np.concatenate([coords, xy])[order], all_line[order], order >= len(idx)
+
+
+def _split(coords: np.ndarray, idx: np.ndarray, line: np.ndarray, cut: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split lines at the interior vertices marked ``cut`` (the vertex ends one piece, starts the next)."""
+    first, _ = _bounds(idx)
+    rep = 1 + cut.astype(np.int64)
+    new_coords = np.repeat(coords, rep, axis=0)
+    starts = np.zeros(len(idx), dtype=np.int64)
+    starts[first] = 1
+    # A cut vertex's second copy starts a piece.
+    start = np.repeat(starts, rep)
+    pos = np.cumsum(rep) - 1
+    start[pos[cut]] = 1
+    piece = np.cumsum(start) - 1
+    owner = np.repeat(line[idx], rep)
+    first_new, _ = _bounds(piece)
+    return new_coords, piece, owner[first_new]
+
+
+def _fix_frame() -> pd.DataFrame:
+    return pd.DataFrame({"kind": pd.Series(dtype=str), "x": pd.Series(dtype=float),
+                         "y": pd.Series(dtype=float), "metres": pd.Series(dtype=float)})
+
+
+def _fix_points(kind: str, points, metres) -> pd.DataFrame:
+    xy = shapely.get_coordinates(points) if not isinstance(points, np.ndarray) or points.dtype == object \
+        else points
+    xy = np.asarray(xy, dtype=float).reshape(-1, 2)
+    return pd.DataFrame({"kind": kind, "x": xy[:, 0], "y": xy[:, 1],
+                         "metres": np.broadcast_to(np.asarray(metres, dtype=float), len(xy))})
+
+
+# --- gaps ----------------------------------------------------------------------------------------
+
+def _close_gaps(coords, idx, level, tol, report, fixes):
+    """Join dangling ends: to the nearest end within ``tol``, else to the nearest line on their level.
+
+    A dangling end is one no other vertex shares. It moves onto the nearest other end that it may
+    meet (same level, or it is itself a bridge or tunnel end landing), or, mutual nearest dangling
+    ends, both to their mean; an end left over is joined to the nearest line on its level within
+    ``tol`` by inserting a vertex there (the noding then splits that line), and an end that overshot
+    that line is cut back to the crossing.
+    """
+    first, last = _bounds(idx)
+    n = len(first)
+    ends = np.concatenate([first, last])
+    end_level = np.concatenate([level, level])
+    key = _key(coords)
+    inv, _ = _codes(key)
+    dangling = np.bincount(inv)[inv[ends]] == 1
+
+    # End positions (unique), which levels end at each, and which are a lone dangling end.
+    pinv, pkey = _codes(key[ends])
+    pxy = np.column_stack([pkey.real, pkey.imag])
+    pdang = np.zeros(len(pkey), dtype=bool)
+    pdang[pinv[dangling]] = True
+    lev_codes = np.sort(pd.unique(level))
+    lev_code = np.searchsorted(lev_codes, end_level)
+    pos_level = pd.unique(pinv * len(lev_codes) + lev_code)
+
+    d_pos = np.flatnonzero(pdang)
+    d_level = np.empty(len(pkey))
+    d_level[pinv] = end_level
+    k = int(min(8, len(pkey)))
+    target = np.full(len(d_pos), -1)
+    dist = np.full(len(d_pos), np.inf)
+    if k > 1 and len(d_pos):
+        dd, jj = cKDTree(pxy).query(pxy[d_pos], k=k, distance_upper_bound=tol)
+        code = np.searchsorted(lev_codes, d_level[d_pos])
+        for c in range(k):  # k is at most 8: columns of candidates, nearest first
+            j = jj[:, c]
+            free = (target < 0) & (j < len(pkey)) & (j != d_pos)
+            jc = np.where(free, j, 0)
+            same = _isin(jc * len(lev_codes) + code, pos_level)
+            lands = d_level[d_pos] != 0  # a bridge or tunnel end lands on any level
+            ok = free & (same | lands)
+            target[ok], dist[ok] = j[ok], dd[ok, c]
+    has = target >= 0
+    src, dst = d_pos[has], target[has]
+    moved_pos = np.zeros(0, dtype=np.int64)
+    if len(src):
+        g = sparse.coo_matrix((np.ones(len(src)), (src, dst)), shape=(len(pkey), len(pkey)))
+        _, comp = connected_components(g, directed=False)
+        members = pd.unique(np.concatenate([src, dst]))
+        # Each component has one end that is not dangling (the target everybody moves to) or a
+        # pair of mutually nearest dangling ends (which meet halfway).
+        sink = np.full(comp.max() + 1, -1)
+        fixed = members[~pdang[members]]
+        sink[comp[fixed]] = fixed
+        size = np.maximum(np.bincount(comp[members]), 1)
+        cx = np.bincount(comp[members], pxy[members, 0]) / size
+        cy = np.bincount(comp[members], pxy[members, 1]) / size
+        s = sink[comp[members]]
+        new = np.where((s >= 0)[:, None], pxy[np.maximum(s, 0)], np.column_stack([cx, cy])[comp[members]])
+        moved_pos = members[np.hypot(*(new - pxy[members]).T) > 0]
+        newp = pxy.copy()
+        newp[members] = new
+        coords = coords.copy()
+        coords[ends] = newp[pinv]
+        n_comp = len(pd.unique(comp[members]))
+        report["gaps_closed"] = int(len(members) - n_comp)
+        fixes.append(_fix_points("gap_closed", pxy[moved_pos],
+                                 np.hypot(*(newp[moved_pos] - pxy[moved_pos]).T)))
+    else:
+        report["gaps_closed"] = 0
+
+    # Dangling ends still alone: onto the nearest line of their level.
+    alone = np.zeros(len(pkey), dtype=bool)
+    alone[d_pos[~has]] = True
+    alone[moved_pos] = False
+    e = np.flatnonzero(dangling & alone[pinv])
+    coords, idx, joined, trimmed = _join_to_lines(coords, idx, ends[e], e % n, level, tol, fixes)
+    report["ends_joined_to_lines"] = joined
+    report["overshoots_trimmed"] = trimmed
+    return coords, idx
+
+
+def _join_to_lines(coords, idx, vert, vline, level, tol, fixes):
+    """Move end vertices ``vert`` (of lines ``vline``) onto the nearest segment of another line."""
+    if not len(vert):
+        return coords, idx, 0, 0
+    same = idx[1:] == idx[:-1]
+    sa = np.flatnonzero(same)  # segment i runs from vertex sa[i] to sa[i] + 1
+    a, b = coords[sa], coords[sa + 1]
+    seg_line = idx[sa]
+    first, _ = _bounds(idx)
+    seg_ord = sa - first[seg_line]
+    tree = shapely.STRtree(shapely.linestrings(np.stack([a, b], axis=1)))
+    pts = shapely.points(coords[vert])
+    pi, sj = tree.query(pts, predicate="dwithin", distance=tol)
+    ok = (seg_line[sj] != vline[pi]) & (level[seg_line[sj]] == level[vline[pi]])
+    pi, sj = pi[ok], sj[ok]
+    if not len(pi):
+        return coords, idx, 0, 0
+    p = coords[vert[pi]]
+    ab = b[sj] - a[sj]
+    ll = np.maximum((ab ** 2).sum(1), 1e-18)
+    t = np.clip(((p - a[sj]) * ab).sum(1) / ll, 0, 1)
+    q = a[sj] + t[:, None] * ab
+    d = np.hypot(*(p - q).T)
+    order = np.lexsort((d, pi))
+    best = order[np.r_[True, pi[order][1:] != pi[order][:-1]]]
+    pi, sj, t, q, d = pi[best], sj[best], t[best], q[best], d[best]
+    # An end past the line (its last segment crosses it) is cut back to the crossing instead.
+    v = vert[pi]
+    is_first = np.zeros(len(idx), dtype=bool)
+    is_first[first] = True
+    prev = np.where(is_first[v], v + 1, v - 1)
+    r = coords[v] - coords[prev]
+    s_ab = ab[best]
+    den = r[:, 0] * s_ab[:, 1] - r[:, 1] * s_ab[:, 0]
+    w = a[sj] - coords[prev]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s_r = (w[:, 0] * s_ab[:, 1] - w[:, 1] * s_ab[:, 0]) / den
+        s_t = (w[:, 0] * r[:, 1] - w[:, 1] * r[:, 0]) / den
+    cross = (np.abs(den) > 1e-12) & (s_r > 0) & (s_r <= 1) & (s_t >= 0) & (s_t <= 1)
+    xq = coords[prev] + s_r[:, None] * r
+    cross &= np.hypot(*(xq - coords[v]).T) <= tol
+    q = np.where(cross[:, None], xq, q)
+    t = np.where(cross, s_t, t)
+    seglen = np.sqrt(ll[best])
+    # At an existing vertex the end just moves there; elsewhere the line gains a vertex.
+    at_a, at_b = t * seglen <= MM, (1 - t) * seglen <= MM
+    q = np.where(at_a[:, None], a[sj], np.where(at_b[:, None], b[sj], q))
+    moved = np.hypot(*(q - coords[v]).T)
+    fixes.append(_fix_points("end_joined_to_line", coords[v], moved))
+    coords = coords.copy()
+    coords[v] = q
+    ins = ~(at_a | at_b)
+    coords, idx, _ = _insert(coords, idx, seg_line[sj[ins]], seg_ord[sj[ins]] + t[ins], q[ins])
+    return coords, idx, int((moved > 0).sum()), int(cross.sum())
+
+
+# --- noding ---------------------------------------------------------------------------------------
+
+def _node(coords, idx, level, report, fixes):
+    """Node each level's lines with GEOS; each piece remembers the line it lies on."""
+    lines = shapely.linestrings(coords, indices=idx)
+    same = idx[1:] == idx[:-1]
+    sa = np.flatnonzero(same)
+    seg_line = idx[sa]
+    in_key = _key(coords)
+    out_coords, out_idx, out_line = [], [], []
+    new_points = []
+    base = 0
+    overlap = 0.0
+    for lv in np.sort(pd.unique(level)):  # a handful of levels: one GEOS call each
+        mine = np.flatnonzero(level == lv)
+        pieces = shapely.get_parts(shapely.node(shapely.multilinestrings(lines[mine])))
+        overlap += float(shapely.length(lines[mine]).sum() - shapely.length(pieces).sum())
+        segs = np.flatnonzero(level[seg_line] == lv)
+        tree = shapely.STRtree(shapely.linestrings(np.stack([coords[sa[segs]], coords[sa[segs] + 1]], axis=1)))
+        # A piece's midpoint lies on the segment it came from (to rounding): a box query finds it.
+        mid = shapely.line_interpolate_point(pieces, 0.5, normalized=True)
+        pi, sj = tree.query(mid, predicate="dwithin", distance=MM)
+        order = np.argsort(pi, kind="stable")
+        pi, sj = pi[order], sj[order]
+        at = np.r_[True, pi[1:] != pi[:-1]] if len(pi) else np.zeros(0, dtype=bool)
+        nearest = np.zeros(len(pieces), dtype=np.int64)
+        nearest[pi[at]] = sj[at]
+        found = np.zeros(len(pieces), dtype=bool)
+        found[pi] = True
+        lost = np.flatnonzero(~found)
+        if len(lost):  # GEOS moved a piece by more than a millimetre: take the nearest segment
+            nearest[lost] = tree.query_nearest(mid[lost], all_matches=False)[1]
+        owner = seg_line[segs[nearest]]
+        c, i = shapely.get_coordinates(pieces, return_index=True)
+        f, la = _bounds(i)
+        ek = _key(np.vstack([c[f], c[la]]))
+        new_points.append(ek[~_isin(ek, pd.unique(in_key[level[idx] == lv]))])
+        out_coords.append(c)
+        out_idx.append(i + base)
+        out_line.append(owner)
+        base += len(pieces)
+    new = pd.unique(np.concatenate(new_points))
+    report["crossings_noded"] = len(new)
+    report["overlap_metres_dropped"] = round(max(overlap, 0.0), 1)
+    fixes.append(_fix_points("crossing_noded", np.column_stack([new.real, new.imag]), 0.0))
+    return np.concatenate(out_coords), np.concatenate(out_idx), np.concatenate(out_line)
+
+
+def _shared_vertex_cuts(coords: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Interior vertices that another vertex shares: where routable line work meets (any level)."""
+    first, last = _bounds(idx)
+    interior = np.ones(len(idx), dtype=bool)
+    interior[first] = interior[last] = False
+    inv, _ = _codes(_key(coords))
+    return interior & (np.bincount(inv)[inv] >= 2)
+
+
+def _landing_cuts(coords: np.ndarray, idx: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Interior vertices where a line of another level ends alone (a bridge lands, steps arrive).
+
+    Same-level meetings were noded by GEOS already.
+    """
+    first, last = _bounds(idx)
+    is_end = np.zeros(len(idx), dtype=bool)
+    is_end[first] = is_end[last] = True
+    pos, uniq = _codes(_key(coords))
+    df = pd.DataFrame({"p": pos, "l": level[idx], "end": is_end})
+    g = df.groupby(["p", "l"], sort=False)["end"].agg(["sum", "size"])
+    lone = np.zeros(len(uniq), dtype=bool)
+    lone[g.index[(g["sum"] == 1) & (g["size"] == 1)].get_level_values("p")] = True
+    return ~is_end & lone[pos]
+
+
+def _split_rings(coords, idx, line, report):
+    """A closed piece would be a self-loop (dropped by the graph): cut it in three."""
+    first, last = _bounds(idx)
+    k = _key(coords)
+    seg = np.r_[np.hypot(*np.diff(coords, axis=0).T), 0.0]
+    seg[last] = 0.0  # no segment from one line's last vertex to the next line's first
+    cum = np.r_[0.0, np.cumsum(seg)[:-1]]
+    ring = np.flatnonzero((k[first] == k[last]) & (cum[last] - cum[first] > 3 * MM))
+    report["rings_split"] = len(ring)
+    if not len(ring):
+        return coords, idx, line
+    total = cum[last[ring]] - cum[first[ring]]
+    at = np.concatenate([cum[first[ring]] + total / 3, cum[first[ring]] + 2 * total / 3])
+    rr = np.concatenate([ring, ring])
+    vtx = np.clip(np.searchsorted(cum, at, side="right") - 1, first[rr], last[rr] - 1)
+    frac = np.clip((at - cum[vtx]) / np.maximum(seg[vtx], 1e-18), 0, 1)
+    xy = coords[vtx] + frac[:, None] * (coords[vtx + 1] - coords[vtx])
+    pos = (vtx - first[rr]) + frac
+    coords2, idx2, cut = _insert(coords, idx, rr, pos, xy)
+    return _split(coords2, idx2, line, cut)
+
+
+# --- nodes and duplicates -------------------------------------------------------------------------
+
+def _node_index(a: np.ndarray, b: np.ndarray, level: np.ndarray, *, by_level: bool
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Node of each piece end: one per position (within 1 mm); on separate levels unless one ends alone."""
+    m = len(a)
+    ends = np.vstack([a, b])
+    inv, pk = _codes(_key(ends))
+    pxy = np.column_stack([pk.real, pk.imag])
+    pairs = cKDTree(pxy).query_pairs(1.5 * MM, output_type="ndarray")
+    g = sparse.coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(pk), len(pk)))
+    _, pos = connected_components(g, directed=False)
+    pos = pos[inv]
+    if by_level:
+        lev = np.concatenate([level, level])
+        lcode, _ = _codes(lev)
+        df = pd.DataFrame({"p": pos, "l": lcode})
+        n = df.groupby(["p", "l"])["l"].transform("size").to_numpy()
+        lone = pd.Series(n == 1).groupby(pos).transform("max").to_numpy()
+        levels = df.groupby("p")["l"].transform("nunique").to_numpy()
+        split = ~lone & (levels > 1)
+        pos = pos.astype(np.int64) * (lcode.max() + 2) + np.where(split, lcode + 1, 0)
+    node, _ = pd.factorize(pos)
+    cnt = np.bincount(node)
+    node_xy = np.column_stack([np.bincount(node, ends[:, 0]) / cnt, np.bincount(node, ends[:, 1]) / cnt])
+    return node[:m], node[m:], node_xy
+
+
+def _not_duplicates(pieces, u, v, level, snap_metres: float) -> np.ndarray:
+    """Drop pieces that repeat another between the same nodes on one level, within the snap tolerance."""
+    lo, hi = np.minimum(u, v), np.maximum(u, v)
+    df = pd.DataFrame({"lo": lo, "hi": hi, "l": level})
+    grp = df.groupby(["lo", "hi", "l"], sort=False)
+    ref = grp.ngroup().to_numpy()
+    first = grp.cumcount().to_numpy() == 0
+    ref_piece = np.full(ref.max() + 1 if len(ref) else 0, -1)
+    ref_piece[ref[first]] = np.flatnonzero(first)
+    keep = np.ones(len(pieces), dtype=bool)
+    cand = np.flatnonzero(~first)
+    if len(cand):
+        hd = shapely.hausdorff_distance(pieces[cand], pieces[ref_piece[ref[cand]]])
+        keep[cand] = ~(hd <= max(snap_metres, 0.01))
+    return keep
