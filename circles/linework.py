@@ -182,6 +182,13 @@ def _close_gaps(coords, idx, level, tol, report, fixes):
     d_pos = np.flatnonzero(pdang)
     d_level = np.empty(len(pkey))
     d_level[pinv] = end_level
+    # A short line's end is not snapped to its own other end: that would collapse the line.
+    pos_end = np.empty(len(pkey), dtype=np.int64)
+    pos_end[pinv] = np.arange(2 * n)
+    own = pos_end[d_pos]
+    seg = np.hypot(*np.diff(coords, axis=0).T)
+    line_len = np.bincount(idx[:-1][idx[1:] == idx[:-1]], seg[idx[1:] == idx[:-1]], minlength=n)
+    other_end = np.where(line_len[own % n] < 3 * tol, pinv[(own + n) % (2 * n)], -1)
     k = int(min(8, len(pkey)))
     target = np.full(len(d_pos), -1)
     dist = np.full(len(d_pos), np.inf)
@@ -190,7 +197,7 @@ def _close_gaps(coords, idx, level, tol, report, fixes):
         code = np.searchsorted(lev_codes, d_level[d_pos])
         for c in range(k):  # k is at most 8: columns of candidates, nearest first
             j = jj[:, c]
-            free = (target < 0) & (j < len(pkey)) & (j != d_pos)
+            free = (target < 0) & (j < len(pkey)) & (j != d_pos) & (j != other_end)
             jc = np.where(free, j, 0)
             same = _isin(jc * len(lev_codes) + code, pos_level)
             lands = d_level[d_pos] != 0  # a bridge or tunnel end lands on any level
@@ -230,14 +237,20 @@ def _close_gaps(coords, idx, level, tol, report, fixes):
     alone[d_pos[~has]] = True
     alone[moved_pos] = False
     e = np.flatnonzero(dangling & alone[pinv])
-    coords, idx, joined, trimmed = _join_to_lines(coords, idx, ends[e], e % n, level, tol, fixes)
+    stub = line_len[e % n] < 3 * tol
+    coords, idx, joined, trimmed = _join_to_lines(coords, idx, ends[e], e % n, ends[(e + n) % (2 * n)], stub,
+                                                  level, tol, fixes)
     report["ends_joined_to_lines"] = joined
     report["overshoots_trimmed"] = trimmed
     return coords, idx
 
 
-def _join_to_lines(coords, idx, vert, vline, level, tol, fixes):
-    """Move end vertices ``vert`` (of lines ``vline``) onto the nearest segment of another line."""
+def _join_to_lines(coords, idx, vert, vline, other, short, level, tol, fixes):
+    """Move end vertices ``vert`` (of lines ``vline``) onto the nearest segment of another line.
+
+    A short line whose other end (vertex ``other``) is on that segment too is a stub hanging from
+    it: joining would fold it onto the line, so it is left as it is.
+    """
     if not len(vert):
         return coords, idx, 0, 0
     same = idx[1:] == idx[:-1]
@@ -246,7 +259,8 @@ def _join_to_lines(coords, idx, vert, vline, level, tol, fixes):
     seg_line = idx[sa]
     first, _ = _bounds(idx)
     seg_ord = sa - first[seg_line]
-    tree = shapely.STRtree(shapely.linestrings(np.stack([a, b], axis=1)))
+    segs = shapely.linestrings(np.stack([a, b], axis=1))
+    tree = shapely.STRtree(segs)
     pts = shapely.points(coords[vert])
     pi, sj = tree.query(pts, predicate="dwithin", distance=tol)
     ok = (seg_line[sj] != vline[pi]) & (level[seg_line[sj]] == level[vline[pi]])
@@ -261,6 +275,7 @@ def _join_to_lines(coords, idx, vert, vline, level, tol, fixes):
     d = np.hypot(*(p - q).T)
     order = np.lexsort((d, pi))
     best = order[np.r_[True, pi[order][1:] != pi[order][:-1]]]
+    best = best[~(short[pi[best]] & (shapely.distance(shapely.points(coords[other[pi[best]]]), segs[sj[best]]) <= tol))]
     pi, sj, t, q, d = pi[best], sj[best], t[best], q[best], d[best]
     # An end past the line (its last segment crosses it) is cut back to the crossing instead.
     v = vert[pi]
@@ -307,7 +322,11 @@ def _node(coords, idx, level, report, fixes):
     overlap = 0.0
     for lv in np.sort(pd.unique(level)):  # a handful of levels: one GEOS call each
         mine = np.flatnonzero(level == lv)
-        pieces = shapely.get_parts(shapely.node(shapely.multilinestrings(lines[mine])))
+        try:
+            noded = shapely.node(shapely.multilinestrings(lines[mine]))
+        except shapely.errors.GEOSException:  # a robustness failure: snap-rounding overlay instead
+            noded = shapely.union_all(lines[mine], grid_size=MM)
+        pieces = shapely.get_parts(noded)
         overlap += float(shapely.length(lines[mine]).sum() - shapely.length(pieces).sum())
         segs = np.flatnonzero(level[seg_line] == lv)
         tree = shapely.STRtree(shapely.linestrings(np.stack([coords[sa[segs]], coords[sa[segs] + 1]], axis=1)))

@@ -29,7 +29,7 @@ __all__ = ["network_from_roads", "read_road_lines", "repair_lines"]
 
 # Header names, compared lower-cased without spaces or underscores.
 _CLASS = ("roadclass", "class", "等级", "道路等级", "道路级别", "fclass", "highway", "道路类型", "dldj")
-_WALKABLE = ("walkable", "步行", "可步行", "是否可步行", "foot", "pedestrian")
+_WALKABLE = ("walkable", "步行", "可步行", "是否可步行")  # OSM's foot=* has more values: name it
 _NAME = ("name", "名称", "道路名称", "路名", "道路名", "roadname")
 _BRIDGE = ("bridge", "桥梁", "桥", "是否桥梁", "isbridge")
 _TUNNEL = ("tunnel", "隧道", "是否隧道", "istunnel")
@@ -154,7 +154,13 @@ def _set_crs(gdf: gpd.GeoDataFrame, crs, path: Path, read: dict) -> gpd.GeoDataF
             wrong = "look projected (metres), not longitude/latitude"
         lon, lat = cx, cy
     else:
-        lon, lat = pyproj.Transformer.from_crs(src, WGS84, always_xy=True).transform(cx, cy)
+        try:
+            lon, lat = pyproj.Transformer.from_crs(src, WGS84, always_xy=True).transform(cx, cy)
+        except pyproj.exceptions.ProjError as err:
+            raise InputFileError(f"the layer's CRS ({src.name}) cannot be related to longitude/latitude",
+                                 file=path, field="crs",
+                                 fix="a local city grid (城市独立坐标系) must be transformed to CGCS2000 in a GIS "
+                                     "first; or pass --crs with the layer's real CRS") from err
         aou, m = src.area_of_use, _AREA_MARGIN_DEG
         if not (np.isfinite(lon) and np.isfinite(lat)) or (aou is not None and not (
                 aou.west - m <= lon <= aou.east + m and aou.south - m <= lat <= aou.north + m)):
@@ -269,7 +275,8 @@ def _repair(gdf: gpd.GeoDataFrame, *, snap_metres: float, node_crossings: bool
     if not np.isfinite(snap_metres) or snap_metres < 0:
         raise DataError(f"snap_metres must be 0 or more, not {snap_metres}", field="snap_metres",
                         fix="give the largest digitising gap to close, in metres (default 2)")
-    level_all = gdf["level"].to_numpy(float) if "level" in gdf.columns else _level(gdf)
+    level_all = (gdf["level"].to_numpy(float) if "level" in gdf.columns and pd.api.types.is_numeric_dtype(gdf["level"])
+                 else _level(gdf))
     geom = gdf.geometry.to_numpy()
     parts, row = shapely.get_parts(geom, return_index=True)
     report = {"multilines_split": int((shapely.get_num_geometries(geom) > 1).sum())}

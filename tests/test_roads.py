@@ -85,6 +85,9 @@ def test_ends_near_another_line_split_it_there(tmp_path):
     assert (over.n_nodes, over.n_edges) == (4, 3)
     assert over.report["repairs"]["overshoots_trimmed"] == 1
     assert over.km == pytest.approx(0.3)
+    # A short dead-end stub hanging from a line is not folded onto it.
+    stub = network_from_roads(_write(tmp_path, [_line((0, 0), (100, 0)), _line((50, 0), (50, 1.5))], name="s.gpkg"))
+    assert (stub.n_edges, stub.km) == (3, pytest.approx(0.1015))
     # A dangling end near a line on another level (a bridge above) is not joined to it.
     under = network_from_roads(_write(tmp_path, [_line((0, 0), (200, 0)), _line((100, 0.8), (100, 100))],
                                       name="u.gpkg", layer=[1, 0]))
