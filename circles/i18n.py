@@ -28,6 +28,13 @@ STRINGS: dict[str, dict[str, str]] = {
     "date": {"zh": "日期", "en": "date"},
     "estimate": {"zh": "人口为估算值", "en": "population is an estimate"},
     "legend_gaps": {"zh": "未覆盖人口（每个六边形）", "en": "uncovered people per hexagon"},
+    "m2_per_100_households": {"zh": "每百户面积", "en": "per 100 households"},
+    "uncovered": {"zh": "未覆盖", "en": "uncovered"},
+    "mean_walk": {"zh": "平均步行至最近设施", "en": "mean walk to the nearest facility"},
+    "unreachable": {"zh": "步行不可达", "en": "unreachable on foot"},
+    "cumulative_share": {"zh": "累计覆盖率", "en": "cumulative covered share"},
+    "nearest_existing": {"zh": "距现有设施", "en": "to the nearest existing"},
+    "tiles": {"zh": "底图", "en": "base map"},
     "attribution": {"zh": "© OpenStreetMap 贡献者", "en": "© OpenStreetMap contributors"},
 }
 
