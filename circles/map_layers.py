@@ -78,7 +78,7 @@ def _tier_name(tier: Tier, lang: str) -> str:
 def _swatch(colour: str, *, round_: bool = False) -> str:
     radius = "50%" if round_ else "2px"
     return (f'<span style="display:inline-block;width:12px;height:12px;margin-right:4px;'
-            f'vertical-align:-1px;border-radius:{radius};background:{html.escape(colour)}"></span>')
+            f'vertical-align:-1px;border-radius:{radius};background-color:{html.escape(colour)}"></span>')
 
 
 def _geojson(geometry: gpd.GeoSeries, props: pd.DataFrame) -> dict:
@@ -136,6 +136,48 @@ class _Bind(MacroElement):
         self.popup, self.tooltip = popup, tooltip
 
 
+# Each kind of layer draws in its own pane (and so on its own canvas), stacked so that switching
+# a layer off and on again does not bury the facilities under the hexagons: units at the bottom,
+# then gaps, service areas (Leaflet's overlay pane, 400), points; proposals are DOM markers (600).
+_PANES = {"units": 380, "gaps": 390, "points": 450}
+
+
+class _Pane(MacroElement):
+    """Creates the named map pane (once) before its layer's features are added to the map."""
+
+    _template = Template("""{% macro script(this, kwargs) %}
+        if (!{{ this.map_name }}.getPane({{ this.pane|tojson }})) {
+            {{ this.map_name }}.createPane({{ this.pane|tojson }}).style.zIndex = {{ this.z_index }};
+        }
+    {% endmacro %}""")
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self._name = "Pane"
+        self.pane, self.z_index = f"circles-{kind}", _PANES[kind]
+        self.map_name = ""
+
+    def render(self, **kwargs):
+        parent = self._parent
+        while parent is not None and not isinstance(parent, folium.Map):
+            parent = getattr(parent, "_parent", None)
+        if parent is None:
+            raise ValueError("add the layer to a folium.Map before rendering it")
+        self.map_name = parent.get_name()
+        super().render(**kwargs)
+
+
+def _in_pane(fg: folium.FeatureGroup, kind: str) -> str:
+    fg.add_child(_Pane(kind))
+    return f"circles-{kind}"
+
+
+def _marker(pane: str, **options) -> folium.CircleMarker:
+    marker = folium.CircleMarker(**options)
+    marker.options["pane"] = pane  # folium's path options leave the pane out
+    return marker
+
+
 class _Attribution(MacroElement):
     """The OSM attribution on a map without tiles (the data is OSM's all the same)."""
 
@@ -150,7 +192,7 @@ class _Attribution(MacroElement):
 
 def _table(rows: list[tuple[str, str]]) -> str:
     """A popup table; the values must already be escaped."""
-    body = "".join(f"<tr><th style='text-align:left;padding-right:8px'>{k}</th><td>{v}</td></tr>"
+    body = "".join(f"<tr><th style='text-align:left;padding-right:8px;white-space:nowrap'>{k}</th><td>{v}</td></tr>"
                    for k, v in rows)
     return f"<table>{body}</table>"
 
@@ -194,7 +236,9 @@ def base_map(bounds, *, offline: bool = False, tiles: str | None = None, title: 
     m.fit_bounds([[miny, minx], [maxy, maxx]])
     root = m.get_root()
     root.title = _esc(title) or None
-    root.header.add_child(folium.Element(f'<meta name="language" content="{"zh-CN" if lang == "zh" else "en"}">'))
+    root.header.add_child(folium.Element(
+        f'<meta name="language" content="{"zh-CN" if lang == "zh" else "en"}">'
+        "<style>.leaflet-popup-content th{text-align:left;padding-right:8px;white-space:nowrap}</style>"))
     if title:
         root.html.add_child(folium.Element(
             f'<div id="circles-title" style="position:fixed;top:10px;left:60px;right:280px;'
@@ -282,9 +326,10 @@ def facilities_layer(df: pd.DataFrame, profile: Profile, *, lang: str = "zh") ->
                                       f"{t('facilities', lang)} ({int(mask.sum())})")
         if mask.any():
             sub = props[mask].assign(tier=name)
+            pane = _in_pane(fg, "points")
             folium.GeoJson(
                 _geojson(points[mask], sub),
-                marker=folium.CircleMarker(radius=4 + 2 * tier.rank, weight=2, fill=True, fill_opacity=0.95),
+                marker=_marker(pane, radius=4 + 2 * tier.rank, weight=2, fill=True, fill_opacity=0.95),
                 style_function=lambda f, c=tier.colour: {"color": f["properties"]["ring"], "fillColor": c},
                 popup=folium.GeoJsonPopup(fields=fields, aliases=aliases, max_width=320),
                 tooltip=folium.GeoJsonTooltip(fields=["name"], labels=False),
@@ -348,13 +393,14 @@ def gaps_layer(gdf: gpd.GeoDataFrame, *, lang: str = "zh", tier: Tier | None = N
         props = pd.DataFrame({"label": label, "colour": np.asarray(colours)[idx]}, index=gdf.index)
         folium.GeoJson(_geojson(gdf.geometry, props), style_function=lambda f: {
             "color": f["properties"]["colour"], "weight": 0.5, "fillColor": f["properties"]["colour"],
-            "fillOpacity": 0.6}, tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False)).add_to(fg)
+            "fillOpacity": 0.6}, tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False),
+            pane=_in_pane(fg, "gaps")).add_to(fg)
     labels = [f"{lo:,.0f}–{hi:,.0f}" for lo, hi in itertools.pairwise(edges)]
     fg.add_child(_Legend(_Legend.rows(name, colours, labels, t("legend_gaps", lang))))
     return fg
 
 
-def proposals_layer(df: pd.DataFrame, *, lang: str = "zh") -> folium.FeatureGroup:
+def proposals_layer(df: pd.DataFrame, *, lang: str = "zh", profile: Profile | None = None) -> folium.FeatureGroup:
     """Proposed sites numbered by rank, with their gain in the tooltip and popup.
 
     Parameters
@@ -364,12 +410,15 @@ def proposals_layer(df: pd.DataFrame, *, lang: str = "zh") -> folium.FeatureGrou
         ``new_covered_pop``, ``cumulative_covered_share``, ``nearest_existing_minutes``.
     lang
         ``zh`` or ``en``.
+    profile
+        Names the tiers; without it tier codes are shown.
 
     Returns
     -------
     folium.FeatureGroup
 
     """
+    names = {tr.code: _tier_name(tr, lang) for tr in profile.tiers} if profile is not None else {}
     fg = folium.FeatureGroup(name=_swatch("#d7191c", round_=True) + t("proposals", lang) + f" ({len(df)})")
     # One marker per proposal: the numbers differ, and a siting run proposes tens, not thousands.
     for r in df.to_dict("records"):
@@ -379,7 +428,7 @@ def proposals_layer(df: pd.DataFrame, *, lang: str = "zh") -> folium.FeatureGrou
             '<div style="background:#d7191c;color:#fff;border:2px solid #fff;border-radius:50%;'
             'width:24px;height:24px;line-height:20px;text-align:center;font:bold 12px sans-serif;'
             f'box-sizing:border-box;box-shadow:0 0 3px #000">{rank}</div>'), icon_size=(24, 24), icon_anchor=(12, 12))
-        rows = [(t("rank", lang), str(rank)), (t("tier", lang), _esc(r.get("tier"))),
+        rows = [(t("rank", lang), str(rank)), (t("tier", lang), _esc(names.get(str(r.get("tier")), r.get("tier")))),
                 (t("gain", lang), f"{gain} {t('people', lang)}"),
                 (t("cumulative_share", lang), _share(r.get("cumulative_covered_share"))),
                 (t("nearest_existing", lang), _fmt(r.get("nearest_existing_minutes"), f" {t('minutes', lang)}"))]
@@ -448,7 +497,8 @@ def units_layer(gdf: gpd.GeoDataFrame, *, lang: str = "zh", profile: Profile | N
     props = pd.DataFrame({"label": lines, "fill": fill}, index=gdf.index)
     folium.GeoJson(_geojson(gdf.geometry, props), style_function=lambda f: {
         "color": "#444444", "weight": 1.5, "dashArray": "4 3", "fillColor": f["properties"]["fill"],
-        "fillOpacity": 0.35}, tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False)).add_to(fg)
+        "fillOpacity": 0.35}, tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False),
+        pane=_in_pane(fg, "units")).add_to(fg)
     labels = [f"{lo:.0%}–{hi:.0%}" for lo, hi in itertools.pairwise(edges)]
     fg.add_child(_Legend(_Legend.rows(name, _SHARE_COLOURS, labels)))
     return fg
@@ -480,8 +530,8 @@ def service_layers(points: gpd.GeoDataFrame, *, lang: str = "zh") -> list[folium
         names_ = sub["name"] if "name" in sub else pd.Series("", index=sub.index)
         props = pd.DataFrame({"label": [f"{label}: {_esc(n)}" for n in names_]}, index=sub.index)
         folium.GeoJson(_geojson(sub.geometry, props),
-                       marker=folium.CircleMarker(radius=4, color=colour, weight=1, fill=True,
-                                                  fill_color=colour, fill_opacity=0.9),
+                       marker=_marker(_in_pane(fg, "points"), radius=4, color=colour, weight=1, fill=True,
+                                      fill_color=colour, fill_opacity=0.9),
                        tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False)).add_to(fg)
         groups.append(fg)
     return groups

@@ -115,7 +115,7 @@ def coverage_map(*, profile: Profile, areas: dict[str, gpd.GeoDataFrame] | None 
         for fg in service_layers(services, lang=lang):
             fg.add_to(m)
     if proposals is not None and len(proposals):
-        proposals_layer(proposals, lang=lang).add_to(m)
+        proposals_layer(proposals, lang=lang, profile=profile).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     return m
 

@@ -1,5 +1,6 @@
-"""Screenshots for the README: the Chengdu demo map (and the explorer once written), taken in
-headless Chromium from the offline pages (this machine has no internet for map tiles).
+"""Screenshots for the README: the Chengdu demo map with five proposed stations and a facility's
+popup open (and the explorer, when the run folder has one), taken in headless Chromium from the
+offline pages (this machine has no internet for map tiles).
 
     python scripts/screenshot.py [RUN_DIR]
 """
@@ -16,14 +17,33 @@ sys.path.insert(0, str(ROOT / "tests"))
 from browser import CHROMIUM_ARGS, chromium_path  # noqa: E402
 
 from circles.maps import draw_run_map  # noqa: E402
-from circles.pipeline import RunInputs, coverage_run  # noqa: E402
+from circles.pipeline import RunInputs, coverage_run, site_run  # noqa: E402
+
+# Open the popup of the largest district-level facility, as a reader clicking on it would see.
+_OPEN_POPUP = """() => {
+    const map = window[Object.keys(window).find(k => window[k] instanceof L.Map)];
+    let best = null;
+    map.eachLayer(l => {
+        const p = l.feature && l.feature.properties;
+        if (l instanceof L.CircleMarker && p && p.floor && (!best || l.options.radius > best.options.radius)) {
+            best = l;
+        }
+    });
+    // The popup is bound to the GeoJSON layer above the marker: a click propagates up to it.
+    if (best) { best.fire("click", {latlng: best.getLatLng()}, true); }
+    map.eachLayer(l => { if (l.closeTooltip) { l.closeTooltip(); } });
+}"""
 
 
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
-    run_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else \
-        coverage_run(RunInputs(), Path(tempfile.mkdtemp()) / "demo").folder
+    if len(sys.argv) > 1:
+        run_dir = Path(sys.argv[1])
+    else:
+        run = coverage_run(RunInputs(), Path(tempfile.mkdtemp()) / "demo")
+        site_run(run, tier="station", new=5)
+        run_dir = run.folder
     pages = {"map.png": draw_run_map(run_dir, offline=True, out=run_dir / "map_offline.html")}
     if (run_dir / "explorer.html").exists():
         pages["explorer.png"] = run_dir / "explorer.html"
@@ -32,7 +52,10 @@ def main() -> None:
         page = browser.new_page(viewport={"width": 1280, "height": 860})
         for name, path in pages.items():
             page.goto(path.as_uri())
-            page.wait_for_timeout(1500)
+            page.wait_for_timeout(1000)
+            if name == "map.png":
+                page.evaluate(_OPEN_POPUP)
+                page.wait_for_timeout(500)  # the popup fades in
             page.screenshot(path=str(ROOT / "docs" / name))
             print(f"docs/{name} from {path}")
         browser.close()
