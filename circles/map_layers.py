@@ -83,7 +83,7 @@ def _swatch(colour: str, *, round_: bool = False) -> str:
 
 def _geojson(geometry: gpd.GeoSeries, props: pd.DataFrame) -> dict:
     """A FeatureCollection in WGS-84 with coordinates rounded to 6 decimals (~0.1 m), which
-    keeps pages about half the size with no visible change."""
+    keeps polygon layers about 40 % smaller with no visible change."""
     if geometry.crs is None:  # a layer written without a CRS: the run folders' are WGS-84
         geometry = geometry.set_crs(4326)
     geoms = shapely.transform(np.asarray(geometry.to_crs(4326).values), lambda c: np.round(c, 6))

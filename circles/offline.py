@@ -19,12 +19,30 @@ _LINK = re.compile(r'<link\s+rel="stylesheet"\s+href="(https?://[^"]+)"\s*/?>')
 
 
 def asset(url: str) -> str:
-    """The contents of a CDN asset, from the installed ``folium-offline`` package."""
+    """The contents of a CDN asset, from the installed ``folium-offline`` package.
+
+    Parameters
+    ----------
+    url
+        The asset's CDN address as folium writes it, e.g. :data:`LEAFLET_JS`.
+
+    Returns
+    -------
+    str
+        The file's text.
+
+    Raises
+    ------
+    CirclesError
+        When folium-offline is missing or has no copy of ``url``.
+
+    """
     try:
+        # folium-offline keeps its copies in one dict keyed by CDN address; it has no public getter.
         from offlinefolium.elements import _res
     except ImportError as err:  # pragma: no cover - a declared dependency
-        raise CirclesError("offline pages need the folium-offline package",
-                           fix="pip install folium-offline") from err
+        raise CirclesError("offline pages need the folium-offline package (its copies of Leaflet)",
+                           fix="pip install 'folium-offline>=0.20'") from err
     if url not in _res:
         raise CirclesError(f"no offline copy of {url}",
                            fix="draw the page without --offline, or report this as a bug")
@@ -32,7 +50,14 @@ def asset(url: str) -> str:
 
 
 def leaflet_assets() -> tuple[str, str]:
-    """Leaflet's JS and CSS as text."""
+    """Leaflet's JS and CSS as text (for pages written by hand, such as the explorer).
+
+    Returns
+    -------
+    tuple of str
+        ``(js, css)``.
+
+    """
     return asset(LEAFLET_JS), asset(LEAFLET_CSS)
 
 
@@ -43,6 +68,16 @@ def _safe_script(js: str) -> str:
 
 def inline_assets(page: str) -> str:
     """Replace every external ``<script src>`` and stylesheet ``<link>`` by inline copies.
+
+    Parameters
+    ----------
+    page
+        An HTML page, e.g. a rendered folium map.
+
+    Returns
+    -------
+    str
+        The same page loading nothing from the internet.
 
     Raises
     ------
