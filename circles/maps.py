@@ -100,7 +100,9 @@ def coverage_map(*, profile: Profile, areas: dict[str, gpd.GeoDataFrame] | None 
                  tiles=tiles, title=title, lang=lang)
     if units is not None and len(units):
         units_layer(units, lang=lang, profile=profile).add_to(m)
-    if gaps is not None and len(gaps):
+    if gaps is not None and len(gaps) and "tier" not in gaps:
+        gaps_layer(gaps, lang=lang).add_to(m)  # hexagons of one tier that does not say which
+    elif gaps is not None and len(gaps):
         tiers = [tr for tr in profile.tiers if (gaps["tier"].astype(str) == tr.code).any()]
         for tier in tiers:
             gaps_layer(gaps[gaps["tier"].astype(str) == tier.code], lang=lang, tier=tier,
