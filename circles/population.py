@@ -1,9 +1,11 @@
 """Population sources turned into weighted demand points.
 
 A raster (WorldPop, GHS-POP, a city's grid), polygons or grid cells with counts or households,
-points with counts, or — when nothing is given — an estimate from OSM residential land use and
-buildings, labelled an estimate everywhere it appears. Every person read is either a demand point
-or a row of ``excluded`` with its reason: nothing is silently lost.
+points with counts, or — when nothing is given — an estimate from OSM residential buildings and
+land use, labelled an estimate everywhere it appears. Every person read is either in a demand
+point or in a row of ``excluded`` with its reason: ``points.pop.sum() + excluded.pop.sum() ==
+input_pop``, nothing is silently lost. Counts that are not people (missing, non-numeric,
+negative) are listed in ``excluded`` with ``pop`` 0: they were never people to lose.
 """
 
 from __future__ import annotations
@@ -16,16 +18,31 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .errors import DataError, InputFileError
+from .crs import parse_crs, to_wgs84
+from .errors import DataError
 from .tables import find_column, read_table, table_points
 
-__all__ = ["Demand", "estimate_from_osm", "from_points", "from_polygons", "from_raster",
-           "read_population"]
+__all__ = ["PERSONS_PER_HOUSEHOLD", "Demand", "from_points", "from_polygons", "read_population"]
 
-_RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img")
-_DEFAULT_DENSITY = 25_000.0  # people per km² of residential land, central Chengdu order of magnitude
-_RESIDENTIAL_BUILDINGS = ("apartments", "residential", "house", "dormitory", "detached",
-                          "terrace", "semidetached_house")
+PERSONS_PER_HOUSEHOLD = 2.62  # China's 2020 census: 2.62 persons per family household
+_RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".asc")
+_POP_ALIASES = ("总人口", "居住人口", "户籍人口", "人口数", "people", "residents")  # beyond tables.ALIASES
+_HOUSEHOLD_ALIASES = ("households", "household", "hh", "户数", "住户数", "总户数", "家庭户数")
+_MAX_LISTED_ROWS = 50
+_MAX_GRID_POINTS = 20_000_000
+
+# The raster reader and the OSM estimate live in their own modules (they use this one's helpers);
+# ``circles.population.from_raster`` etc. still reach them, imported on first use.
+_ELSEWHERE = {"from_raster": "population_raster", "estimate_from_osm": "population_osm",
+              "osm_residential": "population_osm"}
+
+
+def __getattr__(name: str):
+    if name in _ELSEWHERE:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_ELSEWHERE[name]}", __package__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -35,365 +52,444 @@ class Demand:
     Attributes
     ----------
     points : geopandas.GeoDataFrame
-        WGS-84 points with ``pop`` (and group columns such as ``children``), ``source``.
+        WGS-84 points: ``pop`` (float), ``source``, and group columns (``children``...) split
+        the same way as ``pop``. ``points.attrs`` carries ``label`` and ``is_estimate`` too.
     input_pop : float
         Everyone read: ``points.pop.sum() + excluded.pop.sum()``.
     excluded : pandas.DataFrame
-        ``reason``, ``pop``, ``rows``: people read but not turned into points.
+        ``reason``, ``pop``, ``rows`` (1-based data rows, or a cell count): what was read but
+        not turned into points. Reasons containing "outside" are people outside the study area.
     is_estimate : bool
         True for the OSM estimate.
     label : str
-        Where the numbers come from (says "estimate" when they are one).
+        Where the numbers come from (starts with "estimate" when they are one).
 
     """
 
     points: gpd.GeoDataFrame
     input_pop: float
-    excluded: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["reason", "pop", "rows"]))
+    excluded: pd.DataFrame = field(default_factory=lambda: _excluded([]))
     is_estimate: bool = False
     label: str = ""
 
+    @property
+    def excluded_pop(self) -> float:
+        """People read but not turned into points."""
+        return float(self.excluded["pop"].sum()) if len(self.excluded) else 0.0
+
+    def summary(self) -> str:
+        """A few lines for a log or the CLI: source, people read, points, exclusions."""
+        lines = [f"population: {self.label}",
+                 f"  read {self.input_pop:,.0f} people; {self.points['pop'].sum():,.0f} in "
+                 f"{len(self.points):,} demand points"]
+        lines += [f"  excluded {r.pop:,.0f}: {r.reason} (rows {r.rows})" for r in self.excluded.itertuples()]
+        return "\n".join(lines)
+
 
 def _excluded(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=["reason", "pop", "rows"])
+    return pd.DataFrame(rows, columns=["reason", "pop", "rows"]).astype({"pop": float})
 
 
-def _counts(df: pd.DataFrame, col: str, file) -> tuple[np.ndarray, list[dict]]:
-    """Numeric counts; NaN and negative ones become exclusions (and count nothing)."""
-    raw = pd.to_numeric(df[col], errors="coerce").to_numpy(float)
-    bad_nan = ~np.isfinite(raw)
-    bad_neg = np.isfinite(raw) & (raw < 0)
-    if (bad_nan | bad_neg).all():
-        raise DataError(f"no usable count in column '{col}' (all missing, non-numeric or negative)",
-                        file=file, field=col, fix="check the column holds people counts")
+def _rows(mask: np.ndarray) -> str:
+    idx = np.flatnonzero(mask) + 1
+    text = ",".join(map(str, idx[:_MAX_LISTED_ROWS]))
+    return text + (f",… ({len(idx)} rows)" if len(idx) > _MAX_LISTED_ROWS else "")
+
+
+def _demand(points: gpd.GeoDataFrame, input_pop: float, excl: list[dict], label: str, *,
+            is_estimate: bool = False) -> Demand:
+    excluded = _excluded(excl)
+    located = float(points["pop"].sum())
+    if abs(located + float(excluded["pop"].sum()) - input_pop) > 1e-6 * max(1.0, input_pop):
+        raise RuntimeError(f"population not conserved: {located} + {excluded['pop'].sum()} != {input_pop}")
+    points = points.reset_index(drop=True)
+    points.attrs.update(label=label, is_estimate=is_estimate)
+    return Demand(points=points, input_pop=float(input_pop), excluded=excluded,
+                  is_estimate=is_estimate, label=label)
+
+
+# ---------------------------------------------------------------- columns and counts
+
+def _numeric_columns(df: pd.DataFrame) -> list[str]:
+    geom = df.geometry.name if isinstance(df, gpd.GeoDataFrame) else None
+    return [str(c) for c in df.columns if c != geom and _numbers(df[c]).notna().any()]
+
+
+def _numbers(s: pd.Series) -> pd.Series:
+    # Spreadsheets exported in China often write 12,345 with a thousands separator.
+    if not pd.api.types.is_numeric_dtype(s):
+        s = s.astype(str).str.replace(",", "", regex=False).str.replace("，", "", regex=False).str.strip()
+    return pd.to_numeric(s, errors="coerce")
+
+
+def _match(columns, aliases: tuple[str, ...]) -> str | None:
+    wanted = {a.lower().replace("_", "").replace(" ", "") for a in aliases}
+    return next((c for c in columns if str(c).strip().lower().replace("_", "").replace(" ", "") in wanted), None)
+
+
+def _require_column(df: pd.DataFrame, name: str, file, option: str) -> str:
+    if name not in df.columns:
+        raise DataError(f"no column '{name}' (numeric columns found: {', '.join(_numeric_columns(df)) or 'none'})",
+                        file=file, field=name, fix=f"pass {option}= naming one of the numeric columns")
+    return name
+
+
+def _count_column(df: pd.DataFrame, *, pop_column: str | None, households_column: str | None,
+                  persons_per_household: float, file) -> tuple[str, float, str]:
+    """The count column, the persons each unit of it stands for, and how to say it."""
+    if pop_column is not None and households_column is not None:
+        raise DataError("both a population and a households column were given", file=file,
+                        field=f"{pop_column}/{households_column}", fix="give one of them")
+    if households_column is not None:
+        col = _require_column(df, households_column, file, "households_column")
+        return col, persons_per_household, f"households '{col}' × {persons_per_household:g} persons"
+    if pop_column is not None:
+        return _require_column(df, pop_column, file, "pop_column"), 1.0, f"'{pop_column}'"
+    col = find_column(df.columns, "pop") or _match(df.columns, _POP_ALIASES)
+    if col is not None:
+        return col, 1.0, f"'{col}'"
+    col = _match(df.columns, _HOUSEHOLD_ALIASES)
+    if col is not None:
+        return col, persons_per_household, f"households '{col}' × {persons_per_household:g} persons"
+    raise DataError(f"no population or household column (numeric columns found: "
+                    f"{', '.join(_numeric_columns(df)) or 'none'})", file=file, field="pop",
+                    fix="name it pop (人口/人数) or households (户数), or pass pop_column= / households_column=")
+
+
+def _counts(df: pd.DataFrame, col: str, per_unit: float, file) -> tuple[np.ndarray, list[dict]]:
+    """People per row; missing, non-numeric and negative counts count nothing and are listed."""
+    raw = _numbers(df[col]).to_numpy(float)
+    missing = ~np.isfinite(raw)
+    negative = ~missing & (raw < 0)
+    if (missing | negative).all() or not np.nansum(np.where(negative, 0, raw)) > 0:
+        raise DataError(f"no people in column '{col}' (every row missing, non-numeric, negative or 0)",
+                        file=file, field=col, fix="check the column holds people or household counts")
     excl = []
-    if bad_nan.any():
-        excl.append({"reason": f"missing or non-numeric '{col}' (not counted)", "pop": 0.0,
-                     "rows": ",".join(map(str, np.flatnonzero(bad_nan)[:50] + 1))})
-    if bad_neg.any():
-        excl.append({"reason": f"negative '{col}' (not people, not counted)", "pop": 0.0,
-                     "rows": ",".join(map(str, np.flatnonzero(bad_neg)[:50] + 1))})
-    return np.where(bad_nan | bad_neg, 0.0, raw), excl
+    if missing.any():
+        excl.append({"reason": f"missing or non-numeric '{col}' (not counted)", "pop": 0.0, "rows": _rows(missing)})
+    if negative.any():
+        excl.append({"reason": f"negative '{col}' (not people, not counted)", "pop": 0.0, "rows": _rows(negative)})
+    return np.where(missing | negative, 0.0, raw) * per_unit, excl
 
 
-def _count_column(df: pd.DataFrame, name: str | None, file, *, kind: str = "pop") -> str:
-    if name is not None:
-        if name not in df.columns:
-            numeric = [c for c in df.columns if c != "geometry"
-                       and pd.to_numeric(df[c], errors="coerce").notna().any()]
-            raise DataError(f"no column '{name}' (numeric columns: {', '.join(map(str, numeric))})",
-                            file=file, field=name, fix="give --pop-column one of those")
-        return name
-    found = find_column(df.columns, kind)
-    if found is None:
-        numeric = [c for c in df.columns if c != "geometry"
-                   and pd.to_numeric(df[c], errors="coerce").notna().any()]
-        raise DataError(f"no population column (numeric columns: {', '.join(map(str, numeric))})",
-                        file=file, field="pop", fix="name it 'pop' (人口) or pass --pop-column")
-    return found
+def _groups(df: pd.DataFrame, group_columns, file) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """Group counts (children, elderly...), carried as weights; bad values count as 0 and are listed."""
+    out, excl = {}, []
+    for g in group_columns:
+        _require_column(df, g, file, "group_columns")
+        vals = _numbers(df[g]).to_numpy(float)
+        bad = ~np.isfinite(vals) | (vals < 0)
+        if bad.any():
+            excl.append({"reason": f"missing, non-numeric or negative group count '{g}' (taken as 0)",
+                         "pop": 0.0, "rows": _rows(bad)})
+        out[g] = np.where(bad, 0.0, vals)
+    return out, excl
 
 
-def from_points(source: str | Path | gpd.GeoDataFrame, *, pop_column: str | None = None,
-                crs: str | None = None, group_columns: tuple[str, ...] = ()) -> Demand:
-    """Points with counts (building entrances, 小区 centroids).
+def _frame(source, what: str):
+    if isinstance(source, pd.DataFrame):
+        if not len(source):
+            raise DataError(f"the {what} table has no rows", fix="give a table with one row per place")
+        return source, None
+    return read_table(source, what=what), source
+
+
+# ---------------------------------------------------------------- points
+
+def from_points(source: str | Path | pd.DataFrame, *, pop_column: str | None = None,
+                households_column: str | None = None,
+                persons_per_household: float = PERSONS_PER_HOUSEHOLD, crs: str | None = None,
+                group_columns: tuple[str, ...] = ()) -> Demand:
+    """Points with counts (building entrances, 小区 centroids), each a demand point.
 
     Parameters
     ----------
     source
-        A table with lon/lat (or x/y in ``crs``) or a point layer.
+        A table with lon/lat (经度/纬度) or x/y columns, a point layer, or a (Geo)DataFrame.
     pop_column
-        The count column (default: pop/population/人口/人数).
+        The count column (default: pop/population/人口/人数, else households/户数).
+    households_column
+        A households column instead, × ``persons_per_household``.
+    persons_per_household
+        Persons per household (2.62, China's 2020 census).
     crs
-        Coordinates of a table, or of a layer without a CRS.
+        Coordinates of a table (``wgs84``, ``gcj02``, ``bd09``, ``cgcs2000``, ``EPSG:code``), or of
+        a layer without a CRS.
     group_columns
-        Columns counting population groups (children, elderly...), carried along.
+        Columns counting population groups (children 0-6, 60+...), carried along.
+
+    Returns
+    -------
+    Demand
 
     """
-    df = source if isinstance(source, pd.DataFrame) else read_table(source, what="population")
-    file = None if isinstance(source, pd.DataFrame) else source
-    col = _count_column(df, pop_column, file)
-    pop, excl = _counts(df, col, file)
+    df, file = _frame(source, "population points")
+    return _from_points(df, file, pop_column=pop_column, households_column=households_column,
+                        persons_per_household=persons_per_household, crs=crs, group_columns=group_columns)
+
+
+def _from_points(df: pd.DataFrame, file, *, pop_column, households_column, persons_per_household, crs,
+                 group_columns) -> Demand:
     if isinstance(df, gpd.GeoDataFrame) and df.crs is None and crs is None:
         raise DataError("the population layer has no CRS", file=file, field="crs",
-                        fix="pass --population-crs EPSG:code")
+                        fix="pass crs= (--population-crs), e.g. EPSG:4547, or save it with one")
+    col, per_unit, what = _count_column(df, pop_column=pop_column, households_column=households_column,
+                                        persons_per_household=persons_per_household, file=file)
+    pop, excl = _counts(df, col, per_unit, file)
+    groups, gexcl = _groups(df, group_columns, file)
     lon, lat, problems = table_points(df, crs=crs or "wgs84", file=file)
-    bad = ~(np.isfinite(lon) & np.isfinite(lat))
-    if bad.any():
-        excl.append({"reason": "no usable coordinates (not counted as located)", "pop": float(pop[bad].sum()),
-                     "rows": ",".join(str(p["row"]) for p in problems[:50] if p.get("row"))})
-    keep = ~bad & (pop > 0)
-    pts = gpd.GeoDataFrame({"pop": pop[keep], "source": "points"},
+    if problems and problems[0]["row"] is None:
+        raise DataError(problems[0]["problem"], file=file, field=problems[0]["field"], fix=problems[0]["fix"])
+    located = np.isfinite(lon) & np.isfinite(lat)
+    if not located.any():
+        raise DataError("no row has usable coordinates", file=file, field="lon/lat",
+                        fix=problems[0]["fix"] if problems else "check the coordinate columns")
+    first_problem = {}
+    for p in problems:
+        first_problem.setdefault(p["row"], f"{p['problem']} ({p['field']})")
+    for problem in dict.fromkeys(first_problem.values()):
+        mask = np.zeros(len(df), dtype=bool)
+        mask[[r - 1 for r, q in first_problem.items() if q == problem]] = True
+        mask &= ~located
+        if mask.any():
+            excl.append({"reason": f"not located: {problem}", "pop": float(pop[mask].sum()), "rows": _rows(mask)})
+    keep = located & (pop > 0)
+    name = Path(str(file)).name if file is not None else "table"
+    label = f"points {name}, {what}"
+    pts = gpd.GeoDataFrame({"pop": pop[keep], "source": f"points: {name}"},
                            geometry=shapely.points(lon[keep], lat[keep]), crs=4326)
-    for g in group_columns:
-        pts[g] = pd.to_numeric(df[g], errors="coerce").fillna(0).to_numpy(float)[keep]
-    return Demand(points=pts, input_pop=float(pop.sum()), excluded=_excluded(excl),
-                  label=f"points ({Path(str(file)).name if file else 'table'}, column {col})")
+    for g, vals in groups.items():
+        pts[g] = vals[keep]
+    return _demand(pts, float(pop.sum()), excl + gexcl, label)
 
 
-def _grid_points(polys: gpd.GeoSeries, spacing: float) -> tuple[np.ndarray, np.ndarray]:
-    """Regular grid points inside projected polygons: (polygon index, points); every polygon gets
-    at least its representative point."""
-    geoms = polys.to_numpy()
-    minx, miny, maxx, maxy = polys.total_bounds
-    xs = np.arange(minx + spacing / 2, maxx, spacing)
-    ys = np.arange(miny + spacing / 2, maxy, spacing)
-    if len(xs) * len(ys) > 20_000_000:
-        raise DataError("the population polygons span too large an area for a 50 m grid",
-                        fix="clip them to the study area first")
-    gx, gy = np.meshgrid(xs, ys)
-    grid = shapely.points(gx.ravel(), gy.ravel())
-    tree = shapely.STRtree(grid)
-    poly_idx, pt_idx = tree.query(geoms, predicate="contains")
-    covered = np.zeros(len(geoms), dtype=bool)
-    covered[poly_idx] = True
-    lone = np.flatnonzero(~covered)
-    poly_idx = np.concatenate([poly_idx, lone])
-    pts = np.concatenate([grid[pt_idx], shapely.point_on_surface(geoms[lone])])
-    return poly_idx, pts
+# ---------------------------------------------------------------- polygons
+
+def _grid_points(geoms: np.ndarray, spacing: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Points of one regular lattice inside each projected geometry: (owner, x, y).
+
+    The lattice is shared, so neighbouring polygons tile without gaps or doubles; a geometry
+    holding no lattice point (smaller than a cell) gets its representative point.
+    """
+    b = shapely.bounds(geoms)
+    i0 = np.ceil(b[:, 0] / spacing - 0.5)
+    j0 = np.ceil(b[:, 1] / spacing - 0.5)
+    nx = np.maximum(np.floor(b[:, 2] / spacing - 0.5) - i0 + 1, 0).astype(np.int64)
+    ny = np.maximum(np.floor(b[:, 3] / spacing - 0.5) - j0 + 1, 0).astype(np.int64)
+    per = nx * ny
+    if per.sum() > _MAX_GRID_POINTS:
+        raise DataError(f"the polygons span too large an area for a {spacing:g} m grid "
+                        f"({per.sum():,} candidate points)", fix="clip them to the study area first")
+    owner = np.repeat(np.arange(len(geoms)), per)
+    k = np.arange(len(owner)) - np.repeat(np.cumsum(per) - per, per)
+    x = (i0[owner] + k % np.maximum(nx[owner], 1) + 0.5) * spacing
+    y = (j0[owner] + k // np.maximum(nx[owner], 1) + 0.5) * spacing
+    shapely.prepare(geoms)
+    inside = shapely.contains_xy(geoms[owner], x, y)
+    owner, x, y = owner[inside], x[inside], y[inside]
+    lone = np.setdiff1d(np.arange(len(geoms)), owner)
+    rep = shapely.point_on_surface(geoms[lone])
+    return (np.concatenate([owner, lone]), np.concatenate([x, shapely.get_x(rep)]),
+            np.concatenate([y, shapely.get_y(rep)]))
+
+
+def _spread(polys: np.ndarray, residential: np.ndarray | None, spacing: float
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Points sharing each polygon's people: (owner, x, y, share), shares of a polygon summing to 1.
+
+    A polygon overlapping ``residential`` gives each residential piece of it a share by area,
+    split equally over the piece's grid points; any other polygon is split uniformly.
+    """
+    n = len(polys)
+    pieces, owner, weight = polys, np.arange(n), np.ones(n)
+    if residential is not None and len(residential):
+        pi, rj = shapely.STRtree(residential).query(polys, predicate="intersects")
+        parts, part_of = shapely.get_parts(shapely.intersection(polys[pi], residential[rj]), return_index=True)
+        area = shapely.area(parts)
+        ok = area > 0  # touching edges and lines are no residential area
+        parts, part_owner, area = parts[ok], pi[part_of[ok]], area[ok]
+        res_area = np.bincount(part_owner, weights=area, minlength=n)
+        bare = np.flatnonzero(res_area <= 0)
+        pieces = np.concatenate([parts, polys[bare]])
+        owner = np.concatenate([part_owner, bare])
+        weight = np.concatenate([area / res_area[part_owner], np.ones(len(bare))])
+    piece, x, y = _grid_points(pieces, spacing)
+    share = weight[piece] / np.bincount(piece, minlength=len(pieces))[piece]
+    return owner[piece], x, y, share
+
+
+def _with_crs(gdf: gpd.GeoDataFrame, crs, file, what: str) -> gpd.GeoDataFrame:
+    """``gdf`` in a real CRS: a layer without one takes ``crs`` (GCJ-02/BD-09 converted to WGS-84)."""
+    if gdf.crs is not None:
+        return gdf
+    if crs is None:
+        raise DataError(f"the {what} have no CRS", file=file, field="crs",
+                        fix="pass crs= (--population-crs), e.g. EPSG:4547, or save them with one (a .prj)")
+    c = parse_crs(crs)
+    if isinstance(c, str):  # gcj02 / bd09: a formula, not a PROJ system
+        geoms = shapely.transform(gdf.geometry.to_numpy(), lambda xy: np.column_stack(to_wgs84(xy[:, 0], xy[:, 1], c)))
+        return gdf.set_geometry(gpd.GeoSeries(geoms, index=gdf.index, crs=4326))
+    return gdf.set_crs(c)
+
+
+def _valid(geoms: np.ndarray) -> np.ndarray:
+    # Self-intersecting rings from hand-drawn layers would make the intersections fail.
+    bad = ~shapely.is_valid(geoms)
+    if bad.any():
+        geoms = geoms.copy()
+        geoms[bad] = shapely.make_valid(geoms[bad])
+    return geoms
 
 
 def from_polygons(source: str | Path | gpd.GeoDataFrame, *, pop_column: str | None = None,
-                  households_column: str | None = None, persons_per_household: float = 2.62,
+                  households_column: str | None = None,
+                  persons_per_household: float = PERSONS_PER_HOUSEHOLD,
                   residential: gpd.GeoDataFrame | None = None, crs: str | None = None,
                   group_columns: tuple[str, ...] = (), spacing_metres: float = 50.0) -> Demand:
     """Polygons or grid cells with a count (or households), split over their residential parts.
 
-    The count of each polygon is spread over points on a ``spacing_metres`` grid inside it; where
-    ``residential`` polygons (OSM residential land use or buildings) overlap it, only the points
-    inside them take people (area-weighted); otherwise the split is uniform.
+    Each polygon's people are spread over points of a regular ``spacing_metres`` grid inside it
+    (at least one point, its representative point). Where ``residential`` polygons (OSM
+    residential land use or buildings, see :func:`osm_residential`) overlap it, its people go to
+    those parts only, by area; otherwise the split is uniform.
+
+    Parameters
+    ----------
+    source
+        A polygon layer (GeoPackage, GeoJSON, Shapefile...) or a GeoDataFrame, in any CRS.
+    pop_column
+        The count column (default: pop/population/人口/人数, else households/户数).
+    households_column
+        A households column instead, × ``persons_per_household``.
+    persons_per_household
+        Persons per household (2.62, China's 2020 census).
+    residential
+        Residential polygons (any CRS) to split over.
+    crs
+        The CRS of a layer that has none (``EPSG:code``, ``gcj02``...).
+    group_columns
+        Columns counting population groups, split like ``pop``.
+    spacing_metres
+        The grid spacing of the points.
+
+    Returns
+    -------
+    Demand
+
     """
-    gdf = source if isinstance(source, gpd.GeoDataFrame) else read_table(source, what="population")
-    file = None if isinstance(source, gpd.GeoDataFrame) else source
+    gdf, file = _frame(source, "population polygons")
+    return _from_polygons(gdf, file, pop_column=pop_column, households_column=households_column,
+                          persons_per_household=persons_per_household, residential=residential, crs=crs,
+                          group_columns=group_columns, spacing_metres=spacing_metres)
+
+
+def _from_polygons(gdf: pd.DataFrame, file, *, pop_column, households_column, persons_per_household,
+                   residential, crs, group_columns, spacing_metres) -> Demand:
     if not isinstance(gdf, gpd.GeoDataFrame):
         raise DataError("population polygons need a geometry", file=file,
                         fix="give a GeoPackage/Shapefile/GeoJSON of polygons, or a point table with lon/lat")
-    if gdf.crs is None:
-        if crs is None:
-            raise DataError("the population polygons have no CRS", file=file, field="crs",
-                            fix="pass --population-crs EPSG:code (or save them with a .prj)")
-        gdf = gdf.set_crs(crs)
-    if households_column is not None:
-        col = _count_column(gdf, households_column, file, kind="households")
-        counts, excl = _counts(gdf, col, file)
-        counts = counts * persons_per_household
-        label = f"households × {persons_per_household} ({col})"
-    else:
-        col = _count_column(gdf, pop_column, file)
-        counts, excl = _counts(gdf, col, file)
-        label = f"polygons ({col})"
-    empty = gdf.geometry.isna().to_numpy() | gdf.geometry.is_empty.to_numpy()
+    gdf = _with_crs(gdf, crs, file, "population polygons")
+    col, per_unit, what = _count_column(gdf, pop_column=pop_column, households_column=households_column,
+                                        persons_per_household=persons_per_household, file=file)
+    counts, excl = _counts(gdf, col, per_unit, file)
+    groups, gexcl = _groups(gdf, group_columns, file)
+    geoms = gdf.geometry.to_numpy()
+    empty = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     if empty.any():
-        excl.append({"reason": "no geometry (not located)", "pop": float(counts[empty].sum()),
-                     "rows": ",".join(map(str, np.flatnonzero(empty)[:50] + 1))})
+        excl.append({"reason": "not located: no geometry", "pop": float(counts[empty].sum()), "rows": _rows(empty)})
+        if empty.all():
+            raise DataError("no row has a geometry", file=file, field="geometry", fix="export the layer again")
     keep = ~empty & (counts > 0)
-    polys = gdf[keep].reset_index(drop=True)
-    local_crs = polys.estimate_utm_crs() if len(polys) else 3857
-    proj = polys.geometry.to_crs(local_crs)
-    idx, pts = _grid_points(proj, spacing_metres)
-    weight = np.ones(len(pts))
+    if not keep.any():
+        raise DataError("no row with people has a geometry", file=file, field="geometry",
+                        fix="draw the polygons of the rows that have counts")
+    local = gdf[keep].estimate_utm_crs()
+    polys = _valid(gdf.geometry[keep].to_crs(local).to_numpy())
+    res = None
     if residential is not None and len(residential):
-        res = residential.to_crs(local_crs).geometry.to_numpy()
-        inside = np.zeros(len(pts), dtype=bool)
-        inside[shapely.STRtree(res).query(pts, predicate="within")[0]] = True
-        # Only polygons with some residential point restrict their people to those points.
-        has_res = np.bincount(idx, weights=inside, minlength=len(polys)) > 0
-        weight = np.where(has_res[idx], inside.astype(float), 1.0)
-    share = weight / np.bincount(idx, weights=weight, minlength=len(polys))[idx]
-    pop = counts[keep][idx] * share
-    lon, lat = gpd.GeoSeries(pts, crs=local_crs).to_crs(4326).pipe(lambda s: (s.x.to_numpy(), s.y.to_numpy()))
-    out = gpd.GeoDataFrame({"pop": pop, "source": label}, geometry=shapely.points(lon, lat), crs=4326)
-    for g in group_columns:
-        vals = pd.to_numeric(gdf[g], errors="coerce").fillna(0).to_numpy(float)[keep]
-        out[g] = vals[idx] * share
-    out = out[share > 0].reset_index(drop=True)  # grid points outside the residential parts
-    return Demand(points=out, input_pop=float(counts.sum()), excluded=_excluded(excl), label=label)
+        r = _with_crs(residential, None, None, "residential polygons").to_crs(local).geometry.to_numpy()
+        r = r[np.isin(shapely.get_type_id(r), (3, 6))]
+        # Overlapping residential features (land use and its buildings) must not count twice.
+        res = shapely.get_parts(shapely.union_all(_valid(r))) if len(r) else None
+    owner, x, y, share = _spread(polys, res, spacing_metres)
+    lon, lat = to_wgs84(x, y, local)
+    name = Path(str(file)).name if file is not None else "polygons"
+    split = "area-weighted over residential parts" if res is not None else "uniform"
+    out = gpd.GeoDataFrame({"pop": counts[keep][owner] * share, "source": f"polygons: {name}"},
+                           geometry=shapely.points(lon, lat), crs=4326)
+    for g, vals in groups.items():
+        out[g] = vals[keep][owner] * share
+    return _demand(out, float(counts.sum()), excl + gexcl, f"polygons {name}, {what}, {split}")
 
 
-def from_raster(path: str | Path, *, area=None, max_cell_metres: float = 100.0) -> Demand:
-    """A population raster read over the study area (cell centres; large cells split).
-
-    Parameters
-    ----------
-    path
-        A GeoTIFF (WorldPop, GHS-POP...).
-    area
-        The study area as a shapely geometry in WGS-84; the raster is read over its bounds.
-    max_cell_metres
-        Cells larger than this become a regular sub-grid of points sharing the cell's people.
-
-    """
-    import rasterio
-    from rasterio.warp import transform_bounds
-    from rasterio.windows import from_bounds
-
-    path = Path(path)
-    if not path.exists():
-        raise InputFileError("the population raster does not exist", file=path, fix="check the path")
-    with rasterio.open(path) as src:
-        if src.crs is None:
-            raise DataError("the raster has no CRS", file=path, field="crs",
-                            fix="set it in a GIS program (WorldPop and GHS-POP ship with one)")
-        if area is not None:
-            b = transform_bounds("EPSG:4326", src.crs, *shapely.bounds(area))
-            rb = src.bounds
-            if b[0] >= rb.right or b[2] <= rb.left or b[1] >= rb.top or b[3] <= rb.bottom:
-                raise DataError("the raster does not overlap the study area", file=path,
-                                fix="use a raster that covers the network's city")
-            win = from_bounds(*b, transform=src.transform).round_offsets().round_lengths()
-            win = win.intersection(rasterio.windows.Window(0, 0, src.width, src.height))
-        else:
-            win = rasterio.windows.Window(0, 0, src.width, src.height)
-        data = src.read(1, window=win, masked=True).astype(float)
-        transform = src.window_transform(win)
-        crs = src.crs
-    values = data.filled(np.nan)
-    nodata = np.ma.getmaskarray(data)
-    bad_nan = ~nodata & ~np.isfinite(values)
-    negative = ~nodata & np.isfinite(values) & (values < 0)
-    excl = []
-    if negative.any():
-        excl.append({"reason": "negative cells (not people, not counted)", "pop": 0.0,
-                     "rows": f"{int(negative.sum())} cells"})
-    if bad_nan.any():
-        excl.append({"reason": "NaN cells (not counted)", "pop": 0.0, "rows": f"{int(bad_nan.sum())} cells"})
-    good = ~nodata & np.isfinite(values) & (values > 0)
-    rows, cols = np.nonzero(good)
-    pop = values[rows, cols]
-    cell_x, cell_y = abs(transform.a), abs(transform.e)
-    if crs.is_geographic:
-        lat0 = transform.f + transform.e * (rows.mean() if len(rows) else 0)
-        cell_m = max(cell_x * 111_320 * np.cos(np.radians(lat0)), cell_y * 110_540)
-    else:
-        cell_m = max(cell_x, cell_y)
-    k = max(1, int(np.ceil(cell_m / max_cell_metres)))
-    offs = (np.arange(k) + 0.5) / k
-    ox, oy = np.meshgrid(offs, offs)
-    cc = (cols[:, None] + ox.ravel()[None, :]).ravel()
-    rr = (rows[:, None] + oy.ravel()[None, :]).ravel()
-    xs, ys = rasterio.transform.xy(transform, rr - 0.5, cc - 0.5, offset="center")
-    pts = gpd.GeoSeries(shapely.points(np.asarray(xs), np.asarray(ys)), crs=crs).to_crs(4326)
-    out = gpd.GeoDataFrame({"pop": np.repeat(pop / (k * k), k * k), "source": f"raster {path.name}"},
-                           geometry=pts.to_numpy(), crs=4326)
-    return Demand(points=out, input_pop=float(pop.sum()), excluded=_excluded(excl),
-                  label=f"raster {path.name}" + (f" (cells split {k}×{k})" if k > 1 else ""))
+def _area_wgs84(area):
+    if isinstance(area, gpd.GeoDataFrame | gpd.GeoSeries):
+        return shapely.union_all(area.to_crs(4326).geometry.to_numpy())
+    return area
 
 
-def estimate_from_osm(osm_path: str | Path, *, total_pop: float | None = None,
-                      density_per_km2: float | None = None, area=None) -> Demand:
-    """An estimate from OSM residential land use and buildings; labelled an estimate.
+# ---------------------------------------------------------------- dispatcher
 
-    People are spread by residential floor area: residential buildings (footprint × levels;
-    6 levels when missing for apartments and residential, 2 for houses), and residential land
-    use without mapped residential buildings (its area × a floor-area ratio of 2). The total is
-    ``total_pop`` if given, else ``density_per_km2`` (default 25,000) × the residential land area.
-
-    Parameters
-    ----------
-    osm_path
-        The OSM extract.
-    total_pop, density_per_km2
-        How to scale the estimate.
-    area
-        Keep features inside this WGS-84 geometry.
-
-    """
-    from .osm import read_osm_features
-
-    landuse = read_osm_features(osm_path, kind="landuse")
-    if "landuse" in landuse:
-        landuse = landuse[landuse["landuse"] == "residential"]
-    landuse = landuse[shapely.get_type_id(landuse.geometry.to_numpy()) >= 3] if len(landuse) else landuse
-    buildings = read_osm_features(osm_path, kind="buildings")
-    if len(buildings):
-        buildings = buildings[shapely.get_type_id(buildings.geometry.to_numpy()) >= 3]
-    if not len(landuse) and not len(buildings):
-        raise DataError("the extract has neither residential land use nor buildings to estimate "
-                        "population from", file=osm_path,
-                        fix="give a population raster, polygons or points with --population")
-    crs = (landuse if len(landuse) else buildings).estimate_utm_crs()
-    lu = landuse.to_crs(crs).geometry.to_numpy() if len(landuse) else np.array([], dtype=object)
-    b = buildings.to_crs(crs) if len(buildings) else buildings
-    in_lu = np.zeros(len(b), dtype=bool)
-    if len(b) and len(lu):
-        in_lu[shapely.STRtree(lu).query(shapely.centroid(b.geometry.to_numpy()), predicate="within")[0]] = True
-    kind = b["building"].astype(str).to_numpy() if len(b) else np.array([])
-    residential_b = np.isin(kind, _RESIDENTIAL_BUILDINGS) | ((kind == "yes") & in_lu)
-    b = b[residential_b] if len(b) else b
-    levels_default = np.where(b["building"].astype(str).to_numpy() == "house", 2.0, 6.0) if len(b) else np.array([])
-    levels = (pd.to_numeric(b["building:levels"], errors="coerce").to_numpy(float)
-              if len(b) and "building:levels" in b else np.full(len(b), np.nan))
-    floor = b.geometry.area.to_numpy() * np.where(np.isfinite(levels) & (levels > 0), levels, levels_default) \
-        if len(b) else np.array([])
-    pts = [shapely.centroid(b.geometry.to_numpy())] if len(b) else []
-    weights = [floor]
-    if len(lu):
-        has_b = np.zeros(len(lu), dtype=bool)
-        if len(b):
-            has_b[shapely.STRtree(b.geometry.to_numpy()).query(lu, predicate="intersects")[0]] = True
-        bare = gpd.GeoSeries(lu[~has_b], crs=crs)
-        if len(bare):
-            idx, gp = _grid_points(bare, 50.0)
-            cell_area = bare.area.to_numpy() / np.bincount(idx, minlength=len(bare))
-            pts.append(gp)
-            weights.append(cell_area[idx] * 2.0)  # floor-area ratio 2 where no building is mapped
-    points = np.concatenate(pts)
-    w = np.concatenate(weights)
-    res_km2 = float(shapely.area(shapely.union_all(lu)) / 1e6) if len(lu) else float(floor.sum() / 2.0 / 1e6)
-    if total_pop is None:
-        density = density_per_km2 or _DEFAULT_DENSITY
-        total_pop = density * res_km2
-        how = f"{density:,.0f} people/km² of residential land ({res_km2:.2f} km²)"
-    else:
-        how = f"scaled to a total of {total_pop:,.0f}"
-    pop = w / w.sum() * total_pop
-    geo = gpd.GeoSeries(points, crs=crs).to_crs(4326)
-    label = f"estimate: OSM residential buildings and land use, {how}"
-    out = gpd.GeoDataFrame({"pop": pop, "source": label}, geometry=geo.to_numpy(), crs=4326)
-    if area is not None:
-        out = out[shapely.within(out.geometry.to_numpy(), area)]
-    return Demand(points=out.reset_index(drop=True), input_pop=float(out["pop"].sum()),
-                  excluded=_excluded([]), is_estimate=True, label=label)
-
-
-def read_population(source: str | Path | None, *, network=None, pop_column: str | None = None,
-                    households_column: str | None = None, crs: str | None = None,
-                    osm_path: str | Path | None = None, profile=None,
-                    group_columns: tuple[str, ...] = ()) -> Demand:
+def read_population(source: str | Path | pd.DataFrame | Demand | None, *, network=None,
+                    pop_column: str | None = None, households_column: str | None = None,
+                    crs: str | None = None, osm_path: str | Path | None = None, profile=None,
+                    group_columns: tuple[str, ...] = (), residential=None) -> Demand:
     """Read any population source, choosing the reader by the file.
 
-    ``None`` estimates from the OSM extract ``osm_path``; a GeoTIFF is a raster; polygons are
-    split; points are taken as they are.
+    Parameters
+    ----------
+    source
+        A raster (``.tif``...) → :func:`from_raster`; a polygon layer → :func:`from_polygons`;
+        a point layer or a table with coordinates → :func:`from_points`; ``None``, ``"osm"`` or
+        an OSM extract → :func:`estimate_from_osm` (of ``osm_path``, or of the extract given).
+    network
+        The walking network: the study area is its hull widened by the profile's snap cap.
+    pop_column, households_column
+        The count column, or a households column (× the profile's persons per household).
+    crs
+        The CRS of a table's coordinates or of a layer without one.
+    osm_path
+        The OSM extract to estimate from when no source is given.
+    profile
+        The profile (snap cap; ``standards["persons_per_household"]``, default 2.62).
+    group_columns
+        Columns counting population groups, carried along.
+    residential
+        Residential polygons to split polygon counts over: a GeoDataFrame, a polygon file, or an
+        OSM extract (its residential land use and buildings, :func:`osm_residential`).
+
+    Returns
+    -------
+    Demand
+
     """
-    pph = 2.62
-    if profile is not None:
-        pph = float(profile.standards.get("persons_per_household", pph))
+    from .osm import is_osm_file
+    from .population_osm import estimate_from_osm, osm_residential
+    from .population_raster import from_raster
+
+    if isinstance(source, Demand):
+        return source
+    pph = float((getattr(profile, "standards", None) or {}).get("persons_per_household", PERSONS_PER_HOUSEHOLD))
     area = None
     if network is not None:
-        cap = getattr(profile, "snap_cap_metres", 300.0) if profile is not None else 300.0
-        hull = gpd.GeoSeries([network.hull.buffer(cap)], crs=network.crs).to_crs(4326)
-        area = hull.iloc[0]
-    if source is None:
-        if osm_path is None:
+        cap = float(getattr(profile, "snap_cap_metres", 300.0) or 300.0)
+        area = gpd.GeoSeries([network.hull.buffer(cap)], crs=network.crs).to_crs(4326).iloc[0]
+    if source is None or (isinstance(source, str) and source.lower() == "osm") or (
+            isinstance(source, str | Path) and is_osm_file(source)):
+        osm = osm_path if source is None or str(source).lower() == "osm" else source
+        if osm is None:
             raise DataError("no population given and no OSM extract to estimate it from",
-                            fix="give --population (raster, polygons or points)")
-        return estimate_from_osm(osm_path)
-    path = Path(str(source))
-    if path.suffix.lower() in _RASTER_SUFFIXES:
-        return from_raster(path, area=area)
-    df = read_table(path, what="population")
-    if isinstance(df, gpd.GeoDataFrame) and len(df) and np.isin(
-            shapely.get_type_id(df.geometry.dropna().to_numpy()), (3, 6)).any():
-        return _labelled(from_polygons(df, pop_column=pop_column, households_column=households_column,
-                                       persons_per_household=pph, crs=crs,
-                                       group_columns=group_columns), path)
-    if households_column is not None:
-        col = _count_column(df, households_column, path, kind="households")
-        df = df.copy()
-        df["_pop_from_households"] = pd.to_numeric(df[col], errors="coerce") * pph
-        pop_column = "_pop_from_households"
-    return _labelled(from_points(df, pop_column=pop_column, crs=crs, group_columns=group_columns), path)
-
-
-def _labelled(demand: Demand, path: Path) -> Demand:
-    demand.label = f"{demand.label} from {path.name}"
-    return demand
+                            fix="give --population (a raster, polygons or points)")
+        return estimate_from_osm(osm, area=area)
+    if isinstance(source, str | Path) and Path(source).suffix.lower() in _RASTER_SUFFIXES:
+        return from_raster(source, area=area)
+    df, file = _frame(source, "population")
+    opts = {"pop_column": pop_column, "households_column": households_column,
+            "persons_per_household": pph, "crs": crs, "group_columns": tuple(group_columns)}
+    geoms = df.geometry.to_numpy() if isinstance(df, gpd.GeoDataFrame) else np.array([])
+    if np.isin(shapely.get_type_id(geoms), (3, 6)).any():
+        if isinstance(residential, str | Path):
+            residential = (osm_residential(residential, area=area) if is_osm_file(residential)
+                           else read_table(residential, what="residential polygons"))
+        return _from_polygons(df, file, residential=residential, spacing_metres=50.0, **opts)
+    return _from_points(df, file, **opts)

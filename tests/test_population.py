@@ -6,17 +6,22 @@ import pandas as pd
 import pytest
 import rasterio
 import shapely
+from pyproj import Transformer
 from rasterio.transform import from_origin
 
 from circles import DataError, InputFileError
 from circles.coverage import compute_coverage
+from circles.crs import wgs84_to_gcj02
 from circles.population import (
     estimate_from_osm,
     from_points,
     from_polygons,
     from_raster,
+    osm_residential,
     read_population,
 )
+from circles.population_osm import DEFAULT_DENSITY_PER_KM2
+from circles.profiles import get_profile
 
 LON0, LAT0, STEP = 104.06, 30.69, 0.001  # a 0.001° (~100 m) grid over central Chengdu
 
@@ -26,10 +31,10 @@ def _grid(n=20, seed=0):
     return rng.integers(0, 200, size=(n, n)).astype("float32")
 
 
-def _raster(path, values, step=STEP, nodata=-9999.0):
+def _raster(path, values, *, step=STEP, origin=(LON0, LAT0), crs="EPSG:4326", nodata=-9999.0):
     with rasterio.open(path, "w", driver="GTiff", height=values.shape[0], width=values.shape[1],
-                       count=1, dtype="float32", crs="EPSG:4326", nodata=nodata,
-                       transform=from_origin(LON0, LAT0, step, step)) as dst:
+                       count=1, dtype="float32", crs=crs, nodata=nodata,
+                       transform=from_origin(*origin, step, step)) as dst:
         dst.write(values, 1)
     return path
 
@@ -41,116 +46,307 @@ def _cells(values, step=STEP):
     return gpd.GeoDataFrame({"pop": values.ravel()}, geometry=boxes, crs=4326)
 
 
+def _per_cell(points, shape, step=STEP):
+    """People per cell of the test grid, by where each point lies."""
+    col = np.floor((points.geometry.x.to_numpy() - LON0) / step).astype(int)
+    row = np.floor((LAT0 - points.geometry.y.to_numpy()) / step).astype(int)
+    out = np.zeros(shape)
+    np.add.at(out, (row, col), points["pop"].to_numpy())
+    return out
+
+
 def _conserved(d):
-    assert d.points["pop"].sum() + d.excluded["pop"].sum() == pytest.approx(d.input_pop)
+    assert d.points["pop"].sum() + d.excluded["pop"].sum() == pytest.approx(d.input_pop, rel=1e-9)
+    assert d.points.crs.to_epsg() == 4326
+    assert (d.points["pop"] > 0).all()
 
 
-def test_raster_conserved_with_nodata_and_negative_cells(tmp_path):
+def _area_m2(geom):
+    return gpd.GeoSeries([geom], crs=4326).to_crs(32648).area.iloc[0]
+
+
+# ---------------------------------------------------------------- rasters
+
+def test_raster_cells_become_centre_points_and_bad_cells_are_reported(tmp_path):
     v = _grid()
-    v[0, 0] = -9999.0  # nodata
-    v[1, 1] = -5.0     # negative: not people
-    d = from_raster(_raster(tmp_path / "p.tif", v))
+    v[0, 0] = -9999.0   # nodata: ignored
+    v[1, 1] = -5.0      # negative: not people
+    v[2, 2] = np.nan    # NaN but not the nodata value
+    d = from_raster(_raster(tmp_path / "p.tif", v), max_cell_metres=150)
     _conserved(d)
-    good = v[(v > 0)]
-    assert d.input_pop == pytest.approx(good.sum())
-    assert "negative" in " ".join(d.excluded["reason"])
+    assert d.input_pop == pytest.approx(v[np.isfinite(v) & (v > 0)].sum())
+    reasons = " ".join(d.excluded["reason"])
+    assert "negative" in reasons
+    assert "NaN" in reasons
+    assert "-9999" not in reasons
+    np.testing.assert_allclose(_per_cell(d.points, v.shape), np.where(np.isfinite(v) & (v > 0), v, 0))
+    first = d.points.iloc[0]  # row 0, column 1: its centre
+    assert (first.geometry.x, first.geometry.y) == pytest.approx((LON0 + 1.5 * STEP, LAT0 - 0.5 * STEP))
 
 
-def test_large_cells_split_into_sub_points(tmp_path):
+def test_raster_is_read_over_the_study_area_only(tmp_path):
+    v = _grid(seed=1)
+    path = _raster(tmp_path / "p.tif", v)
+    area = shapely.Polygon([(104.0655, 30.6725), (104.0745, 30.6725), (104.0655, 30.6845)])
+    d = from_raster(path, area=area)
+    _conserved(d)
+    # Read: the cells meeting the area's bounding box (columns 5-14, rows 5-17), not the rest.
+    assert d.input_pop == pytest.approx(v[5:18, 5:15].sum())
+    assert shapely.contains_xy(area, d.points.geometry.x, d.points.geometry.y).all()
+    outside = d.excluded[d.excluded["reason"].str.contains("outside")]
+    assert outside["pop"].sum() > 0
+    assert d.points["pop"].sum() < d.input_pop
+
+
+def test_large_cells_are_split_into_sub_points(tmp_path):
     v = np.full((3, 3), 90.0, dtype="float32")
     d = from_raster(_raster(tmp_path / "big.tif", v, step=0.003), max_cell_metres=100)
-    assert len(d.points) == 9 * 16  # ~290 m cells -> 4 x 4 points each
-    assert d.points["pop"].sum() == pytest.approx(810)
+    _conserved(d)
+    # 0.003° at 30.7°N is ~287 m wide and ~332 m tall: 3 x 4 points per cell.
+    assert len(d.points) == 9 * 12
+    assert d.points["pop"].to_numpy() == pytest.approx(90 / 12)
+    np.testing.assert_allclose(_per_cell(d.points, v.shape, step=0.003), v)
+    assert "split 3×4" in d.label
+
+    x0, y0 = Transformer.from_crs(4326, 32648, always_xy=True).transform(LON0, LAT0)
+    utm = from_raster(_raster(tmp_path / "utm.tif", v, step=250, origin=(x0, y0), crs="EPSG:32648"))
+    _conserved(utm)
+    assert len(utm.points) == 9 * 9  # 250 m cells: 3 x 3 points of 83 m
+    assert utm.points.geometry.x.between(104.05, 104.07).all()
 
 
-def test_raster_and_polygon_grid_give_the_same_coverage(tmp_path, chengdu_net, data_dir):
+def test_raster_and_polygon_grid_describe_the_same_people(tmp_path, chengdu_net, data_dir):
     from circles.facilities import read_facilities
 
     v = _grid()
-    d_r = from_raster(_raster(tmp_path / "p.tif", v), max_cell_metres=200)  # a point per cell
-    cells = _cells(v)
+    d_r = from_raster(_raster(tmp_path / "p.tif", v))
     path = tmp_path / "cells.gpkg"
-    cells.to_file(path)
-    # A grid coarser than the cells leaves each cell its representative point: its centre.
-    d_p = from_polygons(path, pop_column="pop", spacing_metres=10_000)
+    _cells(v).to_file(path)
+    d_p = from_polygons(path, pop_column="pop")  # 50 m points: about 2 x 2 per cell
+    _conserved(d_p)
+    assert "split 1×2" in d_r.label  # 96 m x 111 m cells
+    assert len(d_p.points) > 1.5 * len(d_r.points)
     assert d_p.input_pop == pytest.approx(d_r.input_pop)
+    np.testing.assert_allclose(_per_cell(d_p.points, v.shape), _per_cell(d_r.points, v.shape))
     fac = read_facilities(data_dir / "chengdu_facilities.csv", network=chengdu_net)
     a = compute_coverage(chengdu_net, fac, d_r).by_tier()
     b = compute_coverage(chengdu_net, fac, d_p).by_tier()
-    np.testing.assert_allclose(a["covered_pop"], b["covered_pop"], rtol=1e-6)
+    # Points within ~30 m of the cell centres: covered shares within a point of each other.
+    np.testing.assert_allclose(b["covered_pop"], a["covered_pop"], atol=0.01 * d_r.input_pop)
+    np.testing.assert_allclose(b["population"], a["population"])
 
 
-def test_households_times_persons_and_area_weighted_split(tmp_path):
-    poly = shapely.box(104.060, 30.660, 104.070, 30.670)
-    gdf = gpd.GeoDataFrame({"households": [1000]}, geometry=[poly], crs=4326)
-    resid = gpd.GeoDataFrame(geometry=[shapely.box(104.060, 30.660, 104.065, 30.670)], crs=4326)
-    d = from_polygons(gdf, households_column="households", residential=resid)
-    assert d.input_pop == pytest.approx(2620)
-    assert d.points["pop"].sum() == pytest.approx(2620)
-    assert (d.points.geometry.x < 104.065 + 1e-9).all()  # only the residential half holds people
-    uniform = from_polygons(gdf, households_column="households")
-    assert (uniform.points.geometry.x > 104.065).any()
+# ---------------------------------------------------------------- polygons
+
+def test_households_are_split_by_area_over_residential_parts(tmp_path):
+    block = shapely.box(104.060, 30.660, 104.070, 30.670)
+    empty_block = shapely.box(104.070, 30.660, 104.080, 30.670)
+    gdf = gpd.GeoDataFrame({"户数": [1000, 500], "children": [100, 40]},
+                           geometry=[block, empty_block], crs=4326)
+    compound = shapely.box(104.060, 30.660, 104.064, 30.670)
+    building = shapely.box(104.0680, 30.6680, 104.0681, 30.6681)  # ~10 m: one point
+    resid = gpd.GeoDataFrame(geometry=[compound, shapely.box(104.061, 30.661, 104.062, 30.662), building,
+                                       shapely.box(104.09, 30.66, 104.10, 30.67)], crs=4326).to_crs(4544)
+    d = from_polygons(gdf, residential=resid, group_columns=("children",))
+    _conserved(d)
+    assert d.input_pop == pytest.approx(1500 * 2.62)
+    in_block = d.points.geometry.x.to_numpy() < 104.070
+    pts = d.points[in_block]
+    assert pts["pop"].sum() == pytest.approx(2620)
+    in_building = shapely.contains_xy(building, pts.geometry.x, pts.geometry.y)
+    assert in_building.sum() == 1
+    share = _area_m2(building) / (_area_m2(building) + _area_m2(compound))  # the overlap counts once
+    assert pts["pop"][in_building].sum() == pytest.approx(2620 * share, rel=1e-4)
+    assert shapely.contains_xy(compound, pts.geometry.x[~in_building], pts.geometry.y[~in_building]).all()
+    np.testing.assert_allclose(pts["children"], pts["pop"] * 100 / 2620)
+    rest = d.points[~in_block]  # no residential part: uniform on the 50 m grid
+    assert rest["pop"].sum() == pytest.approx(500 * 2.62)
+    np.testing.assert_allclose(rest["pop"], rest["pop"].iloc[0])
+    assert len(rest) == pytest.approx(_area_m2(empty_block) / 2500, rel=0.05)
+    assert "households" in d.label
 
 
-def test_points_with_groups_and_bad_counts(tmp_path):
-    df = pd.DataFrame({"lon": [104.06, 104.07, 104.08, None], "lat": [30.66, 30.67, 30.68, 30.69],
-                       "人口": [100, None, -3, 50], "children": [10, 0, 0, 5]})
+def test_households_use_the_profile_persons_per_household(tmp_path):
+    path = tmp_path / "xiaoqu.geojson"
+    gpd.GeoDataFrame({"name": ["A"], "hh": ["1,000"]}, geometry=[shapely.box(104.06, 30.66, 104.062, 30.662)],
+                     crs=4326).to_file(path)
+    profile = get_profile("deyang")
+    profile.standards["persons_per_household"] = 3.0
+    d = read_population(path, households_column="hh", profile=profile)
+    assert d.input_pop == pytest.approx(3000)
+    assert read_population(path).input_pop == pytest.approx(2620)  # 'hh' found as households
+
+
+def test_polygons_in_another_crs_are_reprojected_and_a_missing_crs_is_an_error(tmp_path):
+    poly = gpd.GeoDataFrame({"pop": [500]}, geometry=[shapely.box(104.06, 30.66, 104.07, 30.67)],
+                            crs=4326).to_crs(4544)
+    d = from_polygons(poly)
+    _conserved(d)
+    assert d.points.geometry.x.between(104.06, 104.07).all()
+    assert d.points["pop"].sum() == pytest.approx(500)
+    path = tmp_path / "noprj.shp"
+    poly.to_file(path)
+    path.with_suffix(".prj").unlink()
+    with pytest.raises(DataError, match="no CRS") as err:
+        from_polygons(path)
+    assert "crs=" in str(err.value)
+    assert "noprj.shp" in str(err.value)
+    assert from_polygons(path, crs="EPSG:4544").points.geometry.x.between(104.06, 104.07).all()
+
+
+# ---------------------------------------------------------------- points
+
+def test_points_with_groups_bad_counts_and_bad_coordinates(tmp_path):
+    df = pd.DataFrame({"经度": [104.06, 104.07, 104.08, None, 30.68], "纬度": [30.66, 30.67, 30.68, 30.69, 104.08],
+                       "人口": ["1,200", None, -3, 50, 7], "children": [10, 0, 0, 5, None]})
     path = tmp_path / "pts.csv"
     df.to_csv(path, index=False)
     d = from_points(path, group_columns=("children",))
     _conserved(d)
-    assert d.points["pop"].sum() == pytest.approx(100)
-    assert d.input_pop == pytest.approx(150)  # 100 located + 50 without coordinates
+    assert d.points["pop"].sum() == pytest.approx(1200)
+    assert d.input_pop == pytest.approx(1257)  # 1200 located + 50 and 7 not located
     assert d.points["children"].sum() == pytest.approx(10)
-    reasons = " ".join(d.excluded["reason"])
-    assert "missing" in reasons
-    assert "negative" in reasons
-    assert "coordinates" in reasons
+    ex = d.excluded[~d.excluded["reason"].str.contains("group")].set_index("rows")
+    assert "missing" in ex.loc["2", "reason"]
+    assert "negative" in ex.loc["3", "reason"]
+    assert ex.loc["4", "pop"] == 50
+    assert "swapped" in ex.loc["5", "reason"]
+    assert ex.loc["5", "pop"] == 7
+    group = d.excluded[d.excluded["reason"].str.contains("group count 'children'")]
+    assert group["rows"].tolist() == ["5"]
 
 
-def test_osm_estimate_is_labelled_and_scaled(chengdu_pbf):
+def test_points_in_gcj02_and_in_a_projected_layer(tmp_path):
+    lon, lat = np.array([104.065, 104.075]), np.array([30.665, 30.675])
+    glon, glat = wgs84_to_gcj02(lon, lat)
+    path = tmp_path / "amap.csv"
+    pd.DataFrame({"lng": glon, "lat": glat, "人数": [10, 20]}).to_csv(path, index=False)
+    d = read_population(path, crs="gcj02")
+    np.testing.assert_allclose(d.points.geometry.x, lon, atol=1e-6)
+    np.testing.assert_allclose(d.points.geometry.y, lat, atol=1e-6)
+    layer = gpd.GeoDataFrame({"pop": [10, 20]}, geometry=shapely.points(lon, lat), crs=4326).to_crs(4544)
+    layer_path = tmp_path / "entrances.gpkg"
+    layer.to_file(layer_path)
+    d2 = read_population(layer_path)
+    _conserved(d2)
+    np.testing.assert_allclose(d2.points.geometry.x, lon, atol=1e-7)
+    assert "entrances.gpkg" in d2.label
+
+
+# ---------------------------------------------------------------- the OSM estimate
+
+def test_osm_estimate_is_labelled_and_scales(chengdu_pbf):
     d = estimate_from_osm(chengdu_pbf, total_pop=500_000)
+    _conserved(d)
     assert d.is_estimate
-    assert "estimate" in d.label
-    assert d.points["pop"].sum() == pytest.approx(500_000)
-    assert (d.points["source"].str.contains("estimate")).all()
-    d2 = estimate_from_osm(chengdu_pbf, density_per_km2=10_000)
-    d3 = estimate_from_osm(chengdu_pbf, density_per_km2=20_000)
-    assert d3.input_pop == pytest.approx(2 * d2.input_pop)
+    assert d.points.attrs["is_estimate"]
+    assert d.label.startswith("estimate")
+    assert d.points["pop"].sum() == pytest.approx(500_000, rel=1e-12)
+    assert d.input_pop == 500_000
+    assert set(d.points["source"]) == {"estimate: OSM residential buildings", "estimate: OSM residential land use"}
+    d10 = estimate_from_osm(chengdu_pbf, density_per_km2=10_000)
+    d20 = estimate_from_osm(chengdu_pbf, density_per_km2=20_000)
+    assert d20.input_pop == pytest.approx(2 * d10.input_pop)
+    np.testing.assert_allclose(d.points["pop"] / d.input_pop, d10.points["pop"] / d10.input_pop)
+
+    res = osm_residential(chengdu_pbf)
+    land = res[res["kind"] == "land use"]
+    land_km2 = land.to_crs(32648).area.sum() / 1e6
+    default = estimate_from_osm(chengdu_pbf)
+    assert "default" in default.label
+    # Residential land holds at least the default density; buildings outside it add to that.
+    assert default.input_pop >= DEFAULT_DENSITY_PER_KM2 * land_km2 * (1 - 1e-9)
+    assert default.input_pop < 2 * DEFAULT_DENSITY_PER_KM2 * land_km2
+    assert 150 < (res["kind"] == "land use").sum() < 250
+    assert (res["kind"] == "building").sum() > 100
 
 
-def test_bad_inputs_are_clear(tmp_path, chengdu_net):
-    far = _raster(tmp_path / "far.tif", _grid())
-    with rasterio.open(far) as src:
-        assert src.bounds.left == LON0
-    moved = tmp_path / "elsewhere.tif"
-    with rasterio.open(moved, "w", driver="GTiff", height=5, width=5, count=1, dtype="float32",
-                       crs="EPSG:4326", transform=from_origin(10.0, 50.0, 0.01, 0.01)) as dst:
-        dst.write(np.ones((5, 5), dtype="float32"), 1)
-    with pytest.raises(DataError, match="does not overlap"):
-        read_population(moved, network=chengdu_net)
+def test_osm_residential_levels_follow_the_stated_rule(chengdu_pbf):
+    b = osm_residential(chengdu_pbf)
+    b = b[b["kind"] == "building"]
+    houses = b[b["building"] == "house"]
+    assert len(houses)
+    assert set(houses["levels"]) <= {2.0} | set(houses["levels"][houses["levels"] != 2.0])
+    untagged = b[b["building"].isin(["yes", "apartments"])]
+    assert (untagged["levels"] == 6.0).any()
+    footprint = b.to_crs(32648).area.to_numpy()
+    np.testing.assert_allclose(b["floor_m2"], footprint * b["levels"], rtol=1e-6)
+
+
+def test_read_population_estimates_over_the_network_area(chengdu_pbf, chengdu_net):
+    d = read_population(None, osm_path=chengdu_pbf, network=chengdu_net)
+    _conserved(d)
+    assert d.is_estimate
+    area = gpd.GeoSeries([chengdu_net.hull.buffer(300)], crs=chengdu_net.crs).to_crs(4326).iloc[0]
+    assert shapely.contains_xy(area.buffer(1e-6), d.points.geometry.x, d.points.geometry.y).all()
+    assert read_population("osm", osm_path=chengdu_pbf).is_estimate
+    part = shapely.box(104.06, 30.66, 104.08, 30.68)
+    small = estimate_from_osm(chengdu_pbf, total_pop=1000, area=part)
+    assert small.input_pop == 1000
+    assert small.points["pop"].sum() == pytest.approx(1000)
+    assert shapely.contains_xy(part, small.points.geometry.x, small.points.geometry.y).all()
+
+
+# ---------------------------------------------------------------- bad input
+
+def test_a_raster_off_the_study_area_or_without_people_is_an_error(tmp_path, chengdu_net):
+    elsewhere = _raster(tmp_path / "elsewhere.tif", np.ones((5, 5), "float32"), origin=(10.0, 50.0))
+    with pytest.raises(DataError, match="does not overlap") as err:
+        read_population(elsewhere, network=chengdu_net)
+    assert "elsewhere.tif" in str(err.value)
+    blank = _raster(tmp_path / "blank.tif", np.full((5, 5), -9999.0, "float32"))
+    with pytest.raises(DataError, match="no people"):
+        from_raster(blank)
+    nocrs = tmp_path / "nocrs.tif"
+    with rasterio.open(nocrs, "w", driver="GTiff", height=2, width=2, count=1, dtype="float32") as dst:
+        dst.write(np.ones((2, 2), "float32"), 1)
+    with pytest.raises(DataError, match="no CRS"):
+        from_raster(nocrs)
+    fake = tmp_path / "fake.tif"
+    fake.write_text("not a raster")
+    with pytest.raises(InputFileError, match="cannot read"):
+        from_raster(fake)
+
+
+def test_bad_columns_and_files_are_clear_errors(tmp_path):
     pts = tmp_path / "pts.csv"
-    pd.DataFrame({"lon": [104.06], "lat": [30.66], "people": [3]}).to_csv(pts, index=False)
-    with pytest.raises(DataError, match="people"):
-        read_population(pts, pop_column="residents")
+    pd.DataFrame({"lon": [104.06], "lat": [30.66], "residents_2020": [3], "note": ["x"]}).to_csv(pts, index=False)
+    with pytest.raises(DataError, match="no column 'people'") as err:
+        read_population(pts, pop_column="people")
+    assert "residents_2020" in str(err.value)
+    assert "note" not in str(err.value).split("found:")[1]
+    with pytest.raises(DataError, match="no population or household column"):
+        read_population(pts)
+    with pytest.raises(DataError, match="give one of them"):
+        read_population(pts, pop_column="residents_2020", households_column="residents_2020")
+    with pytest.raises(DataError, match="no column 'kids'"):
+        from_points(pts, pop_column="residents_2020", group_columns=("kids",))
+
     allbad = tmp_path / "allbad.csv"
-    pd.DataFrame({"lon": [104.06], "lat": [30.66], "pop": [float("nan")]}).to_csv(allbad, index=False)
-    with pytest.raises(DataError, match="no usable count"):
+    pd.DataFrame({"lon": [104.06, 104.07], "lat": [30.66, 30.67], "pop": [None, -1]}).to_csv(allbad, index=False)
+    with pytest.raises(DataError, match="no people in column 'pop'"):
         read_population(allbad)
-    nocrs = tmp_path / "nocrs.geojson"
-    nocrs.write_text('{"type":"FeatureCollection","features":[]}')
-    with pytest.raises(InputFileError):
-        read_population(nocrs)
+    nocoords = tmp_path / "nocoords.csv"
+    pd.DataFrame({"place": ["a"], "pop": [3]}).to_csv(nocoords, index=False)
+    with pytest.raises(DataError, match="coordinate"):
+        read_population(nocoords)
+
     empty = tmp_path / "empty.csv"
     empty.write_text("")
     with pytest.raises(InputFileError, match="empty"):
         read_population(empty)
+    no_features = tmp_path / "none.geojson"
+    no_features.write_text('{"type":"FeatureCollection","features":[]}')
+    with pytest.raises(InputFileError, match="no rows"):
+        read_population(no_features)
+    with pytest.raises(DataError, match="no OSM extract"):
+        read_population(None)
 
 
-def test_polygons_in_another_crs_are_reprojected(tmp_path):
-    poly = gpd.GeoDataFrame({"pop": [500]}, geometry=[shapely.box(104.06, 30.66, 104.07, 30.67)],
-                            crs=4326).to_crs(4544)
-    d = from_polygons(poly)
-    assert d.points.crs.to_epsg() == 4326
-    assert d.points.geometry.x.between(104.06, 104.07).all()
-    assert d.points["pop"].sum() == pytest.approx(500)
+def test_estimate_options_are_checked(chengdu_pbf):
+    with pytest.raises(DataError, match="not both"):
+        estimate_from_osm(chengdu_pbf, total_pop=10, density_per_km2=10)
+    with pytest.raises(DataError, match="positive"):
+        estimate_from_osm(chengdu_pbf, total_pop=0)
+    with pytest.raises(DataError, match="no residential"):
+        estimate_from_osm(chengdu_pbf, area=shapely.box(0, 0, 0.01, 0.01))
