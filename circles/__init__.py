@@ -4,6 +4,7 @@ The public API, in the order of the pipeline: networks, profiles and facilities,
 isochrones, population and coverage, siting, maps and audits.
 """
 
+from . import synthetic  # so circles.synthetic.make_city works after a plain import circles
 from ._version import __version__
 from .audit import load_config, run_audit
 from .compare import compare_audits
@@ -84,6 +85,7 @@ __all__ = [
     "service_access",
     "service_points",
     "site_run",
+    "synthetic",
     "tier_isochrones",
     "to_wgs84",
     "wgs84_to_gcj02",

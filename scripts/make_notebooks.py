@@ -13,12 +13,14 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
-SETUP = """from pathlib import Path
+SETUP = """from datetime import datetime
+from pathlib import Path
 import circles
 
 DATA = Path(circles.__file__).resolve().parent.parent / "data"
-OUT = Path("notebook-output")
-OUT.mkdir(exist_ok=True)"""
+# Each run of this notebook writes into a folder of its own: a run never overwrites an earlier one.
+OUT = Path("notebook-output") / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+OUT.mkdir(parents=True)"""
 
 NB1 = [
     new_markdown_cell("""# 01 · Coverage audit of the 15-minute life circle (十五分钟生活圈)

@@ -19,10 +19,13 @@ def test_there_are_three_notebooks_without_outputs():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs(path, tmp_path):
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-              if o.get("output_type") == "error"]
-    assert not errors
+def test_notebook_runs_twice_in_a_row(path, tmp_path):
+    # A planner re-runs a notebook in the same folder: the second run must not trip over the first.
+    for _ in range(2):
+        nb = nbformat.read(path, as_version=4)
+        NotebookClient(nb, timeout=300, kernel_name="python3",
+                       resources={"metadata": {"path": str(tmp_path)}}).execute()
+        errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                  if o.get("output_type") == "error"]
+        assert not errors, errors[0].get("evalue") if errors else None
+    assert len(list((tmp_path / "notebook-output").iterdir())) == 2
