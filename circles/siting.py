@@ -7,10 +7,7 @@ sparse candidate × demand coverage matrix (spopt style: ``from_cost_matrix(...)
 
 from __future__ import annotations
 
-import contextlib
 import heapq
-import os
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -18,6 +15,7 @@ import numpy as np
 from scipy import sparse
 
 from .errors import DataError
+from .siting_models import fewest_sites, lagrangian_bound, solve_milp, upper_bound
 
 __all__ = ["CoverageTarget", "MaximalCovering", "candidate_nodes"]
 
@@ -74,8 +72,9 @@ class MaximalCovering:
     candidates within the threshold of *i* (``y`` may be continuous: at an optimum it is 0/1).
     ``greedy`` uses lazy evaluation (gains only shrink, so a stale heap top that is still the
     largest after re-evaluation is the true best): a (1 − 1/e) guarantee, and its quality is
-    stated against the LP-relaxation bound. ``exact`` solves the MILP with HiGHS (``highspy``,
-    whose time limit holds) and reports the bound it proved and the gap.
+    stated against the LP-relaxation or Lagrangian bound. ``exact`` solves the MILP with HiGHS
+    (``highspy``, whose time limit holds) and reports the tighter of HiGHS's dual bound and the
+    Lagrangian bound, and the gap.
 
     With ``capacity``, each site serves at most that many people (nearest first), so sites are
     not stacked in dense areas.
@@ -89,11 +88,14 @@ class MaximalCovering:
     objective : float
         People newly covered in all.
     upper_bound : float
-        A proven upper bound on the optimum (LP relaxation or the MILP's dual bound).
+        A proven upper bound on the optimum: the tightest of the LP relaxation, the Lagrangian
+        bound, the MILP's dual bound and (under capacities) the ``p`` largest capacities.
     gap : float
         ``(upper_bound - objective) / upper_bound``.
     solver, status : str
     seconds : float
+    explanation : str
+        Why fewer sites than asked were chosen, when they were.
 
     """
 
@@ -106,23 +108,55 @@ class MaximalCovering:
     solver: str = ""
     status: str = "not solved"
     seconds: float = 0.0
+    explanation: str = ""
 
     @classmethod
-    def from_cost_matrix(cls, coverage: sparse.spmatrix, weights: np.ndarray, *,
+    def from_cost_matrix(cls, coverage, weights: np.ndarray, *, max_metres: float | None = None,
                          already_covered: np.ndarray | None = None, capacity: float | np.ndarray | None = None
                          ) -> MaximalCovering:
-        """Build from a candidates × demand matrix (nonzero = within threshold; values, if any,
-        are metres, used to serve the nearest first under a capacity)."""
-        cov = sparse.csr_matrix(coverage, dtype=np.float64, copy=True)
-        if cov.shape[1] != len(weights):
-            raise DataError(f"the coverage matrix has {cov.shape[1]} demand columns for {len(weights)} weights",
-                            fix="build both from the same demand points")
-        cov.data = cov.data + 1.0  # keep zero distances as entries
-        w = np.asarray(weights, dtype=np.float64)
+        """Build from a candidates × demand matrix.
+
+        Parameters
+        ----------
+        coverage
+            Candidates × demand, dense or SciPy sparse. Without ``max_metres`` it says who is
+            covered: nonzero (dense) or stored (sparse) = within the threshold; stored values,
+            if any, are metres, used to serve the nearest first under a capacity. With
+            ``max_metres`` it is a distance matrix (as spopt's cost matrix, but candidates as
+            rows): a distance ``<= max_metres`` is covered, 0 included. Dense: ``inf`` or NaN
+            is unreachable. Sparse: every stored entry is a distance (an explicit 0 is a
+            distance of 0, covered) and an absent entry is unreachable.
+        weights
+            People at each demand point.
+        max_metres
+            The coverage threshold of a distance matrix.
+        already_covered
+            Demand points covered before siting (they never count).
+        capacity
+            People a site can serve, one number or one per candidate.
+
+        Returns
+        -------
+        MaximalCovering
+
+        """
+        w = np.asarray(weights, dtype=np.float64).reshape(-1)
+        cov = _coverage(coverage, len(w), max_metres)
         total = float(w.sum())
         done = np.zeros(len(w), dtype=bool) if already_covered is None else np.asarray(already_covered, bool)
-        cap = None if capacity is None else np.broadcast_to(np.asarray(capacity, float), (cov.shape[0],)).copy()
+        cap = None
+        if capacity is not None:
+            cap = np.asarray(capacity, float)
+            if cap.ndim and len(cap) != cov.shape[0]:
+                raise DataError(f"{len(cap)} capacities for {cov.shape[0]} candidates", field="capacity",
+                                fix="give one capacity, or one per candidate row")
+            cap = np.broadcast_to(cap, (cov.shape[0],)).copy()
         return cls(problem=_Problem(cov, np.where(done, 0.0, w), cap, total, float(w[done].sum())))
+
+    def evaluate(self, sites: np.ndarray) -> np.ndarray:
+        """People each of ``sites`` (candidate rows) newly covers, taken in that order; under a
+        capacity each serves the nearest people left, up to its capacity."""
+        return _marginal_gains(self.problem, np.asarray(sites, dtype=np.int64).reshape(-1))
 
     @property
     def covered_share(self) -> float:
@@ -131,49 +165,119 @@ class MaximalCovering:
         return (p.already + self.objective) / p.total if p.total > 0 else np.nan
 
     def solve(self, p: int, *, method: str = "greedy", time_limit_s: float = 60.0) -> MaximalCovering:
-        """Choose ``p`` sites with ``greedy`` or ``exact``; returns ``self``."""
+        """Choose ``p`` sites with ``greedy`` or ``exact``; returns ``self``.
+
+        Sites that add nobody are never proposed: when fewer than ``p`` candidates add anyone,
+        fewer are chosen and :attr:`explanation` says how many and why.
+        """
         t0 = time.perf_counter()
-        p = int(min(p, self.problem.coverage.shape[0]))
+        if isinstance(p, bool) or not float(p).is_integer() or p < 1:
+            raise DataError(f"the number of new sites must be a whole number >= 1, not {p!r}", field="new",
+                            fix="ask for at least one site, e.g. --new 5")
+        wanted = int(p)
+        p = int(min(wanted, self.problem.coverage.shape[0]))
         if method == "greedy":
-            sel, _ = _greedy(self.problem, max_sites=p)
-            self.solver, self.status = "greedy (lazy)", "done"
-            if self.problem.capacity is None and len(sel):
-                # Rounds scale with the model so the search costs about the same everywhere and
-                # the answer is reproducible (the time limit is only a safety net).
-                rounds = int(np.clip(4e7 / max(self.problem.coverage.nnz, 1), 10, 200))
-                sel = _perturb(self.problem, _swap(self.problem, sel), p, rounds=rounds, seconds=time_limit_s)
-                self.solver = "greedy (lazy) + swap search"
-                lower = float(_marginal_gains(self.problem, sel).sum())
-                self.upper_bound = _lagrangian_bound(self.problem, p, lower=lower)
-                if self.problem.coverage.nnz <= 300_000:  # the LP bound is tighter and cheap here
-                    self.upper_bound = min(self.upper_bound, _lp_bound(self.problem, p, min(time_limit_s, 3.0)))
-            self.selected = sel
-            self.gains = _marginal_gains(self.problem, sel)
-            if self.problem.capacity is None:
-                order = np.argsort(-self.gains, kind="stable")
-                self.selected, self.gains = self.selected[order], _marginal_gains(self.problem, sel[order])
-            self.objective = float(self.gains.sum())
+            self._solve_greedy(p, time_limit_s)
         elif method == "exact":
-            if self.problem.capacity is not None:
-                raise DataError("the exact solver does not model capacities", field="capacity",
-                                fix="use the greedy solver with capacities, or drop --capacity")
-            start, _ = _greedy(self.problem, max_sites=p)
-            start = _swap(self.problem, start) if len(start) else start
-            sel, obj, bound, status = _milp(self.problem, p, time_limit_s, start=start)
-            self.selected = sel
-            self.gains = _marginal_gains(self.problem, sel)
-            order = np.argsort(-self.gains, kind="stable")
-            self.selected, self.gains = self.selected[order], self.gains[order]
-            self.objective, self.upper_bound, self.status = obj, bound, status
-            self.solver = "exact MILP (HiGHS)"
+            self._solve_exact(p, time_limit_s)
         else:
             raise DataError(f"unknown method {method!r}", fix="use 'greedy' or 'exact'")
+        self.objective = float(self.gains.sum())
         if np.isfinite(self.upper_bound) and self.upper_bound > 0:
+            self.upper_bound = max(self.upper_bound, self.objective)  # a bound below the answer is rounding
             self.gap = max(0.0, (self.upper_bound - self.objective) / self.upper_bound)
         elif self.upper_bound == 0:
             self.gap = 0.0
+        self.explanation = _shortfall(self.problem, wanted, len(self.selected))
         self.seconds = time.perf_counter() - t0
         return self
+
+    def _solve_greedy(self, p: int, time_limit_s: float) -> None:
+        prob = self.problem
+        sel, _ = _greedy(prob, max_sites=p)
+        self.solver, self.status = "greedy (lazy)", "done"
+        if prob.capacity is None and len(sel):
+            # Rounds scale with the model so the search costs about the same everywhere and
+            # the answer is reproducible (the time limit is only a safety net).
+            rounds = int(np.clip(4e7 / max(prob.coverage.nnz, 1), 10, 200))
+            sel = _perturb(prob, _swap(prob, sel), p, rounds=rounds, seconds=time_limit_s)
+            self.solver = "greedy (lazy) + swap search"
+            sel = sel[_marginal_gains(prob, sel) > 0]
+            order = np.argsort(-_marginal_gains(prob, sel), kind="stable")
+            sel = sel[order]
+        gains = _marginal_gains(prob, sel)
+        self.selected, self.gains = sel, gains
+        self.upper_bound = upper_bound(prob, p, lower=float(gains.sum()), time_limit_s=time_limit_s)
+
+    def _solve_exact(self, p: int, time_limit_s: float) -> None:
+        prob = self.problem
+        if prob.capacity is not None:
+            raise DataError("the exact solver does not model capacities", field="capacity",
+                            fix="use the greedy solver with capacities, or drop --capacity")
+        start, _ = _greedy(prob, max_sites=p)
+        start = _swap(prob, start) if len(start) else start
+        sel, obj, bound, status = _milp(prob, p, time_limit_s, start=start)
+        gains = _marginal_gains(prob, sel)
+        order = np.argsort(-gains, kind="stable")
+        sel, gains = sel[order], gains[order]
+        keep = gains > 0  # the MILP must open p sites; one that adds nobody is no proposal
+        self.selected, self.gains, self.status = sel[keep], gains[keep], status
+        # HiGHS's dual bound is weak when its time limit stops it early; the Lagrangian bound
+        # is valid too, so the tighter of the two is reported.
+        lagrange = lagrangian_bound(prob, p, lower=obj) if status != "optimal" else np.inf
+        self.upper_bound = float(np.nanmin([bound, lagrange]))
+        self.solver = "exact MILP (HiGHS)"
+
+
+def _shortfall(prob: _Problem, wanted: int, got: int) -> str:
+    """Why fewer sites than asked were chosen ('' when there is no shortfall)."""
+    if got >= wanted:
+        return ""
+    n = prob.coverage.shape[0]
+    useful = int((np.asarray(prob.coverage.astype(bool) @ prob.weights).ravel() > 0).sum())
+    why = [f"{wanted} new sites were asked for; {got} are proposed"]
+    if n < wanted:
+        why.append(f"there are only {n:,} candidate sites")
+    if useful < wanted:
+        why.append(f"only {useful:,} of the {n:,} candidates reach anyone not already covered "
+                   "(the others reach only covered people, or nobody)")
+    if got < min(useful, wanted):
+        why.append(f"after {got} sites no other candidate adds anyone: every person a candidate can "
+                   "reach is covered")
+    return "; ".join(why)
+
+
+def _coverage(matrix, n_demand: int, max_metres: float | None) -> sparse.csr_matrix:
+    """The solvers' form: candidates × demand CSR, value = metres + 1 (so 0 m stays stored)."""
+    if sparse.issparse(matrix):
+        cov = sparse.csr_matrix(matrix, dtype=np.float64, copy=True)
+        cov.sum_duplicates()
+        if max_metres is not None:
+            cov.data[~(cov.data <= max_metres)] = np.nan  # NaN entries are dropped below
+    else:
+        dense = np.asarray(matrix, dtype=np.float64)
+        if dense.ndim != 2:
+            raise DataError(f"the coverage matrix has {dense.ndim} dimensions", field="coverage",
+                            fix="give a candidates × demand matrix")
+        reach = (dense != 0) & ~np.isnan(dense) if max_metres is None else dense <= max_metres
+        rows, cols = np.nonzero(reach)
+        cov = sparse.csr_matrix((np.where(np.isfinite(dense[rows, cols]), dense[rows, cols], 0.0), (rows, cols)),
+                                shape=dense.shape)
+    if cov.shape[1] != n_demand:
+        hint = " (it looks transposed: rows must be candidates)" if cov.shape[0] == n_demand else ""
+        raise DataError(f"the coverage matrix has {cov.shape[1]} demand columns for {n_demand} weights{hint}",
+                        field="coverage", fix="build both from the same demand points, candidates as rows")
+    keep = np.isfinite(cov.data)
+    if (cov.data[keep] < 0).any():
+        raise DataError("the coverage matrix has a negative distance", field="coverage",
+                        fix="give walking metres (>= 0)")
+    if not keep.all():
+        cov.data[~keep] = 0.0
+        cov.data[keep] += 1.0
+        cov.eliminate_zeros()
+    else:
+        cov.data += 1.0
+    return cov
 
 
 def _rows(cov: sparse.csr_matrix, j: int) -> tuple[np.ndarray, np.ndarray]:
@@ -300,137 +404,22 @@ def _perturb(prob: _Problem, sel: np.ndarray, p: int, *, rounds: int, seconds: f
     return best
 
 
-def _lagrangian_bound(prob: _Problem, p: int, *, lower: float, iterations: int = 300) -> float:
-    """An upper bound on the optimum by Lagrangian relaxation of ``y_i <= sum x_j``.
-
-    For multipliers ``0 <= lam_i <= w_i`` the bound is ``sum_i (w_i - lam_i) + sum of the p
-    largest sum_{i in N_j} lam_i``; subgradient steps (Polyak, towards ``lower``) tighten it.
-    """
-    A = prob.coverage.astype(bool).astype(np.float64).tocsr()
-    At = A.T.tocsr()
-    w = prob.weights
-    lam = w * 0.5
-    best = np.inf
-    theta, stall = 1.0, 0
-    for _ in range(iterations):
-        c = np.asarray(A @ lam).ravel()
-        top = np.argpartition(-c, min(p, len(c)) - 1)[:p] if p < len(c) else np.arange(len(c))
-        bound = float((w - lam).sum() + c[top].sum())
-        if bound < best - 1e-9:
-            best, stall = bound, 0
-        else:
-            stall += 1
-            if stall >= 15:
-                theta, stall = theta / 2, 0
-        x = np.zeros(A.shape[0])
-        x[top] = 1.0
-        g = np.asarray(At @ x).ravel() - 1.0  # d bound / d lam = covered_i - 1
-        norm = float(g @ g)
-        if norm == 0 or best - lower <= 1e-6 * max(best, 1.0) or theta < 1e-4:
-            break
-        lam = np.clip(lam - theta * (bound - lower) / norm * g, 0.0, w)
-    return best
-
-
 def _marginal_gains(prob: _Problem, sel: np.ndarray) -> np.ndarray:
     left = prob.weights.copy()
     return np.array([_take(prob, left, int(j)) for j in sel], dtype=float)
-
-
-def _model(prob: _Problem, p: int, *, integer: bool, time_limit_s: float):
-    import highspy
-
-    w = prob.weights
-    cov = prob.coverage.astype(bool).tocsc()
-    demand = np.flatnonzero((w > 0) & (np.diff(cov.indptr) > 0))
-    sub = cov[:, demand].tocsr().T.tocsr()  # demand × candidates
-    n_c, n_d = cov.shape[0], len(demand)
-    with _quiet_stdout():  # HiGHS prints a banner from C++ when constructed
-        h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("time_limit", float(time_limit_s))
-    h.setOptionValue("threads", 2)
-    inf = highspy.kHighsInf
-    # Columns: x_j (candidates) then y_i (demand).
-    h.addVars(n_c + n_d, np.zeros(n_c + n_d), np.ones(n_c + n_d))
-    h.changeColsCost(n_c + n_d, np.arange(n_c + n_d, dtype=np.int32),
-                     np.concatenate([np.zeros(n_c), w[demand]]))
-    h.changeObjectiveSense(highspy.ObjSense.kMaximize)
-    # y_i - sum_{j in N_i} x_j <= 0
-    starts = (sub.indptr[:-1] + np.arange(n_d)).astype(np.int32)
-    idx = np.empty(sub.nnz + n_d, dtype=np.int32)
-    val = np.empty(sub.nnz + n_d)
-    pos = np.arange(sub.nnz) + np.repeat(np.arange(n_d), np.diff(sub.indptr)) + 1
-    idx[pos] = sub.indices
-    val[pos] = -1.0
-    idx[starts] = n_c + np.arange(n_d)
-    val[starts] = 1.0
-    h.addRows(n_d, np.full(n_d, -inf), np.zeros(n_d), len(idx), starts, idx, val)
-    h.addRow(float(p), float(p), n_c, np.arange(n_c, dtype=np.int32), np.ones(n_c))
-    if integer:
-        h.changeColsIntegrality(n_c, np.arange(n_c, dtype=np.int32),
-                                np.full(n_c, highspy.HighsVarType.kInteger))
-    return h, n_c
-
-
-def highspy_solution(h, x0: np.ndarray, n_c: int):
-    """A HiGHS solution object with the candidate columns set (demand columns left to HiGHS)."""
-    import highspy
-
-    sol = highspy.HighsSolution()
-    n = h.getNumCol()
-    col = np.zeros(n)
-    col[:n_c] = x0
-    sol.col_value = col.tolist()
-    sol.value_valid = True
-    return sol
-
-
-@contextlib.contextmanager
-def _quiet_stdout():
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 1)
-            yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
-def _lp_bound(prob: _Problem, p: int, time_limit_s: float) -> float:
-    if prob.weights.sum() == 0:
-        return 0.0
-    h, _ = _model(prob, p, integer=False, time_limit_s=time_limit_s)
-    h.run()
-    if h.modelStatusToString(h.getModelStatus()) != "Optimal":
-        return np.inf
-    return float(h.getInfo().objective_function_value)
 
 
 def _milp(prob: _Problem, p: int, time_limit_s: float, *, start: np.ndarray | None = None
           ) -> tuple[np.ndarray, float, float, str]:
     if prob.weights.sum() == 0:
         return np.array([], dtype=np.int64), 0.0, 0.0, "optimal"
-    h, n_c = _model(prob, p, integer=True, time_limit_s=time_limit_s)
-    if start is not None and len(start):
-        # The greedy answer as a MIP start: the incumbent is never worse than greedy's.
-        x0 = np.zeros(n_c)
-        x0[start] = 1.0
-        h.setSolution(highspy_solution(h, x0, n_c))
-    h.run()
-    status = h.modelStatusToString(h.getModelStatus())
-    info = h.getInfo()
-    x = np.asarray(h.getSolution().col_value[:n_c])
-    sel = np.flatnonzero(x > 0.5).astype(np.int64)
+    sel, bound, status = solve_milp(prob, p, time_limit_s, start=start)
     obj = float(_marginal_gains(prob, sel).sum()) if len(sel) else 0.0
     if start is not None and len(start):
         start_obj = float(_marginal_gains(prob, start).sum())
         if start_obj > obj:
             sel, obj = start, start_obj
-    bound = float(info.mip_dual_bound) if np.isfinite(info.mip_dual_bound) else np.nan
-    return sel, obj, bound, "optimal" if status == "Optimal" else status.lower()
+    return sel, obj, bound, status
 
 
 @dataclass
@@ -443,6 +432,10 @@ class CoverageTarget:
         Sites in order of choice and the people each adds.
     reached : bool
         Whether the target share was reached.
+    lower_bound : int
+        A proven lower bound on the number of sites any answer needs (0 when the target is
+        not reachable): the fewest sites whose single-site gains add up to the people still to
+        cover, raised to the LP relaxation's ceiling on small models without capacities.
     reachable_share : float
         The most any number of candidates could reach (people no candidate reaches, on
         islands or off-network, limit it).
@@ -455,24 +448,28 @@ class CoverageTarget:
     selected: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))
     gains: np.ndarray = field(default_factory=lambda: np.array([]))
     reached: bool = False
+    lower_bound: int = 0
     reachable_share: float = np.nan
     explanation: str = ""
     solver: str = "greedy set cover"
     seconds: float = 0.0
 
     @classmethod
-    def from_cost_matrix(cls, coverage, weights, *, already_covered=None, capacity=None,
-                         offnetwork_pop: float = 0.0) -> CoverageTarget:
+    def from_cost_matrix(cls, coverage, weights, *, max_metres: float | None = None, already_covered=None,
+                         capacity=None, offnetwork_pop: float = 0.0) -> CoverageTarget:
         """As :meth:`MaximalCovering.from_cost_matrix`; ``offnetwork_pop`` (people beyond the
         snap cap, counted in the total) is named in the explanation."""
-        mc = MaximalCovering.from_cost_matrix(coverage, weights, already_covered=already_covered,
-                                              capacity=capacity)
+        mc = MaximalCovering.from_cost_matrix(coverage, weights, max_metres=max_metres,
+                                              already_covered=already_covered, capacity=capacity)
         obj = cls(problem=mc.problem)
         obj._offnetwork = offnetwork_pop
         return obj
 
-    def solve(self, share: float) -> CoverageTarget:
-        """Add sites until ``share`` of everyone is covered, or say why it cannot be."""
+    def solve(self, share: float, *, time_limit_s: float = 3.0) -> CoverageTarget:
+        """Add sites until ``share`` of everyone is covered, or say why it cannot be.
+
+        ``time_limit_s`` bounds the LP behind :attr:`lower_bound`.
+        """
         t0 = time.perf_counter()
         if not 0 < share <= 1:
             raise DataError(f"target share {share} is not in (0, 1]", field="target",
@@ -485,17 +482,25 @@ class CoverageTarget:
         self.selected, self.gains = _greedy(prob, max_sites=prob.coverage.shape[0], stop_at=target)
         covered = prob.already + self.gains.sum()
         self.reached = covered >= target - 1e-9
-        if not self.reached:
-            unreachable = prob.total - reachable
-            why = [f"the target {share:.1%} cannot be reached: at most {covered / prob.total:.1%} "
-                   f"with {len(self.selected)} new sites"]
-            if unreachable > 0:
-                off = getattr(self, "_offnetwork", 0.0)
-                why.append(f"{unreachable:,.0f} people are within the threshold of no candidate site"
-                           + (f" ({off:,.0f} of them off-network, beyond the snap cap from any street)"
-                              if off else " (on network islands or far from every candidate)"))
-            if prob.capacity is not None and reachable / prob.total >= share:
-                why.append("site capacities limit what each new site can serve")
-            self.explanation = "; ".join(why)
+        if self.reached:
+            self.lower_bound = min(fewest_sites(prob, target - prob.already, time_limit_s), len(self.selected))
+            tight = "optimal" if self.lower_bound == len(self.selected) else f"at least {self.lower_bound} needed"
+            self.solver = f"greedy set cover: {len(self.selected)} sites ({tight}, proven lower bound)"
+        else:
+            self.explanation = self._why_not(share, covered, reachable)
         self.seconds = time.perf_counter() - t0
         return self
+
+    def _why_not(self, share: float, covered: float, reachable: float) -> str:
+        prob = self.problem
+        unreachable = prob.total - reachable
+        why = [f"the target {share:.1%} cannot be reached: at most {covered / prob.total:.1%} "
+               f"with {len(self.selected)} new sites"]
+        if unreachable > 0:
+            off = getattr(self, "_offnetwork", 0.0)
+            why.append(f"{unreachable:,.0f} people are within the threshold of no candidate site"
+                       + (f" ({off:,.0f} of them off-network, beyond the snap cap from any street)"
+                          if off else " (on network islands or far from every candidate)"))
+        if prob.capacity is not None and reachable / prob.total >= share:
+            why.append("site capacities limit what each new site can serve")
+        return "; ".join(why)
