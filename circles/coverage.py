@@ -3,10 +3,16 @@
 Every person read in ends in exactly one of four places per tier: covered, uncovered, off-network
 (farther than the snap cap from any walkable street) or outside the study area. Every table shows
 all four and they add up to the input.
+
+The study area is the network's hull widened by the snap cap and cut at the extract's own edge
+(:meth:`circles.network.WalkNetwork.study_area`). People inside it but within the largest tier's
+threshold of that edge are counted and warned about: the facility nearest them may lie beyond it.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -57,6 +63,13 @@ class CoverageResult:
     demand_anchors, facility_anchors : Anchors
         Where each demand point and facility (every row) sits on the network, for further
         routing (service categories, siting, scenarios).
+    edge_pop : float or None
+        People inside the study area within ``edge_metres`` of the extract's edge (``None``
+        when the network has no known extent).
+    edge_metres : float
+        The largest tier's threshold in metres: the margin an extract needs around the people.
+    notes : list of str
+        Warnings raised while computing (people near the extract's edge).
     extras : dict
         Results that later steps attach (service access, proposals).
 
@@ -72,6 +85,9 @@ class CoverageResult:
     units: gpd.GeoDataFrame | None = None
     demand_anchors: Anchors | None = None
     facility_anchors: Anchors | None = None
+    edge_pop: float | None = None
+    edge_metres: float = 0.0
+    notes: list = field(default_factory=list)
     extras: dict = field(default_factory=dict)
 
     @property
@@ -150,6 +166,15 @@ class CoverageResult:
                 if c in fac.columns]
         return pd.DataFrame(fac[cols]).assign(lon=np.round(lon, 7), lat=np.round(lat, 7))
 
+    def study_area_summary(self) -> dict:
+        """Where the study area stops and who lives near that edge (for the run manifest)."""
+        rep = self.network.report
+        return {"extent": rep.get("extent", "none"), "extent_bounds_wgs84": rep.get("extent_bounds_wgs84"),
+                "outside_pop": round(float(self.demand["pop"][self.demand["status"] == "outside"].sum())
+                                     + self.outside_extra_pop, 1),
+                "edge_metres": round(self.edge_metres, 1),
+                "edge_pop": None if self.edge_pop is None else round(self.edge_pop, 1), "notes": list(self.notes)}
+
     def summary_text(self) -> str:
         """The per-tier table as text for the terminal."""
         t = self.by_tier()
@@ -160,6 +185,7 @@ class CoverageResult:
             lines.append(f"{r.tier:10s} {r.threshold_minutes:7.1f} {r.threshold_metres:7.0f} "
                          f"{r.facilities:5d} {r.covered_pop:10,.0f} {r.uncovered_pop:10,.0f} "
                          f"{r.offnetwork_pop:8,.0f} {r.outside_pop:8,.0f} {r.covered_share:6.1%}")
+        lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
 
@@ -176,7 +202,8 @@ def facility_anchors(facilities: gpd.GeoDataFrame, net: WalkNetwork, profile: Pr
 
 def compute_coverage(net: WalkNetwork, facilities: gpd.GeoDataFrame, demand, *,
                      profile: Profile | str | None = None, units: gpd.GeoDataFrame | None = None,
-                     unit_column: str | None = None, horizon_factor: float = 2.0) -> CoverageResult:
+                     unit_column: str | None = None, horizon_factor: float = 2.0,
+                     facility_areas: str | int | None = None) -> CoverageResult:
     """Walking access from every demand point to the nearest facility of each tier.
 
     Parameters
@@ -196,6 +223,12 @@ def compute_coverage(net: WalkNetwork, facilities: gpd.GeoDataFrame, demand, *,
     horizon_factor
         Times are computed up to this multiple of each tier's threshold; farther is ``inf``
         (reported as "more than").
+    facility_areas
+        Each facility's own circle (``pop_in_circle``) is counted for up to this many usable
+        facilities (``all``, ``none`` or a count; default
+        :data:`circles.isochrones.FACILITY_AREAS_DEFAULT`), beyond it left empty: it costs a
+        routing pass per overlapping facility. Coverage, ``served_pop`` and ``overloaded`` do not
+        depend on it.
 
     Returns
     -------
@@ -206,9 +239,8 @@ def compute_coverage(net: WalkNetwork, facilities: gpd.GeoDataFrame, demand, *,
     points, outside_extra, label, is_estimate = _demand_parts(demand)
     pts = points.to_crs(4326) if points.crs is not None else points.set_crs(4326)
     x, y = net.from_wgs84(pts.geometry.x.to_numpy(), pts.geometry.y.to_numpy())
-    # The study area is the network's hull widened by the snap cap, so people along the
-    # outermost streets are in it; beyond it they are outside, not uncovered.
-    inside = shapely.contains_xy(net.hull.buffer(profile.snap_cap_metres), x, y)
+    # Beyond the study area (which stops at the extract's edge) people are outside, not uncovered.
+    inside = shapely.contains_xy(net.study_area(profile.snap_cap_metres), x, y)
     snap = net.snap(np.where(inside, x, np.nan), np.where(inside, y, np.nan),
                     max_metres=profile.snap_cap_metres)
     status = np.where(~inside, "outside", np.where(snap["snapped"].to_numpy(), "ok", "off_network"))
@@ -240,12 +272,40 @@ def compute_coverage(net: WalkNetwork, facilities: gpd.GeoDataFrame, demand, *,
     else:
         out["unit"] = _NO_UNIT
 
+    edge_metres = max(profile.threshold_metres(t.code) for t in profile.tiers)
+    edge_pop, notes = _edge_population(net, x, y, inside, out["pop"].to_numpy(float), edge_metres)
     result = CoverageResult(profile=profile, demand=out, facilities=fac, network=net,
                             outside_extra_pop=outside_extra, population_label=label,
                             is_estimate=is_estimate, units=unit_gdf,
-                            demand_anchors=demand_anchors, facility_anchors=fac_anchors)
-    _facility_loads(result, fac_anchors, demand_anchors)
+                            demand_anchors=demand_anchors, facility_anchors=fac_anchors,
+                            edge_pop=edge_pop, edge_metres=edge_metres, notes=notes)
+    from .isochrones import facility_areas_note
+
+    own = facility_areas_note(int(usable.sum()), facility_areas)["written"]
+    _facility_loads(result, fac_anchors, demand_anchors, own_circles=own)
     return result
+
+
+def _edge_population(net: WalkNetwork, x: np.ndarray, y: np.ndarray, inside: np.ndarray,
+                     pop: np.ndarray, metres: float) -> tuple[float | None, list[str]]:
+    """People in the study area within ``metres`` of the extract's edge, and the warning.
+
+    Their figures are only as good as the extract past its edge: a facility just beyond it, or the
+    streets to it, are not in the data, so they may show as uncovered or farther than they are.
+    """
+    if net.extent is None:
+        return None, []
+    core = net.extent.buffer(-metres)
+    shapely.prepare(core)
+    near = inside & ~shapely.contains_xy(core, x, y)
+    edge_pop = float(np.nan_to_num(pop[near]).sum())
+    if edge_pop <= 0:
+        return 0.0, []
+    margin_km = math.ceil(metres / 100 - 1e-9) / 10
+    note = (f"{edge_pop:,.0f} people live within {metres:,.0f} m of the extract's edge; their nearest "
+            f"facility may lie beyond it: use an extract with a margin of at least {margin_km:.1f} km")
+    warnings.warn(note, UserWarning, stacklevel=3)
+    return edge_pop, [note]
 
 
 def _demand_parts(demand) -> tuple[gpd.GeoDataFrame, float, str, bool]:
@@ -281,22 +341,25 @@ def _assign_units(units: gpd.GeoDataFrame, points: gpd.GeoDataFrame, unit_column
     return u, joined["unit"].fillna(_NO_UNIT).reindex(points.index).to_numpy()
 
 
-def _facility_loads(result: CoverageResult, fac_anchors: Anchors, demand_anchors: Anchors) -> None:
-    """Population within each facility's own circle and population it serves as the nearest."""
+def _facility_loads(result: CoverageResult, fac_anchors: Anchors, demand_anchors: Anchors, *,
+                    own_circles: bool = True) -> None:
+    """Population within each facility's own circle (when ``own_circles``; else NaN) and
+    population it serves as the nearest."""
     fac = result.facilities
     profile = result.profile
     pop = result.demand["pop"].to_numpy(float)
     ok = result.demand["status"].to_numpy() == "ok"
-    in_circle = np.zeros(len(fac))
+    in_circle = np.zeros(len(fac)) if own_circles else np.full(len(fac), np.nan)
     served = np.zeros(len(fac))
     usable = fac["status"].to_numpy() == "ok"
     for tier in profile.tiers:
         rows = np.flatnonzero(usable & (fac["tier"].to_numpy() == tier.code))
         if len(rows) == 0:
             continue
-        m = coverage_matrix(result.network, fac_anchors.subset(_mask(len(fac), rows)),
-                            demand_anchors, limit_metres=profile.threshold_metres(tier.code))
-        in_circle[rows] = np.asarray(m.astype(bool) @ np.where(ok, pop, 0.0)).ravel()
+        if own_circles:
+            m = coverage_matrix(result.network, fac_anchors.subset(_mask(len(fac), rows)),
+                                demand_anchors, limit_metres=profile.threshold_metres(tier.code))
+            in_circle[rows] = np.asarray(m.astype(bool) @ np.where(ok, pop, 0.0)).ravel()
         # A higher-tier complex nearest for this tier serves it too (nesting), but its load is
         # counted under its own tier only, so nobody is counted twice for one facility.
         nearest = result.demand[f"{tier.code}_facility"].to_numpy()

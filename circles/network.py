@@ -52,7 +52,13 @@ class WalkNetwork:
     edge_attrs : pandas.DataFrame
         Per-edge attributes kept from the source (``osm_id``, ``highway``, ``name``...).
     report : dict
-        How the network was built: source, counts read, kept and dropped, km, seconds.
+        How the network was built: source, counts read, kept and dropped, km, seconds, and
+        where the extent came from (``extent``, ``extent_bounds_wgs84``).
+    extent : shapely.Polygon or None
+        The source data's own bounds in ``crs``: an OSM extract's header box (or, without one,
+        the box of its streets), a road-line layer's extent, an online place's polygon;
+        ``None`` when unknown (a network saved before extents were kept). The study area
+        stops at it (:meth:`study_area`).
 
     """
 
@@ -70,6 +76,7 @@ class WalkNetwork:
         self.edge_attrs = (edge_attrs if edge_attrs is not None
                            else pd.DataFrame(index=pd.RangeIndex(len(self.edge_u))))
         self.report = report or {}
+        self.extent = None
 
     # --- construction -------------------------------------------------------------------------
 
@@ -176,7 +183,7 @@ class WalkNetwork:
             Called with the name of each stage as it starts.
 
         """
-        from .osm import read_osm_ways, walkable
+        from .osm import read_osm_bounds, read_osm_ways, walkable
 
         t0 = time.perf_counter()
         _tick(progress, "read")
@@ -210,6 +217,8 @@ class WalkNetwork:
         attrs["tunnel"] = attrs["tunnel"].fillna("").astype(str)
         net = cls.from_lines(x=px, y=py, node_id=ids, edge_u=u, edge_v=v, edge_geometry=None,
                              crs=crs, edge_attrs=attrs, source=str(path), report=read)
+        extent, how = _osm_extent(read_osm_bounds(path), lon, lat)
+        net.set_extent(extent, source=how)
         net.report["read_s"] = round(time.perf_counter() - t0, 3)
         return net
 
@@ -267,6 +276,63 @@ class WalkNetwork:
     def hull(self):
         """The network's area: the convex hull of its nodes, in ``crs``."""
         return shapely.convex_hull(shapely.multipoints(np.column_stack([self.x, self.y])))
+
+    def set_extent(self, polygon, *, source: str, crs=None) -> None:
+        """Record the source data's own bounds (see ``extent``).
+
+        Parameters
+        ----------
+        polygon
+            A shapely polygon, or ``None`` when the source has no known bounds.
+        source
+            What the bounds are, for the report ("OSM header bounds", ...).
+        crs
+            The polygon's CRS (default WGS-84).
+
+        """
+        if polygon is None or shapely.is_empty(polygon):
+            self.extent = None
+            self.report.update(extent=f"none ({source})", extent_bounds_wgs84=None)
+            return
+        src = pyproj.CRS(crs if crs is not None else WGS84)
+        if not src.equals(self.crs):
+            # Densify first: a box's straight sides in lon/lat are curves in metres.
+            step = 1e-3 if src.is_geographic else 100.0
+            t = pyproj.Transformer.from_crs(src, self.crs, always_xy=True)
+            polygon = shapely.transform(shapely.segmentize(polygon, step),
+                                        lambda c: np.column_stack(t.transform(c[:, 0], c[:, 1])))
+        self.extent = shapely.make_valid(polygon)
+        lon, lat = self.to_wgs84(*shapely.get_coordinates(self.extent).T)
+        self.report.update(extent=source, extent_bounds_wgs84=[
+            round(float(v), 7) for v in (np.min(lon), np.min(lat), np.max(lon), np.max(lat))])
+
+    def study_area(self, margin_metres: float):
+        """The study area in ``crs``: the network's hull widened by ``margin_metres`` (the snap
+        cap, so people along the outermost streets are in it), cut at the ``extent``.
+
+        People beyond the extent are outside even near a street: the extract has no streets,
+        facilities or people past its own edge, so their walks could not be measured.
+
+        Parameters
+        ----------
+        margin_metres
+            How far beyond the outermost nodes the area reaches.
+
+        Returns
+        -------
+        shapely.Polygon
+            Prepared for fast ``shapely.contains_xy``.
+
+        """
+        area = self.hull.buffer(float(margin_metres))
+        if self.extent is not None:
+            area = shapely.intersection(area, self.extent)
+        shapely.prepare(area)
+        return area
+
+    def in_study_area(self, x: np.ndarray, y: np.ndarray, *, margin_metres: float) -> np.ndarray:
+        """True for the points (in ``crs``) inside :meth:`study_area` of ``margin_metres``."""
+        return shapely.contains_xy(self.study_area(margin_metres), np.asarray(x, float), np.asarray(y, float))
 
     def lonlat(self) -> tuple[np.ndarray, np.ndarray]:
         """Node coordinates in WGS-84 (lon, lat)."""
@@ -419,15 +485,18 @@ class WalkNetwork:
         for col in edges.columns:
             if col != "geometry" and edges[col].dtype == object:
                 edges[col] = edges[col].astype("string")
+        meta = {"circles_report": json.dumps(self.report, default=str)}
+        if self.extent is not None:
+            meta["circles_extent"] = shapely.to_wkt(self.extent, rounding_precision=3)
         with atomic_path(path) as tmp:
             self.nodes_gdf().to_file(tmp, layer=_NODE_LAYER, driver="GPKG", engine="pyogrio")
-            edges.to_file(tmp, layer=_EDGE_LAYER, driver="GPKG", engine="pyogrio",
-                          layer_metadata={"circles_report": json.dumps(self.report, default=str)})
+            edges.to_file(tmp, layer=_EDGE_LAYER, driver="GPKG", engine="pyogrio", layer_metadata=meta)
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> WalkNetwork:
-        """Load a network saved with :meth:`save`."""
+        """Load a network saved with :meth:`save` (its extent too; none for files saved before
+        extents were kept)."""
         import pyogrio
 
         path = Path(path)
@@ -436,10 +505,15 @@ class WalkNetwork:
         meta = pyogrio.read_info(path, layer=_EDGE_LAYER).get("layer_metadata") or {}
         report = json.loads(meta.get("circles_report", "{}"))
         attrs = edges.drop(columns=["u", "v", "length_m", "geometry"])
-        return cls(x=nodes.geometry.x.to_numpy(), y=nodes.geometry.y.to_numpy(),
-                   node_id=nodes["node_id"].to_numpy(), edge_u=edges["u"].to_numpy(),
-                   edge_v=edges["v"].to_numpy(), edge_geometry=edges.geometry.to_numpy(),
-                   crs=nodes.crs, edge_attrs=attrs, report=report)
+        net = cls(x=nodes.geometry.x.to_numpy(), y=nodes.geometry.y.to_numpy(),
+                  node_id=nodes["node_id"].to_numpy(), edge_u=edges["u"].to_numpy(),
+                  edge_v=edges["v"].to_numpy(), edge_geometry=edges.geometry.to_numpy(),
+                  crs=nodes.crs, edge_attrs=attrs, report=report)
+        if meta.get("circles_extent"):
+            net.extent = shapely.from_wkt(meta["circles_extent"])
+        elif not str(net.report.get("extent", "")).startswith("none"):
+            net.report["extent"] = "none (saved without one)"
+        return net
 
     def to_osmnx(self):
         """The network as an osmnx ``MultiDiGraph`` (both directions, ``length`` in metres)."""
@@ -459,6 +533,19 @@ class WalkNetwork:
 def _tick(progress: Callable[[str], None] | None, stage: str) -> None:
     if progress is not None:
         progress(stage)
+
+
+def _osm_extent(box, lon: np.ndarray, lat: np.ndarray) -> tuple[object, str]:
+    """An extract's extent: its header box when that covers some of its streets, else the box of
+    every street node it holds (``lon``, ``lat``: all highways, walkable or not)."""
+    data = shapely.box(float(np.min(lon)), float(np.min(lat)), float(np.max(lon)), float(np.max(lat)))
+    if data.area == 0:  # streets on one line: no box to stop at
+        data = None
+    if box is None:
+        return data, "bounding box of the extract's streets (its header gives no bounds)"
+    if not shapely.contains_xy(box, lon, lat).any():
+        return data, "bounding box of the extract's streets (its header bounds miss them)"
+    return box, "OSM header bounds"
 
 
 def _csr(u: np.ndarray, v: np.ndarray, length: np.ndarray, n: int) -> sparse.csr_matrix:
@@ -537,7 +624,20 @@ def load_network(source: str | Path | None = None, *, crs: str | None = None,
             "/" in str(source) or "\\" in str(source):
         raise InputFileError("the network file does not exist", file=path,
                              fix="check the path; without --network the embedded Chengdu extract is used")
-    return WalkNetwork.from_osmnx(download_graph(str(source)))
+    net = WalkNetwork.from_osmnx(download_graph(str(source)))
+    net.set_extent(_place_polygon(str(source)), source="the place's polygon")
+    return net
+
+
+def _place_polygon(place: str):
+    """The boundary osmnx geocoded the place to (answered from its cache), or ``None``."""
+    try:
+        import osmnx as ox
+
+        gdf = ox.geocode_to_gdf(place)
+        return gdf.to_crs(4326).geometry.union_all() if len(gdf) else None
+    except Exception:  # no boundary at hand: the hull alone bounds the study area
+        return None
 
 
 def _is_saved_network(path: Path) -> bool:

@@ -23,6 +23,7 @@ from .errors import InputFileError, NetworkError, OfflineError
 __all__ = [
     "OSM_SUFFIXES",
     "is_osm_file",
+    "read_osm_bounds",
     "read_osm_features",
     "read_osm_ways",
     "walkable",
@@ -94,6 +95,41 @@ def _check_pbf_header(path: Path) -> None:
             "not an OSM PBF file (no OSMHeader block at its start)", file=path,
             fix="download the extract again; an .osm.pbf starts with an OSMHeader block",
         )
+
+
+def read_osm_bounds(path: str | Path):
+    """The bounds an OSM extract declares: its header box (a PBF's ``HeaderBBox``, an XML
+    file's ``<bounds>`` element).
+
+    Parameters
+    ----------
+    path
+        An OSM extract (any supported format).
+
+    Returns
+    -------
+    shapely.Polygon or None
+        The box in WGS-84; ``None`` when the header has no valid box (a box with west > east,
+        outside ±180/±90, or of zero area is taken as none).
+
+    """
+    import osmium
+    import shapely
+
+    try:
+        reader = osmium.io.Reader(str(path), osmium.osm.osm_entity_bits.NOTHING)
+    except RuntimeError:
+        return None
+    try:
+        box = reader.header().box()
+    finally:
+        reader.close()
+    if not box.valid():
+        return None
+    w, s, e, n = box.bottom_left.lon, box.bottom_left.lat, box.top_right.lon, box.top_right.lat
+    if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
+        return None
+    return shapely.box(w, s, e, n)
 
 
 def read_osm_ways(path: str | Path) -> tuple[pd.DataFrame, gpd.GeoDataFrame]:
