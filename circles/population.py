@@ -4,8 +4,10 @@ A raster (WorldPop, GHS-POP, a city's grid), polygons or grid cells with counts 
 points with counts, or — when nothing is given — an estimate from OSM residential buildings and
 land use, labelled an estimate everywhere it appears. Every person read is either in a demand
 point or in a row of ``excluded`` with its reason: ``points.pop.sum() + excluded.pop.sum() ==
-input_pop``, nothing is silently lost. Counts that are not people (missing, non-numeric,
-negative) are listed in ``excluded`` with ``pop`` 0: they were never people to lose.
+input_pop``, nothing is silently lost. A count that is not a count of people (empty, NaN,
+negative, ``约300``, ``1,20``) is an error naming its row; with ``drop_invalid`` its row is listed
+in ``excluded`` with ``pop`` 0 and counted (see :mod:`circles.population_values`). Polygon counts
+go onto their residential parts (:mod:`circles.population_residential`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import shapely
 
 from .crs import parse_crs, to_wgs84
 from .errors import DataError
+from .population_values import _check_values, _first_row, _parse_counts, _rows
 from .tables import find_column, read_table, table_points
 
 __all__ = ["PERSONS_PER_HOUSEHOLD", "Demand", "from_points", "from_polygons", "read_population"]
@@ -28,8 +31,6 @@ PERSONS_PER_HOUSEHOLD = 2.62  # China's 2020 census: 2.62 persons per family hou
 _RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".asc")
 _POP_ALIASES = ("总人口", "居住人口", "户籍人口", "人口数", "people", "residents")  # beyond tables.ALIASES
 _HOUSEHOLD_ALIASES = ("households", "household", "hh", "户数", "住户数", "总户数", "家庭户数")
-_MAX_LISTED_ROWS = 50
-_MAX_GRID_POINTS = 20_000_000
 
 # The raster reader and the OSM estimate live in their own modules (they use this one's helpers);
 # ``circles.population.from_raster`` etc. still reach them, imported on first use.
@@ -57,12 +58,20 @@ class Demand:
     input_pop : float
         Everyone read: ``points.pop.sum() + excluded.pop.sum()``.
     excluded : pandas.DataFrame
-        ``reason``, ``pop``, ``rows`` (1-based data rows, or a cell count): what was read but
-        not turned into points. Reasons containing "outside" are people outside the study area.
+        ``reason``, ``pop``, ``rows`` (spreadsheet rows, header = row 1; or a cell count) and
+        ``n`` (how many rows or cells): what was read but not turned into points. Reasons
+        containing "outside" are people outside the study area; rows dropped with
+        ``drop_invalid`` carry ``pop`` 0, their count being unknown.
     is_estimate : bool
         True for the OSM estimate.
     label : str
         Where the numbers come from (starts with "estimate" when they are one).
+    notes : list of str
+        What the reader decided and a planner should know (thousands separators read, how
+        polygons were spread, rows dropped).
+    counts : dict
+        The same as numbers for the manifest: ``spread`` (polygons per method),
+        ``thousands_separators``, ``invalid_dropped``.
 
     """
 
@@ -71,6 +80,8 @@ class Demand:
     excluded: pd.DataFrame = field(default_factory=lambda: _excluded([]))
     is_estimate: bool = False
     label: str = ""
+    notes: list = field(default_factory=list)
+    counts: dict = field(default_factory=dict)
 
     @property
     def excluded_pop(self) -> float:
@@ -85,27 +96,35 @@ class Demand:
         lines += [f"  excluded {r.pop:,.0f}: {r.reason} (rows {r.rows})" for r in self.excluded.itertuples()]
         return "\n".join(lines)
 
+    def record(self) -> dict:
+        """What the manifest keeps: label, people read, exclusions, notes and counts."""
+        excl = self.excluded.assign(pop=self.excluded["pop"].round(1))
+        return {"label": self.label, "is_estimate": self.is_estimate, "input_pop": round(self.input_pop, 1),
+                "excluded": excl.to_dict(orient="records"), "notes": list(self.notes), **self.counts}
+
 
 def _excluded(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=["reason", "pop", "rows"]).astype({"pop": float})
-
-
-def _rows(mask: np.ndarray) -> str:
-    idx = np.flatnonzero(mask) + 1
-    text = ",".join(map(str, idx[:_MAX_LISTED_ROWS]))
-    return text + (f",… ({len(idx)} rows)" if len(idx) > _MAX_LISTED_ROWS else "")
+    rows = [{"n": 0, **r} for r in rows]
+    return pd.DataFrame(rows, columns=["reason", "pop", "rows", "n"]).astype({"pop": float, "n": int})
 
 
 def _demand(points: gpd.GeoDataFrame, input_pop: float, excl: list[dict], label: str, *,
-            is_estimate: bool = False) -> Demand:
+            is_estimate: bool = False, notes: list | None = None, counts: dict | None = None) -> Demand:
     excluded = _excluded(excl)
     located = float(points["pop"].sum())
     if abs(located + float(excluded["pop"].sum()) - input_pop) > 1e-6 * max(1.0, input_pop):
         raise RuntimeError(f"population not conserved: {located} + {excluded['pop'].sum()} != {input_pop}")
     points = points.reset_index(drop=True)
     points.attrs.update(label=label, is_estimate=is_estimate)
+    counts = dict(counts or {})
+    dropped = excluded["reason"].str.contains("--drop-invalid", regex=False)
+    if dropped.any():
+        counts["invalid_dropped"] = int(excluded.loc[dropped, "n"].sum())
+        notes = [*(notes or []), *(f"excluded {r.reason}: {r.n:,}"
+                                   + ("" if str(r.rows).endswith("cells") else f" (rows {r.rows})")
+                                   for r in excluded[dropped].itertuples())]
     return Demand(points=points, input_pop=float(input_pop), excluded=excluded,
-                  is_estimate=is_estimate, label=label)
+                  is_estimate=is_estimate, label=label, notes=list(notes or []), counts=counts)
 
 
 # ---------------------------------------------------------------- columns and counts
@@ -156,33 +175,32 @@ def _count_column(df: pd.DataFrame, *, pop_column: str | None, households_column
                     fix="name it pop (人口/人数) or households (户数), or pass pop_column= / households_column=")
 
 
-def _counts(df: pd.DataFrame, col: str, per_unit: float, file) -> tuple[np.ndarray, list[dict]]:
-    """People per row; missing, non-numeric and negative counts count nothing and are listed."""
-    raw = _numbers(df[col]).to_numpy(float)
-    missing = ~np.isfinite(raw)
-    negative = ~missing & (raw < 0)
-    if (missing | negative).all() or not np.nansum(np.where(negative, 0, raw)) > 0:
-        raise DataError(f"no people in column '{col}' (every row missing, non-numeric, negative or 0)",
+def _counts(df: pd.DataFrame, col: str, per_unit: float, file, *, drop_invalid: bool
+            ) -> tuple[np.ndarray, list[dict], list[str], dict]:
+    """People per row, exclusions, notes and counts; an invalid count is an error unless dropped."""
+    raw, why, grouped = _parse_counts(df[col])
+    excl = _check_values(df, col, why, file, drop_invalid=drop_invalid)
+    if not np.nansum(raw) > 0:
+        raise DataError(f"no people in column '{col}' (every row 0" + (" or invalid)" if excl else ")"),
                         file=file, field=col, fix="check the column holds people or household counts")
-    excl = []
-    if missing.any():
-        excl.append({"reason": f"missing or non-numeric '{col}' (not counted)", "pop": 0.0, "rows": _rows(missing)})
-    if negative.any():
-        excl.append({"reason": f"negative '{col}' (not people, not counted)", "pop": 0.0, "rows": _rows(negative)})
-    return np.where(missing | negative, 0.0, raw) * per_unit, excl
+    notes, counts = [], {}
+    if grouped.any():
+        counts["thousands_separators"] = int(grouped.sum())
+        notes.append(f"read {int(grouped.sum()):,} '{col}' values written with thousands separators "
+                     f"(such as 1,200) as whole numbers (rows {_rows(grouped, _first_row(df))})")
+    return np.nan_to_num(raw) * per_unit, excl, notes, counts
 
 
-def _groups(df: pd.DataFrame, group_columns, file) -> tuple[dict[str, np.ndarray], list[dict]]:
-    """Group counts (children, elderly...), carried as weights; bad values count as 0 and are listed."""
+def _groups(df: pd.DataFrame, group_columns, file, *, drop_invalid: bool
+            ) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """Group counts (children, elderly...), carried as weights: checked like the counts; a dropped
+    group value is taken as 0 while the row's people stay."""
     out, excl = {}, []
     for g in group_columns:
         _require_column(df, g, file, "group_columns")
-        vals = _numbers(df[g]).to_numpy(float)
-        bad = ~np.isfinite(vals) | (vals < 0)
-        if bad.any():
-            excl.append({"reason": f"missing, non-numeric or negative group count '{g}' (taken as 0)",
-                         "pop": 0.0, "rows": _rows(bad)})
-        out[g] = np.where(bad, 0.0, vals)
+        vals, why, _ = _parse_counts(df[g])
+        excl += _check_values(df, g, why, file, drop_invalid=drop_invalid, taken="taken as 0")
+        out[g] = np.nan_to_num(vals)
     return out, excl
 
 
@@ -199,7 +217,7 @@ def _frame(source, what: str):
 def from_points(source: str | Path | pd.DataFrame, *, pop_column: str | None = None,
                 households_column: str | None = None,
                 persons_per_household: float = PERSONS_PER_HOUSEHOLD, crs: str | None = None,
-                group_columns: tuple[str, ...] = ()) -> Demand:
+                group_columns: tuple[str, ...] = (), drop_invalid: bool = False) -> Demand:
     """Points with counts (building entrances, 小区 centroids), each a demand point.
 
     Parameters
@@ -217,6 +235,9 @@ def from_points(source: str | Path | pd.DataFrame, *, pop_column: str | None = N
         a layer without a CRS.
     group_columns
         Columns counting population groups (children 0-6, 60+...), carried along.
+    drop_invalid
+        Exclude rows whose count is empty, not a number (``约300``, ``1,20``) or negative, and
+        count them, instead of raising a :class:`DataError` naming the first.
 
     Returns
     -------
@@ -225,18 +246,19 @@ def from_points(source: str | Path | pd.DataFrame, *, pop_column: str | None = N
     """
     df, file = _frame(source, "population points")
     return _from_points(df, file, pop_column=pop_column, households_column=households_column,
-                        persons_per_household=persons_per_household, crs=crs, group_columns=group_columns)
+                        persons_per_household=persons_per_household, crs=crs, group_columns=group_columns,
+                        drop_invalid=drop_invalid)
 
 
 def _from_points(df: pd.DataFrame, file, *, pop_column, households_column, persons_per_household, crs,
-                 group_columns) -> Demand:
+                 group_columns, drop_invalid) -> Demand:
     if isinstance(df, gpd.GeoDataFrame) and df.crs is None and crs is None:
         raise DataError("the population layer has no CRS", file=file, field="crs",
                         fix="pass crs= (--population-crs), e.g. EPSG:4547, or save it with one")
     col, per_unit, what = _count_column(df, pop_column=pop_column, households_column=households_column,
                                         persons_per_household=persons_per_household, file=file)
-    pop, excl = _counts(df, col, per_unit, file)
-    groups, gexcl = _groups(df, group_columns, file)
+    pop, excl, notes, counts = _counts(df, col, per_unit, file, drop_invalid=drop_invalid)
+    groups, gexcl = _groups(df, group_columns, file, drop_invalid=drop_invalid)
     lon, lat, problems = table_points(df, crs=crs or "wgs84", file=file)
     if problems and problems[0]["row"] is None:
         raise DataError(problems[0]["problem"], file=file, field=problems[0]["field"], fix=problems[0]["fix"])
@@ -244,15 +266,7 @@ def _from_points(df: pd.DataFrame, file, *, pop_column, households_column, perso
     if not located.any():
         raise DataError("no row has usable coordinates", file=file, field="lon/lat",
                         fix=problems[0]["fix"] if problems else "check the coordinate columns")
-    first_problem = {}
-    for p in problems:
-        first_problem.setdefault(p["row"], f"{p['problem']} ({p['field']})")
-    for problem in dict.fromkeys(first_problem.values()):
-        mask = np.zeros(len(df), dtype=bool)
-        mask[[r - 1 for r, q in first_problem.items() if q == problem]] = True
-        mask &= ~located
-        if mask.any():
-            excl.append({"reason": f"not located: {problem}", "pop": float(pop[mask].sum()), "rows": _rows(mask)})
+    excl += _not_located(problems, located, pop, _first_row(df))
     keep = located & (pop > 0)
     name = Path(str(file)).name if file is not None else "table"
     label = f"points {name}, {what}"
@@ -260,63 +274,31 @@ def _from_points(df: pd.DataFrame, file, *, pop_column, households_column, perso
                            geometry=shapely.points(lon[keep], lat[keep]), crs=4326)
     for g, vals in groups.items():
         pts[g] = vals[keep]
-    return _demand(pts, float(pop.sum()), excl + gexcl, label)
+    return _demand(pts, float(pop.sum()), excl + gexcl, label, notes=notes, counts=counts)
+
+
+def _not_located(problems: list[dict], located: np.ndarray, pop: np.ndarray, first_row: int) -> list[dict]:
+    """One exclusion per coordinate problem, with the people of its rows."""
+    first_problem = {}
+    for p in problems:
+        first_problem.setdefault(p["row"], f"{p['problem']} ({p['field']})")
+    missing = np.flatnonzero(~located)
+    # Every unlocated row has a problem: whichever numbering (data row from 1, or the
+    # spreadsheet row) gives exactly those rows is the one table_points used.
+    offset = first_row if set(first_problem) == set((missing + first_row).tolist()) else 1
+    out = []
+    for problem in dict.fromkeys(first_problem.values()):
+        mask = np.zeros(len(located), dtype=bool)
+        pos = np.array([r - offset for r, q in first_problem.items() if q == problem], dtype=int)
+        mask[pos[(pos >= 0) & (pos < len(mask))]] = True
+        mask &= ~located
+        if mask.any():
+            out.append({"reason": f"not located: {problem}", "pop": float(pop[mask].sum()),
+                        "rows": _rows(mask, first_row), "n": int(mask.sum())})
+    return out
 
 
 # ---------------------------------------------------------------- polygons
-
-def _grid_points(geoms: np.ndarray, spacing: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Points of one regular lattice inside each projected geometry: (owner, x, y).
-
-    The lattice is shared, so neighbouring polygons tile without gaps or doubles; a geometry
-    holding no lattice point (smaller than a cell) gets its representative point.
-    """
-    b = shapely.bounds(geoms)
-    i0 = np.ceil(b[:, 0] / spacing - 0.5)
-    j0 = np.ceil(b[:, 1] / spacing - 0.5)
-    nx = np.maximum(np.floor(b[:, 2] / spacing - 0.5) - i0 + 1, 0).astype(np.int64)
-    ny = np.maximum(np.floor(b[:, 3] / spacing - 0.5) - j0 + 1, 0).astype(np.int64)
-    per = nx * ny
-    if per.sum() > _MAX_GRID_POINTS:
-        raise DataError(f"the polygons span too large an area for a {spacing:g} m grid "
-                        f"({per.sum():,} candidate points)", fix="clip them to the study area first")
-    owner = np.repeat(np.arange(len(geoms)), per)
-    k = np.arange(len(owner)) - np.repeat(np.cumsum(per) - per, per)
-    x = (i0[owner] + k % np.maximum(nx[owner], 1) + 0.5) * spacing
-    y = (j0[owner] + k // np.maximum(nx[owner], 1) + 0.5) * spacing
-    shapely.prepare(geoms)
-    inside = shapely.contains_xy(geoms[owner], x, y)
-    owner, x, y = owner[inside], x[inside], y[inside]
-    lone = np.setdiff1d(np.arange(len(geoms)), owner)
-    rep = shapely.point_on_surface(geoms[lone])
-    return (np.concatenate([owner, lone]), np.concatenate([x, shapely.get_x(rep)]),
-            np.concatenate([y, shapely.get_y(rep)]))
-
-
-def _spread(polys: np.ndarray, residential: np.ndarray | None, spacing: float
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Points sharing each polygon's people: (owner, x, y, share), shares of a polygon summing to 1.
-
-    A polygon overlapping ``residential`` gives each residential piece of it a share by area,
-    split equally over the piece's grid points; any other polygon is split uniformly.
-    """
-    n = len(polys)
-    pieces, owner, weight = polys, np.arange(n), np.ones(n)
-    if residential is not None and len(residential):
-        pi, rj = shapely.STRtree(residential).query(polys, predicate="intersects")
-        parts, part_of = shapely.get_parts(shapely.intersection(polys[pi], residential[rj]), return_index=True)
-        area = shapely.area(parts)
-        ok = area > 0  # touching edges and lines are no residential area
-        parts, part_owner, area = parts[ok], pi[part_of[ok]], area[ok]
-        res_area = np.bincount(part_owner, weights=area, minlength=n)
-        bare = np.flatnonzero(res_area <= 0)
-        pieces = np.concatenate([parts, polys[bare]])
-        owner = np.concatenate([part_owner, bare])
-        weight = np.concatenate([area / res_area[part_owner], np.ones(len(bare))])
-    piece, x, y = _grid_points(pieces, spacing)
-    share = weight[piece] / np.bincount(piece, minlength=len(pieces))[piece]
-    return owner[piece], x, y, share
-
 
 def _with_crs(gdf: gpd.GeoDataFrame, crs, file, what: str) -> gpd.GeoDataFrame:
     """``gdf`` in a real CRS: a layer without one takes ``crs`` (GCJ-02/BD-09 converted to WGS-84)."""
@@ -332,26 +314,18 @@ def _with_crs(gdf: gpd.GeoDataFrame, crs, file, what: str) -> gpd.GeoDataFrame:
     return gdf.set_crs(c)
 
 
-def _valid(geoms: np.ndarray) -> np.ndarray:
-    # Self-intersecting rings from hand-drawn layers would make the intersections fail.
-    bad = ~shapely.is_valid(geoms)
-    if bad.any():
-        geoms = geoms.copy()
-        geoms[bad] = shapely.make_valid(geoms[bad])
-    return geoms
-
-
 def from_polygons(source: str | Path | gpd.GeoDataFrame, *, pop_column: str | None = None,
                   households_column: str | None = None,
                   persons_per_household: float = PERSONS_PER_HOUSEHOLD,
-                  residential: gpd.GeoDataFrame | None = None, crs: str | None = None,
-                  group_columns: tuple[str, ...] = (), spacing_metres: float = 50.0) -> Demand:
-    """Polygons or grid cells with a count (or households), split over their residential parts.
+                  residential=None, crs: str | None = None, group_columns: tuple[str, ...] = (),
+                  spacing_metres: float = 50.0, drop_invalid: bool = False) -> Demand:
+    """Polygons or grid cells with a count (or households), spread over their residential parts.
 
-    Each polygon's people are spread over points of a regular ``spacing_metres`` grid inside it
-    (at least one point, its representative point). Where ``residential`` polygons (OSM
-    residential land use or buildings, see :func:`osm_residential`) overlap it, its people go to
-    those parts only, by area; otherwise the split is uniform.
+    Each polygon's people go to the residential buildings in it, by floor area (footprint ×
+    levels); without buildings, to the residential land use in it, by area; without either,
+    evenly over the whole polygon. Each part's share is spread over the points of one regular
+    ``spacing_metres`` lattice inside it (a part holding none gets its representative point).
+    Every polygon keeps exactly its count; ``counts["spread"]`` says how many went each way.
 
     Parameters
     ----------
@@ -364,13 +338,17 @@ def from_polygons(source: str | Path | gpd.GeoDataFrame, *, pop_column: str | No
     persons_per_household
         Persons per household (2.62, China's 2020 census).
     residential
-        Residential polygons (any CRS) to split over.
+        Residential buildings or land use: an OSM extract, a polygon file or a GeoDataFrame in
+        any CRS (see :func:`circles.population_residential.read_residential`).
     crs
         The CRS of a layer that has none (``EPSG:code``, ``gcj02``...).
     group_columns
         Columns counting population groups, split like ``pop``.
     spacing_metres
         The grid spacing of the points.
+    drop_invalid
+        Exclude rows whose count is empty, not a number or negative, and count them, instead
+        of raising a :class:`DataError` naming the first.
 
     Returns
     -------
@@ -380,23 +358,28 @@ def from_polygons(source: str | Path | gpd.GeoDataFrame, *, pop_column: str | No
     gdf, file = _frame(source, "population polygons")
     return _from_polygons(gdf, file, pop_column=pop_column, households_column=households_column,
                           persons_per_household=persons_per_household, residential=residential, crs=crs,
-                          group_columns=group_columns, spacing_metres=spacing_metres)
+                          group_columns=group_columns, spacing_metres=spacing_metres,
+                          drop_invalid=drop_invalid)
 
 
 def _from_polygons(gdf: pd.DataFrame, file, *, pop_column, households_column, persons_per_household,
-                   residential, crs, group_columns, spacing_metres) -> Demand:
+                   residential, crs, group_columns, spacing_metres, drop_invalid, area=None) -> Demand:
+    from .population_residential import read_residential, spread, spread_note
+
     if not isinstance(gdf, gpd.GeoDataFrame):
         raise DataError("population polygons need a geometry", file=file,
                         fix="give a GeoPackage/Shapefile/GeoJSON of polygons, or a point table with lon/lat")
+    first_row = _first_row(gdf)
     gdf = _with_crs(gdf, crs, file, "population polygons")
     col, per_unit, what = _count_column(gdf, pop_column=pop_column, households_column=households_column,
                                         persons_per_household=persons_per_household, file=file)
-    counts, excl = _counts(gdf, col, per_unit, file)
-    groups, gexcl = _groups(gdf, group_columns, file)
+    counts, excl, notes, tally = _counts(gdf, col, per_unit, file, drop_invalid=drop_invalid)
+    groups, gexcl = _groups(gdf, group_columns, file, drop_invalid=drop_invalid)
     geoms = gdf.geometry.to_numpy()
     empty = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     if empty.any():
-        excl.append({"reason": "not located: no geometry", "pop": float(counts[empty].sum()), "rows": _rows(empty)})
+        excl.append({"reason": "not located: no geometry", "pop": float(counts[empty].sum()),
+                     "rows": _rows(empty, first_row), "n": int(empty.sum())})
         if empty.all():
             raise DataError("no row has a geometry", file=file, field="geometry", fix="export the layer again")
     keep = ~empty & (counts > 0)
@@ -404,22 +387,20 @@ def _from_polygons(gdf: pd.DataFrame, file, *, pop_column, households_column, pe
         raise DataError("no row with people has a geometry", file=file, field="geometry",
                         fix="draw the polygons of the rows that have counts")
     local = gdf[keep].estimate_utm_crs()
-    polys = _valid(gdf.geometry[keep].to_crs(local).to_numpy())
-    res = None
-    if residential is not None and len(residential):
-        r = _with_crs(residential, None, None, "residential polygons").to_crs(local).geometry.to_numpy()
-        r = r[np.isin(shapely.get_type_id(r), (3, 6))]
-        # Overlapping residential features (land use and its buildings) must not count twice.
-        res = shapely.get_parts(shapely.union_all(_valid(r))) if len(r) else None
-    owner, x, y, share = _spread(polys, res, spacing_metres)
+    res = read_residential(residential, area=area)
+    owner, x, y, share, method = spread(gdf.geometry[keep].to_crs(local).to_numpy(),
+                                        None if res is None else res.to_crs(local), spacing_metres)
     lon, lat = to_wgs84(x, y, local)
     name = Path(str(file)).name if file is not None else "polygons"
-    split = "area-weighted over residential parts" if res is not None else "uniform"
-    out = gpd.GeoDataFrame({"pop": counts[keep][owner] * share, "source": f"polygons: {name}"},
+    tally["spread"], note = spread_note(method, "polygons", layer=res is not None)
+    notes.append(note)
+    out = gpd.GeoDataFrame({"pop": counts[keep][owner] * share,
+                            "source": np.char.add(f"polygons: {name}, ", method)[owner]},
                            geometry=shapely.points(lon, lat), crs=4326)
     for g, vals in groups.items():
         out[g] = vals[keep][owner] * share
-    return _demand(out, float(counts.sum()), excl + gexcl, f"polygons {name}, {what}, {split}")
+    label = f"polygons {name}, {what}, " + ("spread over residential parts" if res is not None else "spread evenly")
+    return _demand(out, float(counts.sum()), excl + gexcl, label, notes=notes, counts=tally)
 
 
 def _area_wgs84(area):
@@ -433,7 +414,8 @@ def _area_wgs84(area):
 def read_population(source: str | Path | pd.DataFrame | Demand | None, *, network=None,
                     pop_column: str | None = None, households_column: str | None = None,
                     crs: str | None = None, osm_path: str | Path | None = None, profile=None,
-                    group_columns: tuple[str, ...] = (), residential=None) -> Demand:
+                    group_columns: tuple[str, ...] = (), residential=None,
+                    drop_invalid: bool = False) -> Demand:
     """Read any population source, choosing the reader by the file.
 
     Parameters
@@ -443,7 +425,8 @@ def read_population(source: str | Path | pd.DataFrame | Demand | None, *, networ
         a point layer or a table with coordinates → :func:`from_points`; ``None``, ``"osm"`` or
         an OSM extract → :func:`estimate_from_osm` (of ``osm_path``, or of the extract given).
     network
-        The walking network: the study area is its hull widened by the profile's snap cap.
+        The walking network: the study area is its hull widened by the profile's snap cap and
+        cut at the extract's edge (:meth:`WalkNetwork.study_area`).
     pop_column, households_column
         The count column, or a households column (× the profile's persons per household).
     crs
@@ -455,8 +438,11 @@ def read_population(source: str | Path | pd.DataFrame | Demand | None, *, networ
     group_columns
         Columns counting population groups, carried along.
     residential
-        Residential polygons to split polygon counts over: a GeoDataFrame, a polygon file, or an
-        OSM extract (its residential land use and buildings, :func:`osm_residential`).
+        Residential buildings or land use to spread polygon counts over: a GeoDataFrame, a
+        polygon file, or an OSM extract (its residential buildings and land use,
+        :func:`osm_residential`); see :func:`from_polygons`.
+    drop_invalid
+        Exclude and count rows (raster cells) with invalid counts instead of raising.
 
     Returns
     -------
@@ -464,7 +450,7 @@ def read_population(source: str | Path | pd.DataFrame | Demand | None, *, networ
 
     """
     from .osm import is_osm_file
-    from .population_osm import estimate_from_osm, osm_residential
+    from .population_osm import estimate_from_osm
     from .population_raster import from_raster
 
     if isinstance(source, Demand):
@@ -473,7 +459,7 @@ def read_population(source: str | Path | pd.DataFrame | Demand | None, *, networ
     area = None
     if network is not None:
         cap = float(getattr(profile, "snap_cap_metres", 300.0) or 300.0)
-        area = gpd.GeoSeries([network.hull.buffer(cap)], crs=network.crs).to_crs(4326).iloc[0]
+        area = gpd.GeoSeries([network.study_area(cap)], crs=network.crs).to_crs(4326).iloc[0]
     if source is None or (isinstance(source, str) and source.lower() == "osm") or (
             isinstance(source, str | Path) and is_osm_file(source)):
         osm = osm_path if source is None or str(source).lower() == "osm" else source
@@ -482,14 +468,12 @@ def read_population(source: str | Path | pd.DataFrame | Demand | None, *, networ
                             fix="give --population (a raster, polygons or points)")
         return estimate_from_osm(osm, area=area)
     if isinstance(source, str | Path) and Path(source).suffix.lower() in _RASTER_SUFFIXES:
-        return from_raster(source, area=area)
+        return from_raster(source, area=area, drop_invalid=drop_invalid, residential=residential)
     df, file = _frame(source, "population")
     opts = {"pop_column": pop_column, "households_column": households_column,
-            "persons_per_household": pph, "crs": crs, "group_columns": tuple(group_columns)}
+            "persons_per_household": pph, "crs": crs, "group_columns": tuple(group_columns),
+            "drop_invalid": drop_invalid}
     geoms = df.geometry.to_numpy() if isinstance(df, gpd.GeoDataFrame) else np.array([])
     if np.isin(shapely.get_type_id(geoms), (3, 6)).any():
-        if isinstance(residential, str | Path):
-            residential = (osm_residential(residential, area=area) if is_osm_file(residential)
-                           else read_table(residential, what="residential polygons"))
-        return _from_polygons(df, file, residential=residential, spacing_metres=50.0, **opts)
+        return _from_polygons(df, file, residential=residential, spacing_metres=50.0, area=area, **opts)
     return _from_points(df, file, **opts)

@@ -16,7 +16,8 @@ import shapely
 
 from .crs import to_wgs84
 from .errors import DataError
-from .population import Demand, _area_wgs84, _demand, _grid_points, _numbers
+from .population import Demand, _area_wgs84, _demand, _numbers
+from .population_residential import grid_points
 
 __all__ = ["DEFAULT_DENSITY_PER_KM2", "FLOOR_M2_PER_PERSON", "estimate_from_osm", "osm_residential"]
 
@@ -141,7 +142,7 @@ def estimate_from_osm(osm_path: str | Path, *, total_pop: float | None = None,
         mapped = np.bincount(li, weights=floor_b[bi], minlength=len(land))
     land_floor = shapely.area(land) * _LAND_FLOOR_RATIO
     rest = np.maximum(land_floor - mapped, 0.0)
-    owner, x, y = _grid_points(land, 50.0)
+    owner, x, y = grid_points(land, 50.0)
     grid_floor = rest[owner] / np.bincount(owner, minlength=len(land))[owner]
     use = grid_floor > 0
     weight = np.concatenate([floor_b, grid_floor[use]])

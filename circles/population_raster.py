@@ -35,7 +35,41 @@ def _window(src, bounds) -> tuple[int, int, int, int] | None:
     return (r0, r1, c0, c1) if c0 < c1 and r0 < r1 else None
 
 
-def from_raster(path: str | Path, *, area=None, max_cell_metres: float = 100.0, band: int = 1) -> Demand:
+def _negative(negative: np.ndarray, values: np.ndarray, origin: tuple[int, int], t, crs, path, band: int, *,
+              drop_invalid: bool) -> dict:
+    """Negative cells that are not nodata: an error naming the first, or a counted exclusion."""
+    n = int(negative.sum())
+    if drop_invalid:
+        return {"reason": "cells with a negative value (dropped with --drop-invalid)", "pop": 0.0,
+                "rows": f"{n} cells", "n": n}
+    r, c = (int(v[0]) for v in np.nonzero(negative))
+    x, y = t @ (origin[1] + c + 0.5, origin[0] + r + 0.5)
+    lon, lat = to_wgs84(np.array([x]), np.array([y]), crs)
+    raise DataError(f"{n:,} cell{'s hold' if n > 1 else ' holds'} a negative count, not people; the first, row "
+                    f"{origin[0] + r + 1}, column {origin[1] + c + 1} (lon {lon[0]:.5f}, lat {lat[0]:.5f}), "
+                    f"holds {values[r, c]:g}", file=path, field=f"band {band}",
+                    fix="correct the cells, set the raster's nodata value if they mean no data, or pass "
+                        "--drop-invalid (drop_invalid=True) to exclude such cells and count them")
+
+
+def _on_housing(rows: np.ndarray, cols: np.ndarray, pop: np.ndarray, t, crs, residential, area):
+    """Large cells as polygons spread over their residential parts: (lon, lat, pop, notes, counts)."""
+    from .population_residential import read_residential, spread, spread_note
+
+    res = read_residential(residential, area=area)
+    corner = np.array([(0, 0), (1, 0), (1, 1), (0, 1)])
+    cc, rr = cols[:, None] + corner[None, :, 0], rows[:, None] + corner[None, :, 1]
+    cells = gpd.GeoSeries(shapely.polygons(np.stack([t.a * cc + t.b * rr + t.c, t.d * cc + t.e * rr + t.f],
+                                                    axis=-1)), crs=crs)
+    local = cells.estimate_utm_crs()
+    owner, x, y, share, method = spread(cells.to_crs(local).to_numpy(), res.to_crs(local), 50.0)
+    lon, lat = to_wgs84(x, y, local)
+    counts, note = spread_note(method, "raster cells", layer=True)
+    return lon, lat, pop[owner] * share, [note], {"spread": counts}
+
+
+def from_raster(path: str | Path, *, area=None, max_cell_metres: float = 100.0, band: int = 1,
+                drop_invalid: bool = False, residential=None) -> Demand:
     """A population raster read over the study area: a point per cell, more for large cells.
 
     Parameters
@@ -51,6 +85,14 @@ def from_raster(path: str | Path, *, area=None, max_cell_metres: float = 100.0, 
         cell's people equally.
     band
         The band holding the counts.
+    drop_invalid
+        Exclude negative cells (that are not the nodata value) and count them, instead of
+        raising a :class:`DataError` naming the first.
+    residential
+        Residential buildings or land use (an OSM extract, a polygon file or a GeoDataFrame):
+        cells larger than ``max_cell_metres`` then put their people on their residential
+        buildings by floor area, else on residential land use, else evenly, as
+        :func:`circles.population.from_polygons` does.
 
     Returns
     -------
@@ -101,10 +143,10 @@ def from_raster(path: str | Path, *, area=None, max_cell_metres: float = 100.0, 
     negative = ~nodata & np.isfinite(values) & (values < 0)
     excl = []
     if nan.any():
-        excl.append({"reason": "NaN cells (not counted)", "pop": 0.0, "rows": f"{int(nan.sum())} cells"})
+        excl.append({"reason": "NaN cells (no data, not counted)", "pop": 0.0, "rows": f"{int(nan.sum())} cells",
+                     "n": int(nan.sum())})
     if negative.any():
-        excl.append({"reason": "negative cells (not people, not counted)", "pop": 0.0,
-                     "rows": f"{int(negative.sum())} cells"})
+        excl.append(_negative(negative, values, (r0, c0), t, crs, path, band, drop_invalid=drop_invalid))
     rows, cols = np.nonzero(~nodata & np.isfinite(values) & (values > 0))
     if not len(rows):
         raise DataError("the raster holds no people over the study area (every cell nodata, NaN, negative or 0)",
@@ -119,11 +161,18 @@ def from_raster(path: str | Path, *, area=None, max_cell_metres: float = 100.0, 
         factor = crs.linear_units_factor[1] if crs.linear_units else 1.0
         width_m, height_m = width_m * factor, height_m * factor
     kx, ky = (max(1, int(np.ceil(s / max_cell_metres - 1e-9))) for s in (width_m, height_m))
-    ox, oy = np.meshgrid((np.arange(kx) + 0.5) / kx, (np.arange(ky) + 0.5) / ky)
-    cc = (cols[:, None] + ox.ravel()[None, :]).ravel()
-    rr = (rows[:, None] + oy.ravel()[None, :]).ravel()
-    lon, lat = to_wgs84(t.a * cc + t.b * rr + t.c, t.d * cc + t.e * rr + t.f, crs)
-    sub_pop = np.repeat(pop / (kx * ky), kx * ky)
+    notes, counts = [], {}
+    split = f", cells split {kx}×{ky}" if kx * ky > 1 else ""
+    if kx * ky > 1 and residential is not None:
+        # A 250 m census cell is mostly not housing: its people go where they live.
+        lon, lat, sub_pop, notes, counts = _on_housing(rows, cols, pop, t, crs, residential, area)
+        split = ", cells spread over residential parts"
+    else:
+        ox, oy = np.meshgrid((np.arange(kx) + 0.5) / kx, (np.arange(ky) + 0.5) / ky)
+        cc = (cols[:, None] + ox.ravel()[None, :]).ravel()
+        rr = (rows[:, None] + oy.ravel()[None, :]).ravel()
+        lon, lat = to_wgs84(t.a * cc + t.b * rr + t.c, t.d * cc + t.e * rr + t.f, crs)
+        sub_pop = np.repeat(pop / (kx * ky), kx * ky)
     inside = np.ones(len(lon), dtype=bool)
     if area is not None:
         inside = shapely.contains_xy(area, lon, lat)
@@ -132,8 +181,8 @@ def from_raster(path: str | Path, *, area=None, max_cell_metres: float = 100.0, 
                             fix="use a raster that covers the network's city")
         if not inside.all():
             excl.append({"reason": "outside the study area (read in the window around it)",
-                         "pop": float(sub_pop[~inside].sum()), "rows": f"{int((~inside).sum())} points"})
-    split = f", cells split {kx}×{ky}" if kx * ky > 1 else ""
+                         "pop": float(sub_pop[~inside].sum()), "rows": f"{int((~inside).sum())} points",
+                         "n": int((~inside).sum())})
     out = gpd.GeoDataFrame({"pop": sub_pop[inside], "source": f"raster: {path.name}"},
                            geometry=shapely.points(lon[inside], lat[inside]), crs=4326)
-    return _demand(out, float(pop.sum()), excl, f"raster {path.name}{split}")
+    return _demand(out, float(pop.sum()), excl, f"raster {path.name}{split}", notes=notes, counts=counts)

@@ -72,8 +72,19 @@ def test_raster_cells_become_centre_points_and_bad_cells_are_reported(tmp_path):
     v[0, 0] = -9999.0   # nodata: ignored
     v[1, 1] = -5.0      # negative: not people
     v[2, 2] = np.nan    # NaN but not the nodata value
-    d = from_raster(_raster(tmp_path / "p.tif", v), max_cell_metres=150)
+    path = _raster(tmp_path / "p.tif", v)
+    with pytest.raises(DataError, match="1 cell holds a negative count") as err:
+        from_raster(path, max_cell_metres=150)
+    msg = str(err.value)
+    assert "p.tif" in msg
+    assert "band 1" in msg
+    assert "row 2, column 2" in msg
+    assert "holds -5" in msg
+    assert "--drop-invalid" in msg
+    d = from_raster(path, max_cell_metres=150, drop_invalid=True)
     _conserved(d)
+    assert d.counts["invalid_dropped"] == 1
+    assert any("negative" in n and "--drop-invalid" in n for n in d.notes)
     assert d.input_pop == pytest.approx(v[np.isfinite(v) & (v > 0)].sum())
     reasons = " ".join(d.excluded["reason"])
     assert "negative" in reasons
@@ -201,19 +212,28 @@ def test_points_with_groups_bad_counts_and_bad_coordinates(tmp_path):
                        "人口": ["1,200", None, -3, 50, 7], "children": [10, 0, 0, 5, None]})
     path = tmp_path / "pts.csv"
     df.to_csv(path, index=False)
-    d = from_points(path, group_columns=("children",))
+    with pytest.raises(DataError, match="'' is not a count of people: empty") as err:
+        from_points(path, group_columns=("children",))
+    assert err.value.row == 3
+    assert err.value.field == "人口"
+    d = from_points(path, group_columns=("children",), drop_invalid=True)
     _conserved(d)
     assert d.points["pop"].sum() == pytest.approx(1200)
     assert d.input_pop == pytest.approx(1257)  # 1200 located + 50 and 7 not located
     assert d.points["children"].sum() == pytest.approx(10)
-    ex = d.excluded[~d.excluded["reason"].str.contains("group")].set_index("rows")
-    assert "missing" in ex.loc["2", "reason"]
-    assert "negative" in ex.loc["3", "reason"]
-    assert ex.loc["4", "pop"] == 50
-    assert "swapped" in ex.loc["5", "reason"]
-    assert ex.loc["5", "pop"] == 7
-    group = d.excluded[d.excluded["reason"].str.contains("group count 'children'")]
-    assert group["rows"].tolist() == ["5"]
+    # Rows as the spreadsheet shows them: the header is row 1, the first data row row 2.
+    ex = d.excluded[~d.excluded["reason"].str.contains("'children'")].set_index("rows")
+    assert "empty" in ex.loc["3", "reason"]
+    assert "--drop-invalid" in ex.loc["3", "reason"]
+    assert "negative" in ex.loc["4", "reason"]
+    assert ex.loc["5", "pop"] == 50
+    assert "swapped" in ex.loc["6", "reason"]
+    assert ex.loc["6", "pop"] == 7
+    group = d.excluded[d.excluded["reason"].str.contains("'children'")]
+    assert group["rows"].tolist() == ["6"]
+    assert "taken as 0" in group["reason"].iloc[0]
+    assert d.counts["invalid_dropped"] == 3
+    assert d.counts["thousands_separators"] == 1
 
 
 def test_points_in_gcj02_and_in_a_projected_layer(tmp_path):
@@ -324,8 +344,10 @@ def test_bad_columns_and_files_are_clear_errors(tmp_path):
 
     allbad = tmp_path / "allbad.csv"
     pd.DataFrame({"lon": [104.06, 104.07], "lat": [30.66, 30.67], "pop": [None, -1]}).to_csv(allbad, index=False)
-    with pytest.raises(DataError, match="no people in column 'pop'"):
+    with pytest.raises(DataError, match="not a count of people"):
         read_population(allbad)
+    with pytest.raises(DataError, match="no people in column 'pop'"):
+        read_population(allbad, drop_invalid=True)
     nocoords = tmp_path / "nocoords.csv"
     pd.DataFrame({"place": ["a"], "pop": [3]}).to_csv(nocoords, index=False)
     with pytest.raises(DataError, match="coordinate"):
@@ -350,3 +372,197 @@ def test_estimate_options_are_checked(chengdu_pbf):
         estimate_from_osm(chengdu_pbf, total_pop=0)
     with pytest.raises(DataError, match="no residential"):
         estimate_from_osm(chengdu_pbf, area=shapely.box(0, 0, 0.01, 0.01))
+
+
+# ---------------------------------------------------------------- invalid counts (issue 16, item 5)
+
+@pytest.mark.parametrize(("value", "why"), [("约300", "not a number"), ("abc", "not a number"), ("", "empty"),
+                                            ("1,2", "an ambiguous thousands"), ("1,20", "an ambiguous thousands"),
+                                            ("-5", "negative")])
+def test_an_invalid_point_count_names_file_row_field_value_and_fix(tmp_path, value, why):
+    path = tmp_path / "pts.csv"
+    path.write_text(f'lon,lat,人口\n104.06,30.66,10\n104.07,30.67,20\n104.08,30.68,"{value}"\n',
+                    encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        from_points(path)
+    e = err.value
+    assert (e.file, e.row, e.field) == (str(path), 4, "人口")  # the fourth spreadsheet row
+    assert f"'{value}' is not a count of people: {why}" in str(e)
+    assert "--drop-invalid" in e.fix
+    assert "correct the value" in e.fix
+    d = from_points(path, drop_invalid=True)
+    _conserved(d)
+    assert d.input_pop == 30
+    assert d.counts["invalid_dropped"] == 1
+    assert d.excluded["rows"].tolist() == ["4"]
+    assert d.excluded["n"].tolist() == [1]
+
+
+def test_unambiguous_thousands_separators_are_read_and_said(tmp_path):
+    path = tmp_path / "pts.csv"
+    path.write_text('lon,lat,pop\n104.06,30.66,"1,200"\n104.07,30.67,"12,345,678"\n104.08,30.68,"3，400"\n'
+                    '104.09,30.69,7\n', encoding="utf-8")
+    d = from_points(path)
+    assert d.points["pop"].tolist() == [1200, 12_345_678, 3400, 7]
+    assert d.counts == {"thousands_separators": 3}
+    assert "3 'pop' values written with thousands separators" in d.notes[0]
+    assert "rows 2,3,4" in d.notes[0]
+
+
+def test_invalid_polygon_counts_are_an_error_or_counted_exclusions():
+    boxes = [shapely.box(104.06 + i * 0.002, 30.66, 104.062 + i * 0.002, 30.662) for i in range(4)]
+    gdf = gpd.GeoDataFrame({"pop": [100.0, np.nan, -3.0, 50.0]}, geometry=boxes, crs=4326)
+    with pytest.raises(DataError, match="'' is not a count of people: empty \\(1 more row like it\\)") as err:
+        from_polygons(gdf)
+    assert err.value.row == 3
+    assert err.value.field == "pop"
+    d = from_polygons(gdf, drop_invalid=True)
+    _conserved(d)
+    assert d.input_pop == 150
+    assert d.counts["invalid_dropped"] == 2
+    assert dict(zip(d.excluded["rows"], d.excluded["n"], strict=True)) == {"3": 1, "4": 1}
+    assert [n for n in d.notes if "--drop-invalid" in n] == [
+        "excluded rows with an invalid 'pop' (empty; row dropped with --drop-invalid): 1 (rows 3)",
+        "excluded rows with an invalid 'pop' (negative; row dropped with --drop-invalid): 1 (rows 4)"]
+
+
+# ---------------------------------------------------------------- residential spread (issue 16, item 1)
+
+def _owner_sums(points, polys):
+    """People per polygon by where each point lies (a separate point-in-polygon test)."""
+    x, y = points.geometry.x.to_numpy(), points.geometry.y.to_numpy()
+    return np.array([points["pop"].to_numpy()[shapely.contains_xy(p, x, y)].sum() for p in polys])
+
+
+def test_polygon_people_go_to_buildings_by_floor_area_else_land_use_else_evenly(tmp_path):
+    # Three 200 m cells: one half covered by two equal buildings of 3 and 1 levels, one holding a
+    # residential land-use block only, one with nothing residential.
+    cells = [shapely.box(104.060 + i * 0.002, 30.660, 104.062 + i * 0.002, 30.662) for i in range(3)]
+    tall = shapely.box(104.0600, 30.6600, 104.0610, 30.6610)
+    low = shapely.box(104.0610, 30.6600, 104.0620, 30.6610)
+    block = shapely.box(104.0625, 30.6605, 104.0635, 30.6615)
+    pop = gpd.GeoDataFrame({"人口": [1000, 600, 300]}, geometry=cells, crs=4326)
+    pop.to_file(tmp_path / "cells.gpkg")
+    gpd.GeoDataFrame({"层数": [3, 1]}, geometry=[tall, low], crs=4326).to_crs(4547).to_file(tmp_path / "bld.shp")
+    gpd.GeoDataFrame({"name": ["小区"]}, geometry=[block], crs=4326).to_crs(3857).to_file(tmp_path / "lu.geojson")
+    res = pd.concat([gpd.read_file(tmp_path / "bld.shp").to_crs(4326).assign(kind="building", levels=[3, 1]),
+                     gpd.read_file(tmp_path / "lu.geojson").to_crs(4326).assign(kind="land use", levels=np.nan)])
+    d = read_population(tmp_path / "cells.gpkg", residential=res[["kind", "levels", "geometry"]])
+    _conserved(d)
+    np.testing.assert_allclose(_owner_sums(d.points, cells), [1000, 600, 300], rtol=1e-9)  # each cell keeps its own
+    x, y = d.points.geometry.x.to_numpy(), d.points.geometry.y.to_numpy()
+    people = d.points["pop"].to_numpy()
+    # Equal footprints, 3 and 1 levels: 750 and 250; nobody on the empty half.
+    assert people[shapely.contains_xy(tall, x, y)].sum() == pytest.approx(750, rel=1e-6)
+    assert people[shapely.contains_xy(low, x, y)].sum() == pytest.approx(250, rel=1e-6)
+    assert people[shapely.contains_xy(block, x, y)].sum() == pytest.approx(600)
+    rest = d.points[shapely.contains_xy(cells[2], x, y)]
+    np.testing.assert_allclose(rest["pop"], 300 / len(rest))
+    assert d.counts["spread"] == {"buildings": 1, "landuse": 1, "even": 1}
+    assert set(d.points["source"]) == {"polygons: cells.gpkg, buildings", "polygons: cells.gpkg, landuse",
+                                       "polygons: cells.gpkg, even"}
+    assert "1 over residential buildings (footprint × levels), 1 over residential land use, 1 evenly" in d.notes[0]
+    # The same from the two files: 层数 makes the Shapefile buildings; the GeoJSON is land use.
+    for file, expect in ((tmp_path / "bld.shp", {"buildings": 1, "landuse": 0, "even": 2}),
+                         (tmp_path / "lu.geojson", {"buildings": 0, "landuse": 1, "even": 2})):
+        f = read_population(tmp_path / "cells.gpkg", residential=file)
+        assert f.counts["spread"] == expect
+        np.testing.assert_allclose(_owner_sums(f.points, cells), [1000, 600, 300], rtol=1e-9)
+    f = read_population(tmp_path / "cells.gpkg", residential=tmp_path / "bld.shp")
+    fx, fy = f.points.geometry.x.to_numpy(), f.points.geometry.y.to_numpy()
+    assert f.points["pop"].to_numpy()[shapely.contains_xy(tall, fx, fy)].sum() == pytest.approx(750, rel=1e-4)
+
+
+def test_polygons_are_spread_over_the_extracts_residential_buildings(chengdu_pbf, chengdu_net):
+    cells = [shapely.box(104.050 + i * 0.004, 30.652, 104.054 + i * 0.004, 30.660) for i in range(4)]
+    gdf = gpd.GeoDataFrame({"pop": [4000, 3000, 2000, 1000]}, geometry=cells, crs=4326)
+    d = read_population(gdf, network=chengdu_net, residential=chengdu_pbf)
+    _conserved(d)
+    np.testing.assert_allclose(_owner_sums(d.points, cells), [4000, 3000, 2000, 1000], rtol=1e-9)
+    assert d.counts["spread"]["buildings"] >= 1
+    b = osm_residential(chengdu_pbf)
+    b = b[b["kind"] == "building"]
+    on_b = d.points[d.points["source"].str.endswith("buildings")]
+    x, y = on_b.geometry.x.to_numpy(), on_b.geometry.y.to_numpy()
+    housing = shapely.union_all(shapely.buffer(b.geometry.to_numpy(), 1e-7))
+    assert shapely.contains_xy(housing, x, y).all()  # every person of a 'buildings' cell stands in a residential building
+    assert sum(d.counts["spread"].values()) == 4
+
+
+def test_a_residential_layer_without_crs_or_polygons_is_a_clear_error(tmp_path):
+    gdf = gpd.GeoDataFrame({"pop": [10]}, geometry=[shapely.box(104.06, 30.66, 104.062, 30.662)], crs=4326)
+    with pytest.raises(DataError, match="residential layer has no CRS"):
+        from_polygons(gdf, residential=gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 1, 1)]))
+    pts = tmp_path / "res.geojson"
+    gpd.GeoDataFrame(geometry=[shapely.Point(104.06, 30.66)], crs=4326).to_file(pts)
+    with pytest.raises(DataError, match="no polygons") as err:
+        from_polygons(gdf, residential=pts)
+    assert "res.geojson" in str(err.value)
+
+
+# ---------------------------------------------------------------- the run: CLI, manifest, report
+
+def test_a_coverage_run_spreads_on_housing_and_counts_dropped_rows(tmp_path, capsys):
+    import json
+
+    from circles.audit import load_config
+    from circles.cli import main
+    from circles.report import write_report
+
+    cells = [shapely.box(104.050 + i * 0.004, 30.652, 104.054 + i * 0.004, 30.660) for i in range(4)]
+    path = tmp_path / "cells.gpkg"
+    gpd.GeoDataFrame({"pop": [4000, None, 2000, 1000]}, geometry=cells, crs=4326).to_file(path)
+    assert main(["coverage", "--population", str(path), "--out", str(tmp_path / "refused")]) == 1
+    err = capsys.readouterr().err
+    assert "cells.gpkg" in err
+    assert "'pop'" in err
+    assert "--drop-invalid" in err
+    out = tmp_path / "run"
+    assert main(["coverage", "--population", str(path), "--drop-invalid", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    # The network is the embedded OSM extract: its residential buildings take the people.
+    assert "population: polygons spread 2 over residential buildings" in printed
+    assert "population: excluded rows with an invalid 'pop' (empty; row dropped with --drop-invalid): 1" in printed
+    pop = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["population"]
+    assert pop["invalid_dropped"] == 1
+    assert pop["spread"] == {"buildings": 2, "landuse": 0, "even": 1}
+    assert pop["excluded"][0]["n"] == 1
+    write_report(out, lang="en")
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "row dropped with --drop-invalid): 1" in html
+    assert "spread 2 over residential buildings" in html
+
+    config = tmp_path / "audit.yaml"
+    config.write_text("name: A\npopulation: cells.gpkg\nresidential: homes.gpkg\ndrop_invalid: true\n",
+                      encoding="utf-8")
+    city = load_config(config)[0]
+    assert city["residential"] == str(tmp_path / "homes.gpkg")
+    assert city["drop_invalid"] is True
+    config.write_text("name: A\ndrop_invalid: 'no'\n", encoding="utf-8")
+    with pytest.raises(DataError, match="drop_invalid must be true or false"):
+        load_config(config)
+
+
+def test_large_raster_cells_go_onto_housing_too(tmp_path):
+    # A 2 x 2 raster of 250 m cells in UTM 48N; the top-left cell holds two equal buildings (3 and 1
+    # levels), the top-right one a residential block, the bottom ones nothing residential.
+    x0, y0 = 404_000.0, 3_396_000.0
+    v = np.array([[800, 600], [200, 100]], dtype="float32")
+    path = _raster(tmp_path / "census.tif", v, step=250, origin=(x0, y0), crs="EPSG:32648")
+    tall, low = shapely.box(x0 + 20, y0 - 120, x0 + 100, y0 - 20), shapely.box(x0 + 120, y0 - 120, x0 + 200, y0 - 20)
+    block = shapely.box(x0 + 300, y0 - 200, x0 + 450, y0 - 50)
+    res = gpd.GeoDataFrame({"kind": ["building", "building", "land use"], "levels": [3, 1, np.nan]},
+                           geometry=[tall, low, block], crs=32648)
+    d = from_raster(path, residential=res)
+    _conserved(d)
+    pts = d.points.to_crs(32648)
+    x, y, people = pts.geometry.x.to_numpy(), pts.geometry.y.to_numpy(), pts["pop"].to_numpy()
+    cells = [shapely.box(x0 + c * 250, y0 - (r + 1) * 250, x0 + (c + 1) * 250, y0 - r * 250)
+             for r in range(2) for c in range(2)]
+    np.testing.assert_allclose([people[shapely.contains_xy(c, x, y)].sum() for c in cells], v.ravel(), rtol=1e-9)
+    assert people[shapely.contains_xy(tall, x, y)].sum() == pytest.approx(600, rel=1e-6)  # 800 × 3/4
+    assert people[shapely.contains_xy(low, x, y)].sum() == pytest.approx(200, rel=1e-6)
+    assert people[shapely.contains_xy(block, x, y)].sum() == pytest.approx(600, rel=1e-6)
+    assert d.counts["spread"] == {"buildings": 1, "landuse": 1, "even": 2}
+    assert "cells spread over residential parts" in d.label
+    assert "split" in from_raster(path).label  # without a layer: an even sub-grid, as before
