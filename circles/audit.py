@@ -9,25 +9,29 @@ skips a city whose latest audit folder was made from the same inputs (by their s
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import time
 import traceback
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
+from .compare import check_compare_folder
 from .errors import CirclesError, DataError, InputFileError
-from .io import Manifest, file_sha256, unique_dir, write_json
+from .io import CLAIM_NAME, Manifest, RunFolder, file_sha256, write_json
 
 __all__ = ["AuditSummary", "audit_city", "load_config", "run_audit"]
 
-_PATH_KEYS = ("network", "facilities", "population", "units", "services", "candidates")
+_PATH_KEYS = ("network", "facilities", "population", "units", "services", "candidates", "residential")
 _KEYS = {"name", "year", "network", "facilities", "crs", "population", "pop_column",
          "households_column", "population_crs", "units", "unit_column", "profile", "site",
-         "services", "lang", "compare", "candidates"}
+         "services", "lang", "compare", "candidates", "residential", "drop_invalid"}
 _SITE_KEYS = {"tier", "new", "target", "exact", "candidates", "crs", "capacity", "time_limit_s",
               "landuse"}
 
@@ -68,6 +72,9 @@ def load_config(path: str | Path) -> list[dict]:
         if not city.get("name"):
             raise DataError("a city has no name", file=path, field=f"cities[{i}].name",
                             fix="give every city a 'name' (it names the audit folder)")
+        if not isinstance(city.get("drop_invalid", False), bool):
+            raise DataError(f"drop_invalid must be true or false (got {city['drop_invalid']!r})", file=path,
+                            field=f"{city['name']}.drop_invalid", fix="write drop_invalid: true (no quotes)")
         site = city.get("site")
         if site is not None and (not isinstance(site, dict) or set(site) - _SITE_KEYS):
             raise DataError("bad 'site' block", file=path, field=f"{city['name']}.site",
@@ -77,6 +84,9 @@ def load_config(path: str | Path) -> list[dict]:
             if city.get(key) and str(city[key]).lower() != "osm":
                 p = Path(str(city[key]))
                 city[key] = str(p if p.is_absolute() else (path.parent / p))
+        if city.get("compare"):
+            p = Path(str(city["compare"]))
+            city["compare"] = str(p if p.is_absolute() else (path.parent / p))
         if isinstance(site, dict) and site.get("candidates"):
             p = Path(str(site["candidates"]))
             site["candidates"] = str(p if p.is_absolute() else (path.parent / p))
@@ -97,17 +107,20 @@ def _signature(city: dict) -> str:
     return h.hexdigest()
 
 
-def _finished(out_root: Path, stem: str, signature: str) -> Path | None:
+def _finished(out_root: Path, stem: str, signature: str) -> tuple[Path, dict] | None:
+    """The latest finished audit folder made from the same inputs, and its audit record."""
     for folder in sorted(out_root.glob(f"{stem}*")):
         m = folder / "manifest.json"
-        if not m.is_file():
+        if not m.is_file() or (folder / CLAIM_NAME).exists():
             continue
         try:
-            audit = json.loads(m.read_text(encoding="utf-8")).get("audit", {})
-        except (json.JSONDecodeError, OSError):
+            data = json.loads(m.read_text(encoding="utf-8"))
+            audit = data.get("audit", {})
+        except (ValueError, OSError, AttributeError):
             continue
-        if audit.get("complete") and audit.get("input_signature") == signature:
-            return folder
+        if data.get("complete") is not False and audit.get("complete") \
+                and audit.get("input_signature") == signature:
+            return folder, audit
     return None
 
 
@@ -133,18 +146,36 @@ def audit_city(city: dict, *, out_root: str | Path | None = None, compare: str |
         covered share per tier.
 
     """
-    from .pipeline import RunInputs, coverage_run
-
     t0 = time.perf_counter()
     root = Path(out_root) if out_root else Path(city.get("_config", ".")).parent
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputFileError(f"cannot create the audit folder root ({err.strerror or err})", file=root,
+                             fix="give --out-root a folder you can write to") from err
     stem = f"{_slug(city['name'])}-{city['year']}"
     signature = _signature(city)
+    compare = compare or city.get("compare")
+    if compare:  # before the re-run check and any work: a bad folder is an error, never "skipped"
+        check_compare_folder(compare)
     done = _finished(root, stem, signature)
     if done is not None:
-        return {"city": city["name"], "year": city["year"], "status": "skipped", "folder": str(done),
-                "seconds": round(time.perf_counter() - t0, 2), "error": ""}
-    folder = unique_dir(root / stem)
+        folder, audit = done
+        counts = {k: audit[k] for k in ("facilities", "facilities_ok", "facilities_outside") if k in audit}
+        return {"city": city["name"], "year": city["year"], "status": "skipped", "folder": str(folder),
+                "seconds": round(time.perf_counter() - t0, 2), "error": "", **counts}
+    # A failed city leaves no folder: the claim is abandoned (its folder removed) on any error.
+    with RunFolder.claim_unique(root / stem, command="audit") as claim:
+        row = _audit_steps(city, claim, compare=compare, signature=signature, progress=progress)
+    row["seconds"] = round(time.perf_counter() - t0, 2)
+    return row
+
+
+def _audit_steps(city: dict, claim: RunFolder, *, compare, signature: str, progress) -> dict:
+    """Coverage, siting, comparison, report, map and explorer into the claimed folder."""
+    from .pipeline import RunInputs, coverage_run
+
+    folder = claim.path
     manifest = Manifest("audit", {k: v for k, v in city.items() if not k.startswith("_")})
     manifest.add_input("config", city.get("_config"))
     inputs = RunInputs(network=city.get("network"), facilities=city.get("facilities"),
@@ -152,9 +183,10 @@ def audit_city(city: dict, *, out_root: str | Path | None = None, compare: str |
                        crs=city.get("crs") or "wgs84", units=city.get("units"),
                        unit_column=city.get("unit_column"), pop_column=city.get("pop_column"),
                        households_column=city.get("households_column"),
-                       population_crs=city.get("population_crs"), services=city.get("services"))
+                       population_crs=city.get("population_crs"), services=city.get("services"),
+                       residential=city.get("residential"), drop_invalid=bool(city.get("drop_invalid")))
     _tick(progress, "coverage")
-    run = coverage_run(inputs, folder, manifest=manifest, draw_map=False)
+    run = coverage_run(inputs, claim, manifest=manifest, draw_map=False, finish=False)
     proposals = None
     if city.get("site"):
         from .pipeline import site_run
@@ -162,7 +194,6 @@ def audit_city(city: dict, *, out_root: str | Path | None = None, compare: str |
         _tick(progress, "siting")
         with manifest.timed("siting"):
             proposals = site_run(run, **city["site"])
-    compare = compare or city.get("compare")
     changes = None
     if compare:
         from .compare import compare_audits
@@ -186,15 +217,17 @@ def audit_city(city: dict, *, out_root: str | Path | None = None, compare: str |
 
         with manifest.timed("explorer"):
             write_explorer(folder, run=run, lang=city.get("lang"))
-    by_tier = run.result.by_tier()
+    status = run.result.facilities["status"].astype(str)
+    counts = {"facilities": len(status), "facilities_ok": int((status == "ok").sum()),
+              "facilities_outside": int((status == "outside_area").sum())}
     manifest.set("audit", {"city": city["name"], "year": city["year"], "input_signature": signature,
                            "complete": True, "compared_with": str(compare) if compare else None,
-                           "proposals": 0 if proposals is None else len(proposals)})
-    manifest.write(folder)
+                           "proposals": 0 if proposals is None else len(proposals), **counts})
+    claim.finish(manifest)
     row = {"city": city["name"], "year": city["year"], "status": "done", "folder": str(folder),
-           "seconds": round(time.perf_counter() - t0, 2), "error": ""}
+           "seconds": None, "error": "", **counts}
     row.update({f"{r.tier}_covered_share": round(float(r.covered_share), 4)
-                for r in by_tier.itertuples()})
+                for r in run.result.by_tier().itertuples()})
     return row
 
 
@@ -208,17 +241,41 @@ def _slug(name: str) -> str:
     return keep.strip("-") or "city"
 
 
-def _audit_task(city: dict, out_root: str | None, compare: str | None) -> dict:
-    """One city on a Dask worker: a failure becomes a summary row, never a lost batch."""
-    try:
-        return audit_city(city, out_root=out_root, compare=compare)
-    except CirclesError as err:
-        return {"city": city.get("name"), "year": city.get("year"), "status": "failed",
-                "folder": "", "seconds": None, "error": str(err)}
-    except Exception as err:
-        return {"city": city.get("name"), "year": city.get("year"), "status": "failed",
-                "folder": "", "seconds": None,
-                "error": f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=3)}"}
+def _audit_task(city: dict, out_root: str | None, compare: str | None, progress=None) -> dict:
+    """One city (on a Dask worker or here): a failure becomes a summary row, never a lost batch.
+
+    Python warnings become the row's ``notes``: a worker's own stderr would print them as raw
+    ``UserWarning`` lines with source paths, and the CLI prints notes as its own lines.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        try:
+            row = audit_city(city, out_root=out_root, compare=compare, progress=progress)
+        except CirclesError as err:
+            row = _failed(city, str(err))
+        except Exception as err:
+            row = _failed(city, f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=3)}")
+    notes = [" ".join(str(w.message).split()) for w in caught]
+    row["notes"] = list(dict.fromkeys(n for n in notes if n))
+    return row
+
+
+def _failed(city: dict, error: str) -> dict:
+    return {"city": city.get("name"), "year": city.get("year"), "status": "failed",
+            "folder": "", "seconds": None, "error": error}
+
+
+def _flag(row) -> str:
+    """Why a finished city's figures cannot be trusted as they stand, or ''."""
+    total, ok = getattr(row, "facilities", None), getattr(row, "facilities_ok", None)
+    if row.status == "failed" or total is None or pd.isna(total) or not total:
+        return ""
+    if not ok:
+        outside = getattr(row, "facilities_outside", 0)
+        outside = 0 if outside is None or pd.isna(outside) else int(outside)
+        return (f"none of its {int(total)} facilities is usable ({outside} outside the network's area), "
+                "so nobody is covered: check the facilities file, its coordinates and 'crs'")
+    return ""
 
 
 @dataclass
@@ -232,6 +289,13 @@ class AuditSummary:
         """The cities whose audit failed, with the error."""
         return self.table[self.table["status"] == "failed"]
 
+    @property
+    def flagged(self) -> pd.DataFrame:
+        """The cities that finished with figures that cannot stand as they are (e.g. every
+        facility outside the area), with the reason in ``flag``."""
+        flags = pd.Series([_flag(r) for r in self.table.itertuples()], index=self.table.index, dtype=object)
+        return self.table.assign(flag=flags)[flags != ""]
+
     def text(self) -> str:
         """A one-screen summary."""
         lines = [f"{'city':20s} {'year':>5s} {'status':8s} {'seconds':>8s}  folder / error"]
@@ -239,6 +303,8 @@ class AuditSummary:
             secs = "" if r.seconds is None or pd.isna(r.seconds) else f"{r.seconds:8.1f}"
             detail = r.folder if r.status != "failed" else str(r.error).splitlines()[0]
             lines.append(f"{str(r.city)[:20]:20s} {r.year!s:>5s} {r.status:8s} {secs:>8s}  {detail}")
+        for r in self.flagged.itertuples():
+            lines.append(f"  ! {r.city}: {r.flag}")
         shares = [c for c in self.table.columns if c.endswith("_covered_share")]
         if shares:
             lines.append("")
@@ -274,11 +340,13 @@ def run_audit(config: str | Path, *, compare: str | Path | None = None, schedule
 
     """
     cities = load_config(config)
+    if compare:  # an error before any work, whatever the cities' state
+        check_compare_folder(compare)
     root = None if out_root is None else str(out_root)
     if len(cities) == 1:
         city = cities[0]
         tick = None if progress is None else (lambda stage: progress(city["name"], stage))
-        rows = [_audit_task_single(city, root, compare, tick)]
+        rows = [_audit_task(city, root, compare, tick)]
     else:
         rows = _run_on_dask(cities, root, scheduler=scheduler, workers=workers, progress=progress)
     summary = AuditSummary(pd.DataFrame(rows))
@@ -288,37 +356,48 @@ def run_audit(config: str | Path, *, compare: str | Path | None = None, schedule
     return summary
 
 
-def _audit_task_single(city, root, compare, tick) -> dict:
-    try:
-        return audit_city(city, out_root=root, compare=compare, progress=tick)
-    except CirclesError as err:
-        return {"city": city.get("name"), "year": city.get("year"), "status": "failed",
-                "folder": "", "seconds": None, "error": str(err)}
-
-
 def _run_on_dask(cities: list[dict], root: str | None, *, scheduler: str | None, workers: int,
                  progress=None) -> list[dict]:
     from dask.distributed import Client, LocalCluster, as_completed
 
-    cluster = None
-    if scheduler:
-        client = Client(scheduler)
-    else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        client = Client(cluster)
+    with _quiet_dask():
+        cluster = None
+        if scheduler:
+            client = Client(scheduler)
+        else:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, silence_logs=logging.CRITICAL)
+            client = Client(cluster)
+        try:
+            futures = {client.submit(_audit_task, c, root, c.get("compare"), pure=False): c["name"]
+                       for c in cities}
+            rows = []
+            for fut in as_completed(futures):
+                row = fut.result()
+                if progress is not None:
+                    progress(futures[fut], row["status"])
+                rows.append(row)
+        finally:
+            # The client goes first: closed after the cluster it would log the scheduler's closed
+            # comms (CommClosedError) while the process shuts down.
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    order = {c["name"]: i for i, c in enumerate(cities)}
+    return sorted(rows, key=lambda r: order.get(r["city"], 0))
+
+
+@contextlib.contextmanager
+def _quiet_dask():
+    """Silence distributed's own logging (start-up, shutdown chatter) while a cluster runs."""
+    names = ("distributed", "distributed.comm", "distributed.worker", "distributed.nanny",
+             "distributed.scheduler", "distributed.core", "distributed.client", "tornado", "asyncio")
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
     try:
-        futures = {client.submit(_audit_task, c, root, c.get("compare"), pure=False): c["name"]
-                   for c in cities}
-        rows = []
-        for fut in as_completed(futures):
-            row = fut.result()
-            if progress is not None:
-                progress(futures[fut], row["status"])
-            rows.append(row)
-        order = {c["name"]: i for i, c in enumerate(cities)}
-        return sorted(rows, key=lambda r: order.get(r["city"], 0))
+        yield
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)

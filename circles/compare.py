@@ -9,14 +9,39 @@ import pandas as pd
 import pyproj
 
 from .errors import InputFileError
-from .outputs import write_csv
+from .io import read_run_manifest
+from .outputs import read_csv, write_csv
 
-__all__ = ["compare_audits", "match_facilities"]
+__all__ = ["check_compare_folder", "compare_audits", "match_facilities"]
 
 _MOVED_METRES = 50.0
 _SAME_NAME_METRES = 500.0
 _GEOD = pyproj.Geod(ellps="WGS84")
 _COLUMNS = ["kind", "subject", "tier", "unit", "before", "after", "change", "detail"]
+
+
+def check_compare_folder(folder: str | Path) -> Path:
+    """An earlier run or audit folder fit to compare with, or a clear error.
+
+    Raises
+    ------
+    InputFileError
+        The path is a file or does not exist, the run in it did not finish or is corrupt, or it
+        lacks ``facilities.csv`` or ``coverage_by_tier.csv``.
+
+    """
+    path = Path(folder)
+    fix = "give --compare the folder of an earlier audit (or coverage run)"
+    if path.exists() and not path.is_dir():
+        raise InputFileError("this is a file; --compare needs the folder of an earlier audit", file=path,
+                             fix=fix)
+    if not path.exists():
+        raise InputFileError("the folder to compare with does not exist", file=path, fix=fix)
+    read_run_manifest(path)
+    for name in ("facilities.csv", "coverage_by_tier.csv"):
+        if not (path / name).is_file():
+            raise InputFileError(f"the folder to compare with has no {name}", file=path, fix=fix)
+    return path
 
 
 def _read(folder: Path, name: str, *, required: bool = True) -> pd.DataFrame | None:
@@ -26,7 +51,7 @@ def _read(folder: Path, name: str, *, required: bool = True) -> pd.DataFrame | N
             raise InputFileError(f"the folder has no {name}", file=folder,
                                  fix="compare with a folder written by 'circles audit' or 'circles coverage'")
         return None
-    return pd.read_csv(path, encoding="utf-8-sig", dtype={"facility_id": str})
+    return read_csv(path, dtype={"facility_id": str})
 
 
 def _metres(a: pd.DataFrame, b: pd.DataFrame) -> np.ndarray:
@@ -143,10 +168,7 @@ def compare_audits(previous: str | Path, current: str | Path, *, write: bool = T
         ``change``, ``detail``.
 
     """
-    prev, new = Path(previous), Path(current)
-    if not prev.is_dir():
-        raise InputFileError("the folder to compare with does not exist", file=prev,
-                             fix="give --compare the folder of an earlier audit")
+    prev, new = check_compare_folder(previous), Path(current)
     fb, fa = _read(prev, "facilities.csv"), _read(new, "facilities.csv")
     rows: list[dict] = []
     for r in match_facilities(fb, fa).itertuples():

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -78,26 +82,52 @@ def test_comparison_reports_exactly_the_changes(first_audit, data_dir):
     assert "新建驿站" in report
 
 
-def test_two_cities_on_dask_one_broken(tmp_path, data_dir):
-    cfg = tmp_path / "two.yaml"
-    cfg.write_text(yaml.safe_dump({"year": 2026, "cities": [
-        {"name": "good", "network": str(data_dir / "chengdu.osm.pbf"),
-         "facilities": str(data_dir / "chengdu_facilities.csv")},
-        {"name": "broken", "network": str(data_dir / "chengdu.osm.pbf"),
-         "facilities": str(tmp_path / "missing.csv")},
+def test_cities_on_dask_through_the_cli(tmp_path, data_dir):
+    """Three cities as Dask tasks, through the CLI in a subprocess: one broken, one whose
+    facilities all lie outside its area. The broken one leaves no folder, the other is flagged,
+    and stderr has the CLI's notes only: no traceback, no CommClosedError, no raw warnings."""
+    fac = pd.read_csv(data_dir / "chengdu_facilities.csv")
+    fac.assign(lon=fac["lon"] + 12.3, lat=fac["lat"] + 9.2).to_csv(tmp_path / "beijing.csv", index=False)
+    cfg = tmp_path / "three.yaml"
+    net = str(data_dir / "chengdu.osm.pbf")
+    cfg.write_text(yaml.safe_dump({"year": 2026, "network": net, "cities": [
+        {"name": "good", "facilities": str(data_dir / "chengdu_facilities.csv")},
+        {"name": "broken", "facilities": str(tmp_path / "missing.csv")},
+        {"name": "faraway", "facilities": "beijing.csv"},
     ]}), encoding="utf-8")
-    summary = run_audit(cfg, workers=2)
-    status = dict(zip(summary.table["city"], summary.table["status"], strict=True))
-    assert status == {"good": "done", "broken": "failed"}
-    assert "missing.csv" in summary.failed["error"].iloc[0]
-    assert "broken" in summary.text()
-    assert "failed" in summary.text()
-    good = summary.table.set_index("city").loc["good", "folder"]
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-m", "circles", "audit", str(cfg), "--workers", "2"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 1, done.stderr  # a city failed
+    for word in ("Traceback", "CommClosedError", "Warning", "distributed."):
+        assert word not in done.stderr, done.stderr
+    assert not re.search(r"\.py:\d+", done.stderr), done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("broken ") and " failed " in line and "missing.csv" in line for line in lines)
+    assert "  ! faraway: none of its 33 facilities is usable (33 outside the network's area)" in done.stdout
+    assert "good:" not in "".join(line for line in lines if line.startswith("  !"))
     assert (tmp_path / "good-2026" / "report.html").exists()
-    assert good.endswith("good-2026")
+    assert (tmp_path / "faraway-2026" / "report.html").exists()
+    assert not list(tmp_path.glob("broken-2026*"))  # a failed city leaves no folder
     again = run_audit(cfg, workers=2)
-    status2 = dict(zip(again.table["city"], again.table["status"], strict=True))
-    assert status2 == {"good": "skipped", "broken": "failed"}
+    status = dict(zip(again.table["city"], again.table["status"], strict=True))
+    assert status == {"good": "skipped", "broken": "failed", "faraway": "skipped"}
+    assert list(again.flagged["city"]) == ["faraway"]  # still flagged when skipped
+    assert not list(tmp_path.glob("broken-2026*"))
+
+
+def test_compare_with_a_file_is_an_error(first_audit, tmp_path, capsys):
+    tmp, folder = first_audit
+    a_file = tmp_path / "changes.csv"
+    a_file.write_text("kind\n")
+    for target in (a_file, Path(folder) / "facilities.csv", tmp_path / "nowhere"):
+        # The city's inputs are unchanged, so without the check it would be "skipped".
+        assert main(["audit", str(tmp / "chengdu.yaml"), "--compare", str(target)]) == 1
+        captured = capsys.readouterr()
+        assert "circles audit: error:" in captured.err
+        assert "skipped" not in captured.out
+        assert ("is a file" in captured.err) == (target != tmp_path / "nowhere")
 
 
 def test_config_errors_are_clear(tmp_path):
