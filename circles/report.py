@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from .io import atomic_path, write_text
+from .outputs import FORMULA_TRIGGERS, clean_text, read_csv
 
 __all__ = ["write_report"]
 
@@ -40,7 +41,34 @@ th{background:#eef3f8}.fail{background:#fde0dc}.pass{background:#e6f4ea}.note{co
 
 def _read(folder: Path, name: str) -> pd.DataFrame | None:
     p = folder / name
-    return pd.read_csv(p, encoding="utf-8-sig") if p.exists() else None
+    return read_csv(p) if p.exists() else None
+
+
+def _text_cells(ws, df: pd.DataFrame) -> None:
+    """Make every text cell of a sheet written from ``df`` a string cell.
+
+    openpyxl stores any string starting with ``=`` as a formula, which Excel then runs (OWASP
+    "CSV injection"); a string cell shows it as typed. The quote prefix keeps it text when a
+    planner edits the cell, for ``+``, ``-`` and ``@`` too.
+    """
+    text = [j for j, col in enumerate(df.columns, start=1)
+            if df[col].dtype == object or pd.api.types.is_string_dtype(df[col].dtype)
+            or isinstance(df[col].dtype, pd.CategoricalDtype)]
+    cells = [ws[1]] + [col for j in text for col in ws.iter_cols(min_col=j, max_col=j, min_row=2)]
+    for cell in (c for group in cells for c in group):
+        if isinstance(cell.value, str):
+            cell.data_type = "s"
+            if cell.value.startswith(FORMULA_TRIGGERS):
+                cell.quotePrefix = True
+
+
+def _write_xlsx(sheets: dict[str, pd.DataFrame], path: Path) -> Path:
+    with atomic_path(path) as tmp, pd.ExcelWriter(tmp, engine="openpyxl") as writer:
+        for name, frame in (sheets or {"empty": pd.DataFrame()}).items():
+            df = clean_text(frame)
+            df.to_excel(writer, sheet_name=name[:31], index=False)
+            _text_cells(writer.sheets[name[:31]], df)
+    return path
 
 
 def _table(df: pd.DataFrame, *, max_rows: int = 60) -> str:
@@ -102,7 +130,7 @@ def _top_gaps(folder: Path) -> pd.DataFrame | None:
     frames = [gpd.read_file(p, layer=name).drop(columns="geometry").head(10)
               for name, _ in pyogrio.list_layers(p)]
     frames = [f for f in frames if len(f)]
-    return pd.concat(frames, ignore_index=True) if frames else None
+    return clean_text(pd.concat(frames, ignore_index=True)) if frames else None
 
 
 def write_report(folder: str | Path, *, run=None, changes: pd.DataFrame | None = None,
@@ -141,6 +169,10 @@ def write_report(folder: str | Path, *, run=None, changes: pd.DataFrame | None =
         parts.append(f"<p class=\"note\">{'人口为估算值' + '：' if zh else ''}population is an "
                      f"estimate ({html.escape(str(pop.get('label', '')))}); treat covered numbers "
                      "as indicative.</p>")
+    # Rows dropped with --drop-invalid, separators read and how polygons were spread: a
+    # reader of the figures must see what the population reader decided.
+    parts += [f"<p class=\"note\">{'人口数据说明：' if zh else ''}population: {html.escape(str(n))}</p>"
+              for n in pop.get("notes", [])]
     by_tier = _read(folder, "coverage_by_tier.csv")
     if by_tier is not None:
         parts.append("<div>" + "".join(
@@ -153,6 +185,9 @@ def write_report(folder: str | Path, *, run=None, changes: pd.DataFrame | None =
         parts.append(f"<h2>{'覆盖地图 · ' if zh else ''}Coverage map</h2><img alt=\"map\" src=\"{static}\">"
                      "<p>© OpenStreetMap contributors. The interactive map is map.html.</p>")
     sheets: dict[str, pd.DataFrame] = {}
+    if changes is not None:
+        # An in-memory table has not been through write_csv: openpyxl refuses control characters.
+        changes = clean_text(changes)
     if changes is not None and not (folder / "changes.csv").exists():
         sheets["changes"] = changes
     for file, sheet, en, cn in _TABLES:
@@ -174,7 +209,7 @@ def write_report(folder: str | Path, *, run=None, changes: pd.DataFrame | None =
             sheets["largest_gaps"] = gaps
             parts.append(f"<h2>{'最大缺口 · ' if zh else ''}Largest gaps (H3 hexagons)</h2>{_table(gaps)}")
     parts.append(f"<h2>{'数据来源 · ' if zh else ''}Provenance</h2>")
-    inputs = pd.DataFrame([{"role": k, **v} for k, v in manifest.get("inputs", {}).items()])
+    inputs = clean_text(pd.DataFrame([{"role": k, **v} for k, v in manifest.get("inputs", {}).items()]))
     if len(inputs):
         parts.append(_table(inputs))
     facts = {"profile": manifest.get("profile"), "created": manifest.get("created"),
@@ -183,8 +218,4 @@ def write_report(folder: str | Path, *, run=None, changes: pd.DataFrame | None =
     parts.append(_table(pd.DataFrame({"fact": list(facts), "value": [str(v) for v in facts.values()]})))
     parts.append("<p>Street network: © OpenStreetMap contributors (ODbL).</p></body></html>")
     html_path = write_text(folder / "report.html", "\n".join(parts))
-    xlsx = folder / "report.xlsx"
-    with atomic_path(xlsx) as tmp, pd.ExcelWriter(tmp, engine="openpyxl") as writer:
-        for name, df in (sheets or {"empty": pd.DataFrame()}).items():
-            df.to_excel(writer, sheet_name=name[:31], index=False)
-    return [html_path, xlsx]
+    return [html_path, _write_xlsx(sheets, folder / "report.xlsx")]
