@@ -8,6 +8,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "title": {"zh": "十五分钟生活圈覆盖", "en": "15-minute service circle coverage"},
     "service_area": {"zh": "服务范围", "en": "service area"},
     "facilities": {"zh": "设施", "en": "facilities"},
+    "shown_of": {"zh": "共 {total} 个，显示 {shown} 个，全部见 facilities.csv",
+                 "en": "{shown} of {total} shown; all in facilities.csv"},
     "gaps": {"zh": "未覆盖人口", "en": "uncovered population"},
     "people": {"zh": "人", "en": "people"},
     "proposals": {"zh": "建议新增站点", "en": "proposed sites"},

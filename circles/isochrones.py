@@ -27,7 +27,13 @@ from .errors import DataError
 from .network import WalkNetwork
 from .routing import Anchors, _check, _tier_codes, anchor_status, nearest, reach
 
-__all__ = ["distance_bands", "facility_isochrones", "tier_isochrones", "to_wgs84"]
+__all__ = ["FACILITY_AREAS_DEFAULT", "distance_bands", "facility_area_cap", "facility_areas_note",
+           "facility_isochrones", "tier_isochrones", "to_wgs84"]
+
+#: Per-facility areas are drawn for up to this many facilities unless asked otherwise: their cost
+#: grows with the count (a POI dump of 100,000 facilities needs hours and gigabytes), while the
+#: coverage figures, the dissolved tier areas and the rings do not need them.
+FACILITY_AREAS_DEFAULT = 2000
 
 _QUAD_SEGS = 4  # arc segments per quarter circle at ends and bends: 30 m buffer, <= 0.6 m off
 _THREADS = 2  # GEOS releases the GIL in shapely's vectorised functions
@@ -38,6 +44,69 @@ _INCIDENCE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def to_wgs84(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """The frame in WGS-84 lon/lat (outputs are written in WGS-84)."""
     return gdf.to_crs(4326)
+
+
+def facility_area_cap(value: str | int | None = None) -> int | None:
+    """The most facilities to draw per-facility areas for, from ``all``, ``none`` or a count.
+
+    Parameters
+    ----------
+    value
+        ``"all"`` (no cap), ``"none"`` (0), a whole number, or ``None`` for
+        :data:`FACILITY_AREAS_DEFAULT`.
+
+    Returns
+    -------
+    int or None
+        The cap; ``None`` when every facility gets its area.
+
+    """
+    if value is None:
+        return FACILITY_AREAS_DEFAULT
+    text = str(value).strip().lower().replace(",", "").replace("_", "")
+    if text == "all":
+        return None
+    if text == "none":
+        return 0
+    try:
+        number = float(text)
+    except ValueError:
+        number = -1.0
+    if not (number >= 0 and number.is_integer()):
+        raise DataError(f"facility areas must be all, none or a whole number, got {value!r}",
+                        field="facility_areas",
+                        fix=f"pass --facility-areas all, none or a count such as {FACILITY_AREAS_DEFAULT}")
+    return int(number)
+
+
+def facility_areas_note(n_facilities: int, value: str | int | None = None) -> dict:
+    """Whether per-facility areas are drawn for ``n_facilities`` under the setting, and why not.
+
+    Parameters
+    ----------
+    n_facilities
+        The usable (snapped) facilities.
+    value
+        The setting, as for :func:`facility_area_cap`.
+
+    Returns
+    -------
+    dict
+        ``setting`` (``all``, ``none`` or the cap), ``facilities``, ``written`` (bool) and
+        ``message`` (empty when written): what the manifest records and the CLI says.
+
+    """
+    cap = facility_area_cap(value)
+    setting = "all" if cap is None else "none" if cap == 0 else cap
+    written = cap is None or n_facilities <= cap
+    message = ""
+    if not written and cap == 0:
+        message = "per-facility areas and pop_in_circle not written (--facility-areas none)"
+    elif not written:
+        message = (f"per-facility areas and pop_in_circle not written for {n_facilities:,} "
+                   f"facilities (more than {cap:,}); pass --facility-areas all to write them")
+    return {"setting": setting, "facilities": int(n_facilities), "written": bool(written),
+            "message": message}
 
 
 def facility_isochrones(net: WalkNetwork, facilities: Anchors, *,
@@ -113,8 +182,8 @@ def _dissolved(net: WalkNetwork, sources: Anchors, limits: np.ndarray, buffer_me
 
 
 def tier_isochrones(net: WalkNetwork, facilities: Anchors, tiers: np.ndarray, profile, *,
-                    buffer_metres: float | None = None, ids: Sequence | None = None
-                    ) -> dict[str, gpd.GeoDataFrame]:
+                    buffer_metres: float | None = None, ids: Sequence | None = None,
+                    per_facility: bool = True) -> dict[str, gpd.GeoDataFrame]:
     """Service areas per tier: a dissolved area per tier and each facility's own area.
 
     Parameters
@@ -131,15 +200,18 @@ def tier_isochrones(net: WalkNetwork, facilities: Anchors, tiers: np.ndarray, pr
         Street buffer (default ``profile.street_buffer_metres``).
     ids
         Facility ids for the per-facility layer.
+    per_facility
+        Also draw each facility's own area (the cost grows with the facility count; the tier
+        layers' does not).
 
     Returns
     -------
     dict of str to geopandas.GeoDataFrame
         In the network CRS (:func:`to_wgs84` for output). One layer per tier code, a single row
         (``tier``, ``name_zh``, ``name_en``, ``minutes``, ``metres``, ``facilities`` counted
-        under nesting, ``area_km2``; empty when no facility counts) and ``facilities``: each
-        facility at its own tier's threshold (columns of :func:`facility_isochrones` plus
-        ``tier``).
+        under nesting, ``area_km2``; empty when no facility counts) and, with ``per_facility``,
+        ``facilities``: each facility at its own tier's threshold (columns of
+        :func:`facility_isochrones` plus ``tier``).
 
     """
     buffer = float(profile.street_buffer_metres if buffer_metres is None else buffer_metres)
@@ -147,7 +219,7 @@ def tier_isochrones(net: WalkNetwork, facilities: Anchors, tiers: np.ndarray, pr
     ids = np.arange(len(facilities)) if ids is None else np.asarray(ids)
     speed = float(profile.metres_per_minute)
     layers: dict[str, gpd.GeoDataFrame] = {}
-    per_facility = []
+    parts = []
     for tier in profile.tiers:
         metres = float(profile.threshold_metres(tier.code))
         eligible = np.isin(codes, list(profile.eligible(tier.code))) & facilities.ok
@@ -157,14 +229,16 @@ def tier_isochrones(net: WalkNetwork, facilities: Anchors, tiers: np.ndarray, pr
              "minutes": [metres / speed], "metres": [metres], "facilities": [int(eligible.sum())],
              "area_km2": shapely.area(geom) / 1e6}, geometry=geom, crs=net.crs)
         own = np.flatnonzero(codes == tier.code)
-        if len(own):
+        if per_facility and len(own):
             part = facility_isochrones(net, facilities.subset(own), limit_metres=metres,
                                        buffer_metres=buffer, ids=ids[own], metres_per_minute=speed)
             part["facility"] = own
             part.insert(2, "tier", tier.code)
-            per_facility.append(part)
-    if per_facility:
-        fac = pd.concat(per_facility, ignore_index=True).sort_values("facility", kind="stable")
+            parts.append(part)
+    if not per_facility:
+        return layers
+    if parts:
+        fac = pd.concat(parts, ignore_index=True).sort_values("facility", kind="stable")
         layers["facilities"] = gpd.GeoDataFrame(fac.reset_index(drop=True), geometry="geometry",
                                                 crs=net.crs)
     else:

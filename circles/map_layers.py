@@ -27,6 +27,7 @@ from .profiles import Profile, Tier
 
 __all__ = [
     "ATTRIBUTION",
+    "MAP_FACILITIES_MAX",
     "base_map",
     "facilities_layer",
     "gaps_layer",
@@ -37,6 +38,9 @@ __all__ = [
 ]
 
 ATTRIBUTION = "© OpenStreetMap contributors"
+#: Facility markers drawn on a map at most: a POI dump of 100,000 facilities makes a 30 MB page a
+#: browser can hardly open; every facility stays in facilities.csv.
+MAP_FACILITIES_MAX = 5000
 _GAP_COLOURS = ["#fee5d9", "#fcae91", "#fb6a4a", "#de2d26", "#a50f15"]
 _SHARE_COLOURS = ["#d73027", "#fc8d59", "#fee08b", "#91cf60", "#1a9850"]
 _SERVICE_COLOURS = ["#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628", "#f781bf",
@@ -167,6 +171,20 @@ class _Pane(MacroElement):
         super().render(**kwargs)
 
 
+def _first_markers(df: pd.DataFrame, profile: Profile, cap: int | None) -> pd.DataFrame:
+    """The ``cap`` facilities a planner looks at first: overloaded, higher tier, more served."""
+    if cap is None or len(df) <= cap:
+        return df
+    over = df["overloaded"].astype(str).str.lower().isin(["true", "1", "yes"]).to_numpy() \
+        if "overloaded" in df else np.zeros(len(df), bool)
+    rank = {tr.code: tr.rank for tr in profile.tiers}
+    tier_rank = df["tier"].astype(str).map(rank).fillna(-1).to_numpy(float)
+    served = pd.to_numeric(df.get("served_pop", pd.Series(0.0, index=df.index)),
+                           errors="coerce").fillna(0.0).to_numpy(float)
+    order = np.lexsort((-served, -tier_rank, ~over))
+    return df.iloc[np.sort(order[:cap])]
+
+
 def _in_pane(fg: folium.FeatureGroup, kind: str) -> str:
     fg.add_child(_Pane(kind))
     return f"circles-{kind}"
@@ -280,7 +298,8 @@ def service_area_layer(gdf: gpd.GeoDataFrame, tier: Tier, *, lang: str = "zh", c
     return fg
 
 
-def facilities_layer(df: pd.DataFrame, profile: Profile, *, lang: str = "zh") -> list[folium.FeatureGroup]:
+def facilities_layer(df: pd.DataFrame, profile: Profile, *, lang: str = "zh",
+                     max_markers: int | None = MAP_FACILITIES_MAX) -> list[folium.FeatureGroup]:
     """One toggleable layer of facility markers per tier, with popups.
 
     Parameters
@@ -293,6 +312,9 @@ def facilities_layer(df: pd.DataFrame, profile: Profile, *, lang: str = "zh") ->
         Tier names and colours.
     lang
         ``zh`` or ``en``.
+    max_markers
+        Draw at most this many (``None``: all): overloaded ones first, then higher tiers, then
+        those serving more people. Each layer's name says how many of its facilities are shown.
 
     Returns
     -------
@@ -300,6 +322,9 @@ def facilities_layer(df: pd.DataFrame, profile: Profile, *, lang: str = "zh") ->
         One per tier of the profile, highest first. Overloaded facilities have a dark ring.
 
     """
+    total = df["tier"].astype(str).value_counts()
+    df = _first_markers(df, profile, max_markers)
+
     def col(name: str, fmt) -> list[str]:
         return [fmt(v) for v in df[name]] if name in df else [""] * len(df)
 
@@ -322,8 +347,10 @@ def facilities_layer(df: pd.DataFrame, profile: Profile, *, lang: str = "zh") ->
     for tier in profile.tiers:
         mask = (df["tier"].astype(str) == tier.code).to_numpy()
         name = _esc(_tier_name(tier, lang))
+        count, of = int(mask.sum()), int(total.get(tier.code, 0))
+        shown = f"{count}" if count == of else t("shown_of", lang).format(shown=f"{count:,}", total=f"{of:,}")
         fg = folium.FeatureGroup(name=f"{_swatch(tier.colour, round_=True)}{name} · "
-                                      f"{t('facilities', lang)} ({int(mask.sum())})")
+                                      f"{t('facilities', lang)} ({shown})")
         if mask.any():
             sub = props[mask].assign(tier=name)
             pane = _in_pane(fg, "points")

@@ -207,3 +207,194 @@ def test_tier_isochrones_dissolve_with_nesting(chengdu_net):
         union = shapely.union_all(own.to_numpy())
         dissolved = layer.geometry[0]
         assert shapely.symmetric_difference(dissolved, union).area < 1e-3 * union.area
+
+
+# --- scale of inputs: per-facility figures up to a stated count ------------------------------
+
+def test_facility_area_setting_is_all_none_or_a_count():
+    from circles.isochrones import FACILITY_AREAS_DEFAULT, facility_area_cap, facility_areas_note
+
+    assert facility_area_cap(None) == FACILITY_AREAS_DEFAULT == 2000
+    assert facility_area_cap("all") is None
+    assert facility_area_cap("None") == 0
+    assert facility_area_cap("10,000") == 10_000
+    assert facility_area_cap(50) == 50
+    for bad in ("some", "-3", "2.5", "inf"):
+        with pytest.raises(DataError, match="all, none or a whole number") as err:
+            facility_area_cap(bad)
+        assert err.value.field == "facility_areas"
+    note = facility_areas_note(100_000)
+    assert note == {"setting": 2000, "facilities": 100_000, "written": False, "message":
+                    "per-facility areas and pop_in_circle not written for 100,000 facilities "
+                    "(more than 2,000); pass --facility-areas all to write them"}
+    assert facility_areas_note(2000)["written"]
+    assert not facility_areas_note(2000)["message"]
+    assert facility_areas_note(3, "all")["written"]
+    assert not facility_areas_note(3, "none")["written"]
+
+
+def test_tier_areas_are_the_same_without_per_facility_areas(chengdu_net):
+    from circles.profiles import get_profile
+
+    profile = get_profile("deyang")
+    net = chengdu_net
+    x, y = random_points(net, 9, seed=16)
+    fac = Anchors.from_points(net, x, y, max_metres=profile.snap_cap_metres)
+    tiers = np.array([t.code for t in profile.tiers] * 3)
+    full = tier_isochrones(net, fac, tiers, profile)
+    lean = tier_isochrones(net, fac, tiers, profile, per_facility=False)
+    assert "facilities" in full
+    assert set(lean) == set(full) - {"facilities"}
+    for tier in profile.tiers:
+        assert shapely.equals_exact(lean[tier.code].geometry[0], full[tier.code].geometry[0], 0)
+        assert lean[tier.code].geometry[0].area > 0
+
+
+def _poi_table(net, k: int, path, seed: int) -> None:
+    import pandas as pd
+
+    x, y = random_points(net, k, seed=seed)
+    lon, lat = pyproj.Transformer.from_crs(net.crs, 4326, always_xy=True).transform(x, y)
+    tiers = np.array(["片区级", "社区级", "驿站级"])[np.arange(k) % 3]
+    pd.DataFrame({"id": [f"P{i}" for i in range(k)], "name": [f"POI {i}" for i in range(k)],
+                  "tier": tiers, "lon": lon, "lat": lat, "floor_area_m2": 300 + 10 * np.arange(k)}
+                 ).to_csv(path, index=False)
+
+
+def test_coverage_run_writes_per_facility_areas_only_up_to_the_stated_count(
+        chengdu_net, tmp_path, capsys):
+    import json
+
+    import pandas as pd
+    import pyogrio
+
+    from circles.cli import main
+
+    table = tmp_path / "poi.csv"
+    _poi_table(chengdu_net, 12, table, seed=17)
+    assert main(["coverage", "--facilities", str(table), "--facility-areas", "5",
+                 "--out", str(tmp_path / "capped")]) == 0
+    said = capsys.readouterr().out
+    assert ("per-facility areas and pop_in_circle not written for 12 facilities (more than 5); "
+            "pass --facility-areas all to write them") in said
+    assert main(["coverage", "--facilities", str(table), "--facility-areas", "all",
+                 "--out", str(tmp_path / "all")]) == 0
+    assert "not written" not in capsys.readouterr().out
+    capped, full = tmp_path / "capped", tmp_path / "all"
+    layers = {str(n) for n, _ in pyogrio.list_layers(capped / "isochrones.gpkg")}
+    assert "facilities" not in layers
+    assert {"district", "community", "station", "bands"} <= layers
+    per = pyogrio.read_dataframe(full / "isochrones.gpkg", layer="facilities")
+    assert len(per) == 12
+    assert (per["area_km2"] > 0).all()
+    man = json.loads((capped / "manifest.json").read_text())
+    assert man["parameters"]["facility_areas"] == "5"
+    assert man["facility_areas"]["setting"] == 5
+    assert man["facility_areas"]["written"] is False
+    assert json.loads((full / "manifest.json").read_text())["facility_areas"]["written"] is True
+    # Coverage, the nearest-facility loads and the tier areas do not depend on the setting.
+    for name in ("coverage_by_tier.csv",):
+        pd.testing.assert_frame_equal(pd.read_csv(capped / name), pd.read_csv(full / name))
+    a, b = pd.read_csv(capped / "facilities.csv"), pd.read_csv(full / "facilities.csv")
+    assert a["pop_in_circle"].isna().all()
+    assert b["pop_in_circle"].notna().all()
+    cols = ["served_pop", "m2_per_100_households", "overloaded"]
+    pd.testing.assert_frame_equal(a[cols], b[cols])
+    for tier in ("district", "community", "station"):
+        ga = pyogrio.read_dataframe(capped / "isochrones.gpkg", layer=tier).geometry[0]
+        gb = pyogrio.read_dataframe(full / "isochrones.gpkg", layer=tier).geometry[0]
+        assert shapely.equals_exact(ga, gb, 0)
+    assert main(["coverage", "--facilities", str(table), "--facility-areas", "many",
+                 "--out", str(tmp_path / "bad")]) != 0
+    err = capsys.readouterr().err
+    assert "facility_areas" in err
+    assert "all, none or a whole number" in err
+    assert "--facility-areas all" in err
+    assert not (tmp_path / "bad").exists()  # refused before any work
+
+
+def test_isochrones_command_skips_per_facility_areas_beyond_the_count(chengdu_net, tmp_path, capsys):
+    import json
+
+    import pyogrio
+
+    from circles.cli import main
+
+    table = tmp_path / "poi.csv"
+    _poi_table(chengdu_net, 6, table, seed=18)
+    assert main(["isochrones", "--facilities", str(table), "--facility-areas", "none",
+                 "--out", str(tmp_path / "run")]) == 0
+    assert "per-facility areas and pop_in_circle not written (--facility-areas none)" in \
+        capsys.readouterr().out
+    layers = {str(n) for n, _ in pyogrio.list_layers(tmp_path / "run" / "isochrones.gpkg")}
+    assert "facilities" not in layers
+    assert "district" in layers
+    assert json.loads((tmp_path / "run" / "manifest.json").read_text())["facility_areas"]["setting"] == "none"
+
+
+def test_default_skips_own_circles_for_a_poi_dump(chengdu_net):
+    import geopandas as gpd
+
+    from circles.coverage import compute_coverage
+    from circles.pipeline import isochrone_layers
+    from circles.profiles import get_profile
+
+    profile = get_profile("deyang")
+    net = chengdu_net
+    k = 2010  # a few more than the default count
+    x, y = random_points(net, k, seed=19)
+    lon, lat = pyproj.Transformer.from_crs(net.crs, 4326, always_xy=True).transform(x, y)
+    fac = gpd.GeoDataFrame({"facility_id": [f"P{i}" for i in range(k)], "name": "poi",
+                            "tier": np.array(["district", "community", "station"])[np.arange(k) % 3],
+                            "floor_area_m2": 500.0}, geometry=gpd.points_from_xy(lon, lat), crs=4326)
+    xs, ys = random_points(net, 300, seed=20)
+    plon, plat = pyproj.Transformer.from_crs(net.crs, 4326, always_xy=True).transform(xs, ys)
+    demand = gpd.GeoDataFrame({"pop": np.full(300, 10.0)}, geometry=gpd.points_from_xy(plon, plat),
+                              crs=4326)
+    result = compute_coverage(net, fac, demand, profile=profile)
+    ok = result.facilities["status"] == "ok"
+    assert ok.sum() > 2000
+    assert result.facilities["pop_in_circle"].isna().all()
+    # Only district complexes count for the district tier: together they serve its covered people.
+    district = result.facilities["tier"] == "district"
+    covered = result.by_tier().set_index("tier").loc["district", "covered_pop"]
+    assert covered > 0
+    assert result.facilities.loc[district, "served_pop"].sum() == pytest.approx(covered, abs=1)
+    layers = isochrone_layers(net, result.facilities, profile)
+    assert "facilities" not in layers
+    assert {"district", "community", "station", "bands"} <= set(layers)
+
+
+def test_map_draws_a_stated_number_of_facility_markers_first_the_ones_to_look_at():
+    import folium
+    import pandas as pd
+
+    from circles.map_layers import MAP_FACILITIES_MAX, facilities_layer
+    from circles.profiles import get_profile
+
+    profile = get_profile("deyang")
+    k = 10
+    df = pd.DataFrame({"name": [f"site-{i:02d}" for i in range(k)], "lon": 104.0 + 0.001 * np.arange(k),
+                       "lat": 30.6, "tier": ["station"] * 8 + ["district"] * 2,
+                       "served_pop": [10.0 * i for i in range(k)],
+                       "overloaded": [i in (1, 3) for i in range(k)]})
+
+    def drawn(max_markers):
+        m = folium.Map()
+        groups = facilities_layer(df, profile, lang="en", max_markers=max_markers)
+        for fg in groups:
+            fg.add_to(m)
+        html = m.get_root().render()
+        return {n for n in df["name"] if f'"{n}"' in html}, [fg.layer_name for fg in groups]
+
+    names, labels = drawn(4)
+    # Overloaded first (1, 3), then the higher tier (8, 9); not the station serving most (7).
+    assert names == {"site-01", "site-03", "site-08", "site-09"}
+    assert any("(2)" in lab for lab in labels)  # both district complexes drawn: no note
+    assert any("2 of 8 shown; all in facilities.csv" in lab for lab in labels)
+    names, labels = drawn(5)
+    assert names == {"site-01", "site-03", "site-08", "site-09", "site-07"}
+    names, labels = drawn(None)
+    assert len(names) == k
+    assert not any("shown" in lab for lab in labels)
+    assert MAP_FACILITIES_MAX >= 2000
