@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -78,6 +80,7 @@ def _cmd_network(args: argparse.Namespace) -> int:
     for key, value in (rep.get("repairs") or {}).items():
         print(f"repair {key}: {value:,}" if isinstance(value, int) else f"repair {key}: {value}")
     print(f"crs:        {net.crs.to_string()}")
+    print(f"extent:     {rep.get('extent', 'none')} {rep.get('extent_bounds_wgs84') or ''}".rstrip())
     print(f"time:       {seconds:.2f} s")
     if args.out:
         path = net.save(args.out)
@@ -85,12 +88,14 @@ def _cmd_network(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_dir(out: str | None, default_stem: str) -> Path:
-    from .io import new_run_dir, unique_dir
+def _run_dir(out: str | None, default_stem: str):
+    """Claim the run folder (see :class:`circles.io.RunFolder`); ``main`` abandons it on failure."""
+    from .io import RunFolder
 
     if out:
-        return new_run_dir(out)
-    return unique_dir(Path.cwd() / f"{default_stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+        return RunFolder.claim(out, command=default_stem)
+    return RunFolder.claim_unique(Path.cwd() / f"{default_stem}-{time.strftime('%Y%m%d-%H%M%S')}",
+                                  command=default_stem)
 
 
 def _run_inputs(args: argparse.Namespace):
@@ -105,7 +110,16 @@ def _run_inputs(args: argparse.Namespace):
                      households_column=getattr(args, "households_column", None),
                      population_crs=getattr(args, "population_crs", None),
                      services=getattr(args, "services", None),
-                     scenario=getattr(args, "scenario", None))
+                     scenario=getattr(args, "scenario", None),
+                     facility_areas=getattr(args, "facility_areas", None),
+                     residential=getattr(args, "residential", None),
+                     drop_invalid=bool(getattr(args, "drop_invalid", False)))
+
+
+def _print_population(manifest) -> None:
+    """What the population reader decided: spread per polygon, separators read, rows dropped."""
+    for note in manifest.data.get("population", {}).get("notes", []):
+        print(f"population: {note}")
 
 
 def _report_facilities(fac) -> None:
@@ -118,13 +132,16 @@ def _report_facilities(fac) -> None:
 def _cmd_isochrones(args: argparse.Namespace) -> int:
     from .facilities import read_facilities
     from .io import Manifest
+    from .isochrones import facility_areas_note
     from .network import load_network
     from .outputs import write_layers
     from .pipeline import default_facilities, isochrone_layers
     from .profiles import get_profile
 
+    facility_areas_note(0, args.facility_areas)  # a bad setting fails before any work
     manifest = Manifest("isochrones", vars(args))
-    out = _run_dir(args.out, "circles-isochrones")
+    claim = _run_dir(args.out, "circles-isochrones")
+    out = claim.path
     bar, tick = _progress("network")
     with manifest.timed("network"):
         net = load_network(args.network, progress=tick)
@@ -136,13 +153,17 @@ def _cmd_isochrones(args: argparse.Namespace) -> int:
     fac = read_facilities(fac_path, profile=profile, crs=args.crs, network=net)
     _report_facilities(fac)
     with manifest.timed("isochrones"):
-        layers = isochrone_layers(net, fac, profile)
+        layers = isochrone_layers(net, fac, profile, facility_areas=args.facility_areas)
     write_layers(layers, out / "isochrones.gpkg")
     manifest.count(facilities=len(fac), facilities_ok=int((fac["status"] == "ok").sum()),
                    nodes=net.n_nodes)
-    manifest.write(out)
+    note = facility_areas_note(int((fac["status"] == "ok").sum()), args.facility_areas)
+    manifest.set("facility_areas", note)
+    claim.finish(manifest)
     for name, gdf in layers.items():
         print(f"{name:28s} {len(gdf):5d} polygons")
+    if note["message"]:
+        print(note["message"])
     print(f"written: {out}")
     return 0
 
@@ -162,7 +183,10 @@ def _cmd_coverage(args: argparse.Namespace) -> int:
         bar.close()
     _report_facilities(run.result.facilities)
     print(run.result.summary_text())
+    _print_population(run.manifest)
     _print_services(run.extras.get("services"))
+    if run.manifest.data.get("facility_areas", {}).get("message"):
+        print(run.manifest.data["facility_areas"]["message"])
     print(f"written: {run.folder}")
     return 0
 
@@ -211,6 +235,9 @@ def _cmd_audit(args: argparse.Namespace) -> int:
                         workers=args.workers, out_root=args.out_root, progress=progress)
     for bar in bars.values():
         bar.close()
+    for city, notes in zip(summary.table["city"], summary.table.get("notes", []), strict=False):
+        for note in notes if isinstance(notes, list) else []:
+            print(f"note: {city}: {note}", file=sys.stderr)
     print(summary.text())
     return 1 if len(summary.failed) else 0
 
@@ -224,11 +251,20 @@ def _cmd_site(args: argparse.Namespace) -> int:
     if (args.new is None) == (args.target is None):
         print("circles site: give either --new N or --target SHARE", file=sys.stderr)
         return 2
+    # Checked before the run folder exists, so a refused request leaves nothing behind.
+    if args.new is not None and args.new < 1:
+        print(f"circles site: --new {args.new}: give at least one new site, e.g. --new 5", file=sys.stderr)
+        return 2
+    if args.target is not None and not 0 < args.target <= 1:
+        print(f"circles site: --target {args.target}: give a share in (0, 1], e.g. --target 0.9 for 90%",
+              file=sys.stderr)
+        return 2
     manifest = Manifest("site", vars(args))
     out = _run_dir(args.out, "circles-site")
     bar, tick = _progress("network")
     try:
-        run = coverage_run(_run_inputs(args), out, manifest=manifest, progress=tick, draw_map=False)
+        run = coverage_run(_run_inputs(args), out, manifest=manifest, progress=tick, draw_map=False,
+                           finish=False)
     finally:
         bar.close()
     manifest.add_input("candidates", args.candidates)
@@ -241,8 +277,9 @@ def _cmd_site(args: argparse.Namespace) -> int:
     manifest.write(run.folder)
     draw_run_map(run.folder, lang=args.lang)
     _maybe_explorer(run.folder, args.lang, run=run)
-    manifest.write(run.folder)
+    out.finish(manifest)
     print(run.result.summary_text())
+    _print_population(manifest)
     print()
     cols = ["rank", "lon", "lat", "new_covered_pop", "cumulative_covered_share", "nearest_existing_minutes"]
     print(proposals[cols].to_string(index=False))
@@ -347,6 +384,9 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--crs", default="wgs84",
                         help="coordinates of the tables: wgs84, cgcs2000, gcj02, bd09 or EPSG:code")
         sp.add_argument("--out", required=required, default=None, help="new (or empty) output folder")
+        sp.add_argument("--facility-areas", default=None, metavar="all|none|N",
+                        help="write each facility's own service area for up to N facilities "
+                             "(default 2000), for all, or for none; tier areas are always written")
         if population:
             sp.add_argument("--population", default=None,
                             help="raster, polygons/grid with counts, or points "
@@ -356,6 +396,12 @@ def _parser() -> argparse.ArgumentParser:
                             help="a households column (× persons per household)")
             sp.add_argument("--population-crs", default=None,
                             help="CRS of a population file that has none")
+            sp.add_argument("--residential", default=None, metavar="FILE",
+                            help="residential buildings (footprint × levels) or land-use polygons, any CRS, "
+                                 "to place polygon counts on (default: the OSM extract of the network)")
+            sp.add_argument("--drop-invalid", action="store_true",
+                            help="exclude population rows with empty, non-numeric or negative counts and "
+                                 "count them, instead of stopping at the first")
             sp.add_argument("--units", default=None, help="administrative unit polygons")
             sp.add_argument("--lang", choices=("zh", "en"), default=None, help="map language")
             sp.add_argument("--services", default=None,
@@ -420,14 +466,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
+    from .io import abandon_unfinished, held_runs
+
+    before = held_runs()
     try:
-        return _COMMANDS[args.command](args)
+        with _warnings_as_notes():
+            return _COMMANDS[args.command](args)
     except CirclesError as err:
         print(f"circles {args.command}: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        # A command that failed leaves no half-written run folder behind.
+        abandon_unfinished(keep=before)
+
+
+@contextlib.contextmanager
+def _warnings_as_notes():
+    """Print Python warnings as the project's own ``note: ...`` lines: no source paths, each once."""
+    seen: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = " ".join(str(message).split())
+        if text and text not in seen:
+            seen.add(text)
+            print(f"note: {text}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("default", category=UserWarning)
+        warnings.showwarning = show
+        yield
 
 
 if __name__ == "__main__":  # pragma: no cover

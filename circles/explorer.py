@@ -21,6 +21,7 @@ from .crs import from_wgs84
 from .i18n import t
 from .io import write_text
 from .offline import leaflet_assets
+from .outputs import read_csv, unescape_formulas
 from .routing import Anchors, coverage_matrix
 from .siting import candidate_nodes
 
@@ -69,6 +70,7 @@ def explorer_data(run, *, spacing_metres: float = 150.0) -> dict:
     existing = fac[ok]
     nodes = candidate_nodes(net, spacing_metres=spacing_metres,
                             exclude_xy=(existing["x"].to_numpy(float), existing["y"].to_numpy(float)))
+    nodes = nodes[net.in_study_area(net.x[nodes], net.y[nodes], margin_metres=profile.snap_cap_metres)]
     clon, clat = net.to_wgs84(net.x[nodes], net.y[nodes])
     proposals = getattr(run, "extras", {}).get("proposals") if hasattr(run, "extras") else None
     prop_lon = np.asarray(proposals["lon"], float) if proposals is not None and len(proposals) else np.array([])
@@ -140,10 +142,10 @@ def estimate_size(data: dict) -> int:
 def _rerun(folder: Path):
     """Rebuild a run's result from the inputs its manifest names (same files, same numbers)."""
     from .coverage import compute_coverage
-    from .io import Manifest
+    from .io import Manifest, read_run_manifest
     from .pipeline import RunInputs, RunOutput, load_inputs
 
-    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    manifest = read_run_manifest(folder)  # refuses a missing, unfinished, running or corrupt run
     params = manifest.get("parameters", {})
     inputs = manifest.get("inputs", {})
 
@@ -154,13 +156,14 @@ def _rerun(folder: Path):
     ri = RunInputs(network=path("network"), facilities=path("facilities"), population=path("population"),
                    profile=params.get("profile"), crs=params.get("crs") or "wgs84", units=path("units"),
                    unit_column=params.get("unit_column"), pop_column=params.get("pop_column"),
-                   households_column=params.get("households_column"))
+                   households_column=params.get("households_column"),
+                   residential=path("residential"), drop_invalid=bool(params.get("drop_invalid")))
     m = Manifest("explore")
     net, profile, fac, demand, units = load_inputs(ri, m)
     result = compute_coverage(net, fac, demand, profile=profile, units=units, unit_column=ri.unit_column)
     extras = {}
     if (folder / "proposals.csv").exists():
-        extras["proposals"] = pd.read_csv(folder / "proposals.csv", encoding="utf-8-sig")
+        extras["proposals"] = read_csv(folder / "proposals.csv")
     return RunOutput(folder=folder, result=result, files=[], manifest=m, extras=extras)
 
 
@@ -282,9 +285,12 @@ function download(name, text, type) {
   const a = document.createElement('a'); a.href = URL.createObjectURL(new Blob([text], {type}));
   a.download = name; document.body.appendChild(a); a.click(); a.remove();
 }
+const csvText = s => s.replace(/[\x00-\x08\x0b\x0c\x0e-\x1f]/g, '').replace(/^(?='*[=+\-@\t\r])/, "'");
 function exportCSV() {
   const cols = ['action', 'id', 'name', 'tier', 'lon', 'lat', 'gcj02_lon', 'gcj02_lat'];
-  const q = v => '"' + String(v).replace(/"/g, '""') + '"';
+  // Text cells as circles.outputs.write_csv writes them: control characters removed, and a quote
+  // before one starting with = + - @ tab or CR, which Excel would run as a formula (CSV injection).
+  const q = v => '"' + (typeof v === 'string' ? csvText(v) : String(v)).replace(/"/g, '""') + '"';
   const text = '\ufeff' + cols.join(',') + '\n' + scenarioRows().map(r => cols.map(c => q(r[c])).join(',')).join('\n') + '\n';
   window.__lastExport = text; download('scenario.csv', text, 'text/csv');
 }
@@ -340,7 +346,8 @@ def apply_scenario(facilities: gpd.GeoDataFrame, path: str | Path, *, profile, n
     from .facilities import attach, facilities_from_frame
     from .tables import read_table
 
-    sc = read_table(path, what="scenario")
+    # The page's export quotes formula-like text as write_csv does: take the quote off again.
+    sc = unescape_formulas(read_table(path, what="scenario"))
     if "action" not in sc.columns:
         raise DataError("the scenario has no 'action' column", file=path, field="action",
                         fix="use a scenario exported from explorer.html (action, id, name, tier, lon, lat)")

@@ -10,6 +10,7 @@ import pandas as pd
 
 from .i18n import t
 from .io import atomic_path
+from .outputs import read_csv
 from .profiles import get_profile
 
 __all__ = ["cjk_font", "coverage_figure"]
@@ -124,7 +125,7 @@ def coverage_figure(run_dir: str | Path, path: str | Path, *, lang: str = "zh", 
             area = _layer(run / "isochrones.gpkg", tier.code)
             if area is not None:
                 area.plot(ax=ax, color=tier.colour, alpha=0.2, edgecolor=tier.colour, linewidth=0.6)
-        fac = pd.read_csv(run / "facilities.csv", encoding="utf-8-sig") if (run / "facilities.csv").exists() else None
+        fac = read_csv(run / "facilities.csv") if (run / "facilities.csv").exists() else None
         if fac is not None and len(fac):
             pts = _points(fac)
             for tier in profile.tiers:
@@ -134,7 +135,7 @@ def coverage_figure(run_dir: str | Path, path: str | Path, *, lang: str = "zh", 
                     handles.append(ax.scatter(sub.geometry.x, sub.geometry.y, s=10 + tier.rank * 12,
                                               color=tier.colour, edgecolor="white", linewidth=0.8,
                                               zorder=5, label=f"{label} ({len(sub)})"))
-        prop = pd.read_csv(run / "proposals.csv", encoding="utf-8-sig") if (run / "proposals.csv").exists() else None
+        prop = read_csv(run / "proposals.csv") if (run / "proposals.csv").exists() else None
         if prop is not None and len(prop):
             pp = _points(prop)
             handles.append(ax.scatter(pp.geometry.x, pp.geometry.y, s=160, color="#d7191c", edgecolor="white",

@@ -6,7 +6,6 @@ the internet.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import folium
@@ -15,7 +14,7 @@ import pandas as pd
 
 from .errors import CirclesError
 from .i18n import t
-from .io import write_text
+from .io import read_run_manifest, write_text
 from .map_layers import (
     ATTRIBUTION,
     base_map,
@@ -27,6 +26,7 @@ from .map_layers import (
     units_layer,
 )
 from .offline import inline_assets
+from .outputs import read_csv
 from .profiles import Profile, get_profile
 
 __all__ = [
@@ -123,7 +123,8 @@ def coverage_map(*, profile: Profile, areas: dict[str, gpd.GeoDataFrame] | None 
 
 
 def _read_csv(path: Path) -> pd.DataFrame | None:
-    return pd.read_csv(path, encoding="utf-8-sig") if path.exists() else None
+    # read_csv removes the quote write_csv puts before formula-like names: popups show them as given.
+    return read_csv(path) if path.exists() else None
 
 
 def _read_areas(path: Path, profile: Profile) -> dict[str, gpd.GeoDataFrame]:
@@ -188,11 +189,7 @@ def draw_run_map(run_dir: str | Path, *, offline: bool = False, lang: str | None
     import pyogrio
 
     run = Path(run_dir)
-    manifest_path = run / "manifest.json"
-    if not manifest_path.is_file():
-        raise CirclesError(f"{run} is not a run folder: it has no manifest.json", file=run,
-                           fix="pass the --out folder of a circles coverage, site, demo or audit run")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest = read_run_manifest(run)  # refuses a missing, unfinished, running or corrupt run
     profile = get_profile(manifest.get("profile") or manifest.get("parameters", {}).get("profile"))
     lang = lang or profile.lang
     if lang not in LANGS:

@@ -30,6 +30,9 @@ class RunInputs:
     services: str | Path | None = None
     scenario: str | Path | None = None
     network_options: dict = field(default_factory=dict)
+    facility_areas: str | int | None = None
+    residential: str | Path | None = None
+    drop_invalid: bool = False
 
 
 @dataclass
@@ -84,9 +87,15 @@ def load_inputs(inputs: RunInputs, manifest: Manifest, *, progress=None):
     osm_path = src if src and is_osm_file(src) else str(default_network_path())
     manifest.add_input("population", inputs.population)
     with manifest.timed("population"):
+        # Polygon counts go onto housing: the --residential file, else the OSM extract the
+        # network came from (a road-line network has no buildings to offer).
+        residential = inputs.residential or (src if src and is_osm_file(src) else None)
+        if inputs.residential:
+            manifest.add_input("residential", inputs.residential)
         demand = read_population(inputs.population, network=net, pop_column=inputs.pop_column,
                                  households_column=inputs.households_column,
-                                 crs=inputs.population_crs, osm_path=osm_path, profile=profile)
+                                 crs=inputs.population_crs, osm_path=osm_path, profile=profile,
+                                 residential=residential, drop_invalid=inputs.drop_invalid)
     units = None
     if inputs.units:
         manifest.add_input("units", inputs.units)
@@ -104,13 +113,16 @@ def facility_anchor_frame(fac):
     return anchors.subset(ok), ok
 
 
-def isochrone_layers(net, fac, profile) -> dict:
-    """The isochrone layers of a run: a dissolved layer per tier and the per-facility areas."""
-    from .isochrones import distance_bands, tier_isochrones, to_wgs84
+def isochrone_layers(net, fac, profile, *, facility_areas: str | int | None = None) -> dict:
+    """The isochrone layers of a run: a dissolved layer per tier, the rings and, for up to
+    ``facility_areas`` facilities (``all``, ``none`` or a count; default
+    :data:`circles.isochrones.FACILITY_AREAS_DEFAULT`), the per-facility areas."""
+    from .isochrones import distance_bands, facility_areas_note, tier_isochrones, to_wgs84
 
     anchors, ok = facility_anchor_frame(fac)
     layers = tier_isochrones(net, anchors, fac["tier"].to_numpy()[ok], profile,
-                             ids=fac["facility_id"].to_numpy()[ok])
+                             ids=fac["facility_id"].to_numpy()[ok],
+                             per_facility=facility_areas_note(int(ok.sum()), facility_areas)["written"])
     if ok.any():
         # The rings view: 0-5, 5-10, 10-15 minutes from the nearest facility of any tier.
         minutes = sorted(profile.threshold_minutes(t) for t in profile.tiers)
@@ -118,8 +130,8 @@ def isochrone_layers(net, fac, profile) -> dict:
     return {name: to_wgs84(gdf) for name, gdf in layers.items()}
 
 
-def coverage_run(inputs: RunInputs, out: str | Path, *, manifest: Manifest | None = None,
-                 progress=None, draw_map: bool = True, lang: str | None = None) -> RunOutput:
+def coverage_run(inputs: RunInputs, out, *, manifest: Manifest | None = None, progress=None,
+                 draw_map: bool = True, lang: str | None = None, finish: bool = True) -> RunOutput:
     """Run coverage end to end and write the run folder ``out`` (which must be new or empty).
 
     Parameters
@@ -127,7 +139,8 @@ def coverage_run(inputs: RunInputs, out: str | Path, *, manifest: Manifest | Non
     inputs
         What to read.
     out
-        The run folder.
+        The run folder: a path (claimed here, see :class:`circles.io.RunFolder`) or a
+        :class:`~circles.io.RunFolder` the caller has claimed.
     manifest
         A manifest to fill (a new one by default).
     progress
@@ -136,24 +149,46 @@ def coverage_run(inputs: RunInputs, out: str | Path, *, manifest: Manifest | Non
         Also write ``map.html``.
     lang
         Map language (default: the profile's).
+    finish
+        Mark the run complete at the end; ``False`` when more steps (siting, a report) follow,
+        whose caller then calls ``extras["run_folder"].finish(manifest)``.
 
     Returns
     -------
     RunOutput
 
     """
+    from .io import RunFolder
+
+    claim = out if isinstance(out, RunFolder) else RunFolder.claim(out, command="coverage")
+    try:
+        run = _coverage_run(inputs, claim.path, manifest=manifest, progress=progress,
+                            draw_map=draw_map, lang=lang)
+    except BaseException:
+        if claim is not out:  # a failed run leaves no partial folder; a caller's claim is its own
+            claim.abandon()
+        raise
+    run.extras["run_folder"] = claim
+    if finish:
+        claim.finish(run.manifest)
+    return run
+
+
+def _coverage_run(inputs: RunInputs, folder: Path, *, manifest: Manifest | None, progress,
+                  draw_map: bool, lang: str | None) -> RunOutput:
+    """The steps of :func:`coverage_run` in a claimed folder."""
     from .coverage import compute_coverage
     from .gaps import gap_hexagons
-    from .io import new_run_dir
+    from .isochrones import facility_areas_note
     from .outputs import write_coverage_run
     from .standards import check_standards
 
-    folder = new_run_dir(out)
+    facility_areas_note(0, inputs.facility_areas)  # a bad setting fails before any work
     manifest = manifest or Manifest("coverage", dict(vars(inputs).items()))
     net, profile, fac, demand, units = load_inputs(inputs, manifest, progress=progress)
     with manifest.timed("coverage"):
         result = compute_coverage(net, fac, demand, profile=profile, units=units,
-                                  unit_column=inputs.unit_column)
+                                  unit_column=inputs.unit_column, facility_areas=inputs.facility_areas)
     access = None
     if inputs.services or "services" in result.facilities.columns:
         with manifest.timed("services"):
@@ -161,7 +196,9 @@ def coverage_run(inputs: RunInputs, out: str | Path, *, manifest: Manifest | Non
     with manifest.timed("gaps"):
         gaps = gap_hexagons(result)
     with manifest.timed("isochrones"):
-        iso = isochrone_layers(net, result.facilities, profile)
+        iso = isochrone_layers(net, result.facilities, profile, facility_areas=inputs.facility_areas)
+    manifest.set("facility_areas", facility_areas_note(
+        int((result.facilities["status"] == "ok").sum()), inputs.facility_areas))
     with manifest.timed("write"):
         files = write_coverage_run(result, folder, isochrones=iso, gaps=gaps,
                                    standards=check_standards(result))
@@ -172,7 +209,9 @@ def coverage_run(inputs: RunInputs, out: str | Path, *, manifest: Manifest | Non
                    demand_points=len(result.demand), population=round(result.input_pop, 1))
     manifest.set("profile", profile.name)
     manifest.set("network", net.summary())
-    manifest.set("population", {"label": result.population_label, "is_estimate": result.is_estimate})
+    manifest.set("population", {"label": result.population_label, "is_estimate": result.is_estimate,
+                                **demand.record()})
+    manifest.set("study_area", result.study_area_summary())
     manifest.set("coverage_by_tier", result.by_tier().replace({np.nan: None}).to_dict(orient="records"))
     out_run = RunOutput(folder=folder, result=result, files=files, manifest=manifest,
                         extras={"gaps": gaps, "isochrones": iso, "demand": demand, "services": access})

@@ -15,7 +15,7 @@ from .errors import DataError
 from .outputs import write_csv, write_layers
 from .routing import Anchors, coverage_matrix, nearest
 from .siting import CoverageTarget, MaximalCovering, candidate_nodes
-from .tables import read_table, table_points
+from .tables import find_column, read_table, table_points
 
 __all__ = ["candidate_anchors", "propose", "scenario_table"]
 
@@ -36,6 +36,10 @@ def candidate_anchors(result, *, candidates: str | Path | None = None, crs: str 
     Returns
     -------
     anchors, lon, lat
+        The candidates on the network and their WGS-84 coordinates.
+    floor_area_m2 : numpy.ndarray
+        Each candidate's floor area from the file's ``floor_area_m2`` (建筑面积) column; NaN
+        where it gives none, and for network nodes.
 
     """
     net, profile = result.network, result.profile
@@ -45,10 +49,11 @@ def candidate_anchors(result, *, candidates: str | Path | None = None, crs: str 
     if candidates is None:
         nodes = candidate_nodes(net, spacing_metres=spacing_metres,
                                 exclude_xy=(fac["x"].to_numpy(float), fac["y"].to_numpy(float)))
+        nodes = nodes[net.in_study_area(net.x[nodes], net.y[nodes], margin_metres=profile.snap_cap_metres)]
         if landuse:
             nodes = nodes[_on_landuse(net, nodes, landuse)]
         lon, lat = net.to_wgs84(net.x[nodes], net.y[nodes])
-        return Anchors.at_nodes(net, nodes), np.asarray(lon), np.asarray(lat)
+        return Anchors.at_nodes(net, nodes), np.asarray(lon), np.asarray(lat), np.full(len(nodes), np.nan)
     df = read_table(candidates, what="candidate sites")
     if landuse:
         col = next((c for c in df.columns if str(c).lower() in _LANDUSE_COLUMNS), None)
@@ -66,12 +71,15 @@ def candidate_anchors(result, *, candidates: str | Path | None = None, crs: str 
         raise ValidationError(problems, file=candidates)
     x, y = net.from_wgs84(lon, lat)
     snap = net.snap(x, y, max_metres=profile.snap_cap_metres)
-    ok = snap["snapped"].to_numpy()
+    ok = snap["snapped"].to_numpy() & net.in_study_area(x, y, margin_metres=profile.snap_cap_metres)
     if not ok.any():
-        raise DataError("no candidate site lies within the snap cap of a walkable street",
+        raise DataError("no candidate site lies in the study area within the snap cap of a walkable street",
                         file=candidates, fix="check the coordinates and --crs of the candidates")
     anchors = Anchors.from_snap(snap.assign(), x=x, y=y).subset(ok)
-    return anchors, lon[ok], lat[ok]
+    area_col = find_column(df.columns, "floor_area_m2")
+    area = (pd.to_numeric(df[area_col], errors="coerce").to_numpy(float) if area_col is not None
+            else np.full(len(df), np.nan))
+    return anchors, lon[ok], lat[ok], np.where(area > 0, area, np.nan)[ok]
 
 
 def _on_landuse(net, nodes: np.ndarray, kinds: list[str]) -> np.ndarray:
@@ -95,12 +103,46 @@ def _on_landuse(net, nodes: np.ndarray, kinds: list[str]) -> np.ndarray:
     return keep
 
 
-def _capacity_pop(profile, tier: str) -> float:
+def _capacity(profile, tier: str, floor_area: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """People each candidate can serve: its floor area ÷ the floor area per 100 households ×
+    persons per household; a candidate without a floor area gets the tier's minimum.
+
+    Returns
+    -------
+    capacity_pop, floor_area_m2, statement
+        Per candidate, and one sentence naming the rule and the floor area assumed.
+
+    """
     t = profile.tier(tier)
-    area = t.min_floor_area_m2 or profile.standards.get("min_complex_floor_area_m2", 600.0)
-    per100 = profile.standards.get("floor_area_m2_per_100_households", 30.0)
-    pph = profile.standards.get("persons_per_household", 2.62)
-    return float(area) / float(per100) * 100.0 * float(pph)
+    if t.min_floor_area_m2:
+        assumed, source = float(t.min_floor_area_m2), f"the profile's minimum for a {t.code} (tiers.{t.code}.min_floor_area_m2)"
+    else:
+        assumed = float(profile.standards.get("min_complex_floor_area_m2", 600.0))
+        source = "the profile's minimum for a service complex: standards.min_complex_floor_area_m2"
+    per100 = float(profile.standards.get("floor_area_m2_per_100_households", 30.0))
+    pph = float(profile.standards.get("persons_per_household", 2.62))
+    area = np.where(np.isfinite(floor_area), floor_area, assumed)
+    cap = area / per100 * 100.0 * pph
+    given = int(np.isfinite(floor_area).sum())
+    rule = f"capacity: a site serves at most its floor area ÷ {per100:g} m² per 100 households × {pph:g} persons"
+    if given == len(floor_area):
+        return cap, area, rule + " (floor areas from the candidate file)"
+    where = "every candidate" if given == 0 else f"the {len(floor_area) - given:,} candidates without one"
+    return cap, area, (f"{rule}; floor area assumed {assumed:g} m² for {where} ({source}), "
+                       f"so {assumed / per100 * 100.0 * pph:,.0f} people a site")
+
+
+def _check_request(new, target) -> None:
+    """Refuse a request no siting can answer, before any work."""
+    if (new is None) == (target is None):
+        raise DataError("give either the number of new sites or a target share", field="new/target",
+                        fix="use --new 5 or --target 0.9")
+    if new is not None and (isinstance(new, bool) or not float(new).is_integer() or new < 1):
+        raise DataError(f"the number of new sites must be a whole number >= 1, not {new!r}", field="new",
+                        fix="ask for at least one site, e.g. --new 5")
+    if target is not None and not 0 < float(target) <= 1:
+        raise DataError(f"the target share {target} is not in (0, 1]", field="target",
+                        fix="give a share of everyone, e.g. --target 0.9 for 90%")
 
 
 def propose(run, *, tier: str = "station", new: int | None = None, target: float | None = None,
@@ -147,52 +189,39 @@ def propose(run, *, tier: str = "station", new: int | None = None, target: float
                                 crs=crs, time_limit_s=time_limit_s, spacing_metres=spacing_metres,
                                 gcj02=gcj02, write=write, landuse=landuse)
     code = profile.tier(tier).code
-    if (new is None) == (target is None):
-        raise DataError("give either the number of new sites or a target share", field="new/target",
-                        fix="use --new 5 or --target 0.9")
+    _check_request(new, target)
     net = result.network
-    limit = profile.threshold_metres(code)
-    cand, lon, lat = candidate_anchors(result, candidates=candidates, crs=crs, spacing_metres=spacing_metres,
-                                       landuse=landuse)
-    matrix = coverage_matrix(net, cand, result.demand_anchors, limit_metres=limit)
+    cand, lon, lat, floor = candidate_anchors(result, candidates=candidates, crs=crs,
+                                              spacing_metres=spacing_metres, landuse=landuse)
+    matrix = coverage_matrix(net, cand, result.demand_anchors, limit_metres=profile.threshold_metres(code))
     pop = result.demand["pop"].to_numpy(float)
     already = result.covered_mask(code)
-    cap = _capacity_pop(profile, code) if capacity else None
-    explanation = ""
-    if target is None:
-        model = MaximalCovering.from_cost_matrix(matrix, pop, already_covered=already, capacity=cap)
-        model.solve(int(new), method="exact" if exact else "greedy", time_limit_s=time_limit_s)
-        solver = f"{model.solver}; objective {model.objective:,.0f}, proven bound {model.upper_bound:,.0f}, gap {model.gap:.2%}"
-    else:
-        offnet = float(pop[result.demand["status"].to_numpy() == "off_network"].sum())
-        model = CoverageTarget.from_cost_matrix(matrix, pop, already_covered=already, capacity=cap,
-                                                offnetwork_pop=offnet).solve(float(target))
-        solver = model.solver
-        explanation = model.explanation
+    cap, area, cap_text = _capacity(profile, code, floor) if capacity else (None, None, "")
+    model, solver = _solve(matrix, pop, already=already, capacity=cap, new=new, target=target, exact=exact,
+                           time_limit_s=time_limit_s,
+                           offnetwork=float(pop[result.demand["status"].to_numpy() == "off_network"].sum()))
+    explanation = "; ".join(t for t in (model.explanation, cap_text) if t)
     sel = model.selected
     total = result.input_pop
-    before = float(pop[already].sum())
-    cum = (before + np.cumsum(model.gains)) / total if total else np.full(len(sel), np.nan)
+    cum = (float(pop[already].sum()) + np.cumsum(model.gains)) / total if total else np.full(len(sel), np.nan)
     eligible = np.isin(result.facilities["tier"].to_numpy(), profile.eligible(code)) & \
         (result.facilities["status"].to_numpy() == "ok")
+    minutes = np.full(len(sel), np.nan)
     if eligible.any() and len(sel):
+        # Targets in rank order (an index array, not a mask), so each figure is its own site's.
         metres, _ = nearest(net, result.facility_anchors.subset(eligible), limit_metres=None,
-                            targets=cand.subset(_mask(len(cand), sel)))
+                            targets=cand.subset(sel))
         minutes = np.where(np.isfinite(metres), metres / profile.metres_per_minute, np.nan)
-    else:
-        minutes = np.full(len(sel), np.nan)
     out = pd.DataFrame({"rank": np.arange(1, len(sel) + 1), "lon": np.round(lon[sel], 7),
                         "lat": np.round(lat[sel], 7), "tier": code,
                         "new_covered_pop": np.round(model.gains, 1),
                         "cumulative_covered_share": np.round(cum, 5),
                         "nearest_existing_minutes": np.round(minutes, 2), "solver": solver})
-    if gcj02:
-        glon, glat = from_wgs84(out["lon"].to_numpy(), out["lat"].to_numpy(), "gcj02")
-        out["gcj02_lon"], out["gcj02_lat"] = np.round(glon, 7), np.round(glat, 7)
-    gdf = gpd.GeoDataFrame(out, geometry=shapely.points(out["lon"], out["lat"]), crs=4326)
-    if result.units is not None:
-        joined = gpd.sjoin(gdf[["geometry"]], result.units[["unit", "geometry"]], how="left", predicate="within")
-        gdf["unit"] = joined[~joined.index.duplicated()]["unit"].reindex(gdf.index).fillna("(no unit)").to_numpy()
+    if cap is not None:
+        out["floor_area_m2"] = area[sel]
+        out["floor_area_source"] = np.where(np.isfinite(floor[sel]), "candidate file", "assumed (profile minimum)")
+        out["capacity_pop"] = np.round(cap[sel], 1)
+    gdf = _geo(out, result, gcj02)
     scen = scenario_table(run, gdf)
     gdf.attrs["scenario"] = scen
     gdf.attrs["explanation"] = explanation
@@ -204,22 +233,47 @@ def propose(run, *, tier: str = "station", new: int | None = None, target: float
     write_csv(scen, folder / "scenario_comparison.csv")
     run.manifest.set("siting", {"tier": code, "new": new, "target": target, "solver": solver,
                                 "candidates": len(cand), "selected": len(sel),
-                                "new_covered_pop": float(model.gains.sum()),
-                                "explanation": explanation, "capacity_pop": cap})
+                                "new_covered_pop": float(model.gains.sum()), "explanation": explanation,
+                                "capacity_pop": None if cap is None else float(np.median(cap)),
+                                "capacity_rule": cap_text})
     run.extras["proposals"] = gdf
     run.extras["siting_model"] = model
     run.extras["explanation"] = explanation
     return gdf
 
 
-def _mask(n: int, rows: np.ndarray) -> np.ndarray:
-    m = np.zeros(n, dtype=bool)
-    m[rows] = True
-    return m
+def _solve(matrix, weights, *, already, capacity, new, target, exact, time_limit_s, offnetwork=0.0):
+    """The solver for a request and its one-line description (objective, bound, gap)."""
+    if target is None:
+        model = MaximalCovering.from_cost_matrix(matrix, weights, already_covered=already, capacity=capacity)
+        model.solve(int(new), method="exact" if exact else "greedy", time_limit_s=time_limit_s)
+        return model, (f"{model.solver}; objective {model.objective:,.0f}, proven bound "
+                       f"{model.upper_bound:,.0f}, gap {model.gap:.2%}")
+    model = CoverageTarget.from_cost_matrix(matrix, weights, already_covered=already, capacity=capacity,
+                                            offnetwork_pop=offnetwork)
+    model.solve(float(target), time_limit_s=min(time_limit_s, 3.0))
+    return model, model.solver
+
+
+def _geo(out: pd.DataFrame, result, gcj02: bool) -> gpd.GeoDataFrame:
+    """Proposals as points, with GCJ-02 coordinates and their unit when asked and known."""
+    if gcj02:
+        glon, glat = from_wgs84(out["lon"].to_numpy(), out["lat"].to_numpy(), "gcj02")
+        out["gcj02_lon"], out["gcj02_lat"] = np.round(glon, 7), np.round(glat, 7)
+    gdf = gpd.GeoDataFrame(out, geometry=shapely.points(out["lon"], out["lat"]), crs=4326)
+    if getattr(result, "units", None) is not None:
+        joined = gpd.sjoin(gdf[["geometry"]], result.units[["unit", "geometry"]], how="left", predicate="within")
+        gdf["unit"] = joined[~joined.index.duplicated()]["unit"].reindex(gdf.index).fillna("(no unit)").to_numpy()
+    return gdf
 
 
 def scenario_table(run, proposals: gpd.GeoDataFrame) -> pd.DataFrame:
-    """Coverage per tier before and after adding the proposals as facilities (re-routed)."""
+    """Coverage per tier before and after adding the proposals as facilities (re-routed).
+
+    When the proposals carry ``capacity_pop`` (siting with a capacity), the people they newly
+    reach are served under the siting's rule: site by site in rank order, the nearest first,
+    up to each site's capacity (distances routed again from the proposals' coordinates).
+    """
     from .coverage import compute_coverage
 
     result = run.result
@@ -233,10 +287,34 @@ def scenario_table(run, proposals: gpd.GeoDataFrame) -> pd.DataFrame:
     after = compute_coverage(result.network, both, run.extras.get("demand", result.demand),
                              profile=result.profile, units=None)
     b, a = result.by_tier(), after.by_tier()
+    covered_after = a["covered_pop"].to_numpy(float)
+    if "capacity_pop" in proposals.columns and len(proposals):
+        covered_after = b["covered_pop"].to_numpy(float) + _capped_gains(result, after, proposals, list(b["tier"]))
+    total = result.input_pop
+    share_after = covered_after / total if total > 0 else a["covered_share"].to_numpy(float)
     return pd.DataFrame({"tier": b["tier"], "covered_pop_before": b["covered_pop"],
-                         "covered_pop_after": a["covered_pop"],
-                         "change_pop": a["covered_pop"] - b["covered_pop"],
-                         "covered_share_before": b["covered_share"], "covered_share_after": a["covered_share"]})
+                         "covered_pop_after": covered_after,
+                         "change_pop": covered_after - b["covered_pop"].to_numpy(float),
+                         "covered_share_before": b["covered_share"], "covered_share_after": share_after})
+
+
+def _capped_gains(result, after, proposals: gpd.GeoDataFrame, tiers: list[str]) -> np.ndarray:
+    """People the proposals newly cover per tier when each serves at most its capacity."""
+    net, profile = result.network, result.profile
+    x, y = net.from_wgs84(proposals["lon"].to_numpy(float), proposals["lat"].to_numpy(float))
+    sites = Anchors.from_points(net, x, y, max_metres=profile.snap_cap_metres)
+    pop = after.demand["pop"].to_numpy(float)
+    cap = proposals["capacity_pop"].to_numpy(float)
+    new_tier = str(proposals["tier"].iloc[0])
+    gains = np.zeros(len(tiers))
+    for k, t in enumerate(tiers):  # three tiers or so
+        if new_tier not in profile.eligible(t):
+            continue
+        newly = after.covered_mask(t) & ~result.covered_mask(t)
+        m = coverage_matrix(net, sites, after.demand_anchors, limit_metres=profile.threshold_metres(t))
+        model = MaximalCovering.from_cost_matrix(m, pop, already_covered=~newly, capacity=cap)
+        gains[k] = float(model.evaluate(np.arange(len(proposals))).sum())
+    return gains
 
 
 def _propose_service(run, service: str, *, new, target, exact, candidates, crs, time_limit_s,
@@ -252,25 +330,18 @@ def _propose_service(run, service: str, *, new, target, exact, candidates, crs, 
     if code is None:
         raise DataError(f"unknown service {service!r}", field="service",
                         fix="use one of: " + ", ".join(cat))
-    if (new is None) == (target is None):
-        raise DataError("give either the number of new sites or a target share", field="new/target",
-                        fix="use --new 5 or --target 0.9")
+    _check_request(new, target)
     result, c = run.result, cat[code]
     net = result.network
     limit = c.threshold_metres(result.profile.metres_per_minute)
-    cand, lon, lat = candidate_anchors(result, candidates=candidates, crs=crs, spacing_metres=spacing_metres,
-                                       landuse=landuse)
+    cand, lon, lat, _ = candidate_anchors(result, candidates=candidates, crs=crs, spacing_metres=spacing_metres,
+                                          landuse=landuse)
     matrix = coverage_matrix(net, cand, result.demand_anchors, limit_metres=limit)
     weights = access._weights(c)[0]
     already = access.covered[code]
-    if target is None:
-        model = MaximalCovering.from_cost_matrix(matrix, weights, already_covered=already)
-        model.solve(int(new), method="exact" if exact else "greedy", time_limit_s=time_limit_s)
-        solver = f"{model.solver}; objective {model.objective:,.0f}, proven bound {model.upper_bound:,.0f}, gap {model.gap:.2%}"
-        explanation = ""
-    else:
-        model = CoverageTarget.from_cost_matrix(matrix, weights, already_covered=already).solve(float(target))
-        solver, explanation = model.solver, model.explanation
+    model, solver = _solve(matrix, weights, already=already, capacity=None, new=new, target=target,
+                           exact=exact, time_limit_s=time_limit_s)
+    explanation = model.explanation
     sel = model.selected
     total = float(weights.sum())
     before = float(weights[already].sum())
@@ -280,10 +351,7 @@ def _propose_service(run, service: str, *, new, target, exact, candidates, crs, 
                         if total else np.nan,
                         "nearest_existing_minutes": np.round(_nearest_provider(access, code, cand, sel), 2),
                         "solver": solver})
-    if gcj02:
-        glon, glat = from_wgs84(out["lon"].to_numpy(), out["lat"].to_numpy(), "gcj02")
-        out["gcj02_lon"], out["gcj02_lat"] = np.round(glon, 7), np.round(glat, 7)
-    gdf = gpd.GeoDataFrame(out, geometry=shapely.points(out["lon"], out["lat"]), crs=4326)
+    gdf = _geo(out, result, gcj02)
     after = already | (np.asarray(matrix[sel].astype(bool).sum(axis=0)).ravel() > 0 if len(sel) else already)
     scen = pd.DataFrame({"service": [code], "covered_pop_before": [before],
                          "covered_pop_after": [float(weights[after & (result.demand["status"] == "ok").to_numpy()].sum())]})
@@ -309,6 +377,7 @@ def _nearest_provider(access, code: str, cand: Anchors, sel: np.ndarray) -> np.n
     snap = net.snap(x, y, max_metres=access.result.profile.snap_cap_metres)
     if not snap["snapped"].any():
         return np.full(len(sel), np.nan)
+    # Targets in rank order (an index array, not a mask), so each figure is its own site's.
     metres, _ = nearest(net, Anchors.from_snap(snap[snap["snapped"]]), limit_metres=None,
-                        targets=cand.subset(_mask(len(cand), sel)))
+                        targets=cand.subset(sel))
     return np.where(np.isfinite(metres), metres / access.result.profile.metres_per_minute, np.nan)

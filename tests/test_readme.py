@@ -3,7 +3,9 @@
 Every ``bash`` block line (but the install and test commands, which ``.ci/run`` itself runs), every
 inline `` `circles ...` `` example, the ``python`` block and the audit config run in a sandbox folder
 that looks like this repository to a newcomer: ``data/`` beside them, plus the few files of their own
-that examples name (``roads.gpkg``, ``scenario.csv``), made here from the shipped data.
+that examples name (``roads.gpkg``, ``scenario.csv``), made here from the shipped data. Inline code
+that starts with ``circles`` and has arguments is an example, so it must be complete; syntax lines use
+capitals and brackets (``circles map DIR [--offline]``), and an option is named alone (``--compare``).
 """
 
 from __future__ import annotations
