@@ -4,12 +4,17 @@ The public API, in the order of the pipeline: networks, profiles and facilities,
 isochrones, population and coverage, siting, maps and audits.
 """
 
-from . import synthetic  # so circles.synthetic.make_city works after a plain import circles
+from ._moved import install as _install_moved
 from ._version import __version__
-from .audit import load_config, run_audit
-from .compare import compare_audits
-from .coverage import CoverageResult, compute_coverage
-from .crs import from_wgs84, gcj02_to_wgs84, to_wgs84, wgs84_to_gcj02
+from .engine import synthetic  # so circles.synthetic.make_city works after a plain import circles
+from .engine.coverage import CoverageResult, compute_coverage
+from .engine.gaps import gap_hexagons
+from .engine.isochrones import distance_bands, facility_isochrones, tier_isochrones
+from .engine.network import WalkNetwork, load_network
+from .engine.routing import Anchors, coverage_matrix, nearest, nearest_by_tier, reach
+from .engine.service_access import ServiceAccess, service_access
+from .engine.siting import CoverageTarget, MaximalCovering, candidate_nodes
+from .engine.standards import check_standards
 from .errors import (
     CirclesError,
     DataError,
@@ -19,19 +24,20 @@ from .errors import (
     ProfileError,
     ValidationError,
 )
-from .facilities import facilities_from_frame, from_osm, read_facilities
-from .gaps import gap_hexagons
-from .isochrones import distance_bands, facility_isochrones, tier_isochrones
-from .maps import coverage_map, draw_run_map, result_map
-from .network import WalkNetwork, load_network
-from .pipeline import RunInputs, coverage_run, isochrone_layers, site_run
-from .population import Demand, estimate_from_osm, read_population
-from .profiles import Profile, Tier, get_profile, list_profiles
-from .routing import Anchors, coverage_matrix, nearest, nearest_by_tier, reach
-from .service_access import ServiceAccess, service_access
-from .services import builtin_catalogue, load_catalogue, service_points
-from .siting import CoverageTarget, MaximalCovering, candidate_nodes
-from .standards import check_standards
+from .outputs.maps import coverage_map, draw_run_map, result_map
+from .outputs.network_file import save_network
+from .readers.crs import from_wgs84, gcj02_to_wgs84, to_wgs84, wgs84_to_gcj02
+from .readers.facilities import facilities_from_frame, from_osm, read_facilities
+from .readers.population import Demand, estimate_from_osm, read_population
+from .readers.profiles import Profile, Tier, get_profile, list_profiles
+from .readers.services import builtin_catalogue, load_catalogue, service_points
+from .runs.audit import load_config, run_audit
+from .runs.compare import compare_audits
+from .runs.pipeline import RunInputs, coverage_run, isochrone_layers, site_run
+
+_install_moved()  # circles.network, circles.figures...: the old flat paths, as aliases
+# The engine writes no files; net.save(path) is the outputs' writer, bound here at the door.
+WalkNetwork.save = save_network
 
 __all__ = [
     "Anchors",
@@ -82,6 +88,7 @@ __all__ = [
     "read_population",
     "result_map",
     "run_audit",
+    "save_network",
     "service_access",
     "service_points",
     "site_run",

@@ -40,7 +40,7 @@ def _progress(desc: str):
 
 
 def _load_network(source: str | None, *, crs: str | None = None, **options):
-    from .network import load_network
+    from .engine.network import load_network
 
     bar, tick = _progress("network")
     try:
@@ -51,6 +51,8 @@ def _load_network(source: str | None, *, crs: str | None = None, **options):
 
 @_command("network")
 def _cmd_network(args: argparse.Namespace) -> int:
+    from .outputs.network_file import save_network
+
     t0 = time.perf_counter()
     options = {}
     if args.snap_metres is not None:
@@ -83,14 +85,14 @@ def _cmd_network(args: argparse.Namespace) -> int:
     print(f"extent:     {rep.get('extent', 'none')} {rep.get('extent_bounds_wgs84') or ''}".rstrip())
     print(f"time:       {seconds:.2f} s")
     if args.out:
-        path = net.save(args.out)
+        path = save_network(net, args.out)
         print(f"saved:      {path}")
     return 0
 
 
 def _run_dir(out: str | None, default_stem: str):
     """Claim the run folder (see :class:`circles.io.RunFolder`); ``main`` abandons it on failure."""
-    from .io import RunFolder
+    from .outputs.runfolder import RunFolder
 
     if out:
         return RunFolder.claim(out, command=default_stem)
@@ -99,7 +101,7 @@ def _run_dir(out: str | None, default_stem: str):
 
 
 def _run_inputs(args: argparse.Namespace):
-    from .pipeline import RunInputs
+    from .runs.pipeline import RunInputs
 
     return RunInputs(network=args.network, facilities=args.facilities, profile=args.profile,
                      crs=args.crs,
@@ -130,13 +132,13 @@ def _report_facilities(fac) -> None:
 
 @_command("isochrones")
 def _cmd_isochrones(args: argparse.Namespace) -> int:
-    from .facilities import read_facilities
-    from .io import Manifest
-    from .isochrones import facility_areas_note
-    from .network import load_network
-    from .outputs import write_layers
-    from .pipeline import default_facilities, isochrone_layers
-    from .profiles import get_profile
+    from .engine.isochrones import facility_areas_note
+    from .engine.network import load_network
+    from .outputs.runfolder import Manifest
+    from .outputs.tables import write_layers
+    from .readers.facilities import read_facilities
+    from .readers.profiles import get_profile
+    from .runs.pipeline import default_facilities, isochrone_layers
 
     facility_areas_note(0, args.facility_areas)  # a bad setting fails before any work
     manifest = Manifest("isochrones", vars(args))
@@ -170,8 +172,8 @@ def _cmd_isochrones(args: argparse.Namespace) -> int:
 
 @_command("coverage")
 def _cmd_coverage(args: argparse.Namespace) -> int:
-    from .io import Manifest
-    from .pipeline import coverage_run
+    from .outputs.runfolder import Manifest
+    from .runs.pipeline import coverage_run
 
     manifest = Manifest(args.command, vars(args))
     out = _run_dir(args.out, "circles-coverage" if args.command == "coverage" else "circles-demo")
@@ -219,7 +221,7 @@ _COMMANDS["demo"] = _cmd_demo
 def _cmd_audit(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .audit import run_audit
+    from .runs.audit import run_audit
 
     bars: dict[str, object] = {}
 
@@ -244,9 +246,9 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 @_command("site")
 def _cmd_site(args: argparse.Namespace) -> int:
-    from .io import Manifest
-    from .maps import draw_run_map
-    from .pipeline import coverage_run, site_run
+    from .outputs.maps import draw_run_map
+    from .outputs.runfolder import Manifest
+    from .runs.pipeline import coverage_run, site_run
 
     if (args.new is None) == (args.target is None):
         print("circles site: give either --new N or --target SHARE", file=sys.stderr)
@@ -291,17 +293,18 @@ def _cmd_site(args: argparse.Namespace) -> int:
 
 
 def _maybe_explorer(folder, lang, run=None) -> None:
-    from .explorer import write_explorer
+    from .outputs.explorer import write_explorer
 
     write_explorer(folder, run=run, lang=lang)
 
 
 @_command("explore")
 def _cmd_explore(args: argparse.Namespace) -> int:
-    from .explorer import _rerun, estimate_size, explorer_data, render
-    from .io import write_text
+    from .outputs.explorer import estimate_size, explorer_data, render
+    from .outputs.runfolder import write_text
+    from .runs.rerun import rerun
 
-    run = _rerun(Path(args.dir))
+    run = rerun(Path(args.dir))
     data = explorer_data(run, spacing_metres=args.spacing)
     size = estimate_size(data)
     print(f"explorer: {len(data['demand']['pop']):,} demand {'cells' if data['aggregated'] else 'points'}, "
@@ -314,7 +317,7 @@ def _cmd_explore(args: argparse.Namespace) -> int:
 
 @_command("map")
 def _cmd_map(args: argparse.Namespace) -> int:
-    from .maps import draw_run_map
+    from .outputs.maps import draw_run_map
 
     path = draw_run_map(args.dir, offline=args.offline, lang=args.lang, tiles=args.tiles)
     print(f"written: {path}")
@@ -323,8 +326,8 @@ def _cmd_map(args: argparse.Namespace) -> int:
 
 @_command("services")
 def _cmd_services(args: argparse.Namespace) -> int:
-    from .profiles import get_profile
-    from .services import load_catalogue
+    from .readers.profiles import get_profile
+    from .readers.services import load_catalogue
 
     cat = load_catalogue(args.catalogue or get_profile(args.profile).services or None)
     for c in cat:
@@ -336,7 +339,7 @@ def _cmd_services(args: argparse.Namespace) -> int:
 
 @_command("profiles")
 def _cmd_profiles(args: argparse.Namespace) -> int:
-    from .profiles import get_profile, list_profiles
+    from .readers.profiles import get_profile, list_profiles
 
     if args.name:
         print(get_profile(args.name).to_yaml())
@@ -466,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    from .io import abandon_unfinished, held_runs
+    from .outputs.runfolder import abandon_unfinished, held_runs
 
     before = held_runs()
     try:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from circles.audit import load_config, run_audit
+from circles.runs.audit import load_config, run_audit
 
 
 def main() -> int:

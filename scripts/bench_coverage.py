@@ -21,10 +21,10 @@ import numpy as np
 import shapely
 from scipy.sparse import csgraph
 
-from circles.coverage import compute_coverage
-from circles.profiles import get_profile
-from circles.routing import Anchors, nearest_by_tier
-from circles.synthetic import make_city, random_points
+from circles.engine.coverage import compute_coverage
+from circles.engine.routing import Anchors, nearest_by_tier
+from circles.engine.synthetic import make_city, random_points
+from circles.readers.profiles import get_profile
 
 
 def _peak_gb() -> float:

@@ -55,7 +55,7 @@ def _once(func) -> tuple[float, object]:
 
 
 def _facilities(net, k: int, profile, seed: int):
-    from circles.routing import Anchors
+    from circles.engine.routing import Anchors
 
     rng = np.random.default_rng(seed)
     nodes = rng.choice(net.n_nodes, k, replace=False)
@@ -80,8 +80,8 @@ def _floor(net, nodes, tiers, profile) -> float:
 
 
 def _ours(net, anchors, tiers, profile, *, repeat: int):
-    from circles.isochrones import facility_isochrones
-    from circles.routing import nearest_by_tier
+    from circles.engine.isochrones import facility_isochrones
+    from circles.engine.routing import nearest_by_tier
 
     limits = [profile.threshold_metres(t.code) for t in profile.tiers]
     t_times, table = _best(lambda: nearest_by_tier(net, anchors, tiers, profile), repeat)
@@ -153,7 +153,7 @@ def _peer_polygons(G, net, nodes, profile) -> tuple[list, list[set]]:
 
 def _same_nodes(net, anchors, profile, peer_reached: list[set]) -> tuple[int, int]:
     """(facility-limits compared, those whose reached node sets differ beyond ties at the limit)."""
-    from circles.routing import reach
+    from circles.engine.routing import reach
 
     limits = [profile.threshold_metres(t.code) for t in profile.tiers]
     m = reach(net, anchors, limit_metres=max(limits)).tocsr()
@@ -174,7 +174,7 @@ def _line(label: str, seconds: float, extra: str = "") -> None:
 
 
 def chengdu(profile, quick: bool) -> None:
-    from circles.network import load_network
+    from circles.engine.network import load_network
 
     net = load_network(PBF)
     print(f"\nChengdu: {net.n_nodes:,} nodes, {net.n_edges:,} edges")
@@ -217,7 +217,7 @@ def chengdu(profile, quick: bool) -> None:
 
 
 def synthetic(n_nodes: int, profile, counts: tuple[int, ...], peer_sample: int) -> None:
-    from circles.synthetic import make_city
+    from circles.engine.synthetic import make_city
 
     t_build, net = _once(lambda: make_city(n_nodes, seed=1))
     _ = net.graph
@@ -258,7 +258,7 @@ def synthetic(n_nodes: int, profile, counts: tuple[int, ...], peer_sample: int) 
 
 
 def main() -> None:
-    from circles.profiles import get_profile
+    from circles.readers.profiles import get_profile
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip the slowest peer runs")

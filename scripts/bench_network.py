@@ -44,7 +44,7 @@ def chengdu(repeat: int) -> None:
     from pyrosm import OSM
     from scipy.sparse import csgraph
 
-    from circles.network import WalkNetwork
+    from circles.engine.network import WalkNetwork
 
     warnings.simplefilter("ignore")
     with tempfile.TemporaryDirectory() as tmp:
@@ -91,7 +91,7 @@ def chengdu(repeat: int) -> None:
 
 
 def _synthetic_child(n: int) -> None:
-    from circles.synthetic import make_city
+    from circles.engine.synthetic import make_city
 
     t = time.perf_counter()
     net = make_city(n, seed=0)

@@ -32,8 +32,8 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from circles.network import WalkNetwork
-from circles.roads import network_from_roads, read_road_lines
+from circles.engine.network import WalkNetwork
+from circles.readers.roads import network_from_roads, read_road_lines
 
 ORIGIN = (520_000.0, 3_380_000.0)  # near Wuhan, inside EPSG:4547's zone
 

@@ -17,10 +17,10 @@ import numpy as np
 import shapely
 from scipy.sparse import csgraph
 
-from circles.coverage import compute_coverage
-from circles.service_access import service_access
-from circles.services import Category
-from circles.synthetic import make_city, random_points
+from circles.engine.coverage import compute_coverage
+from circles.engine.service_access import service_access
+from circles.engine.synthetic import make_city, random_points
+from circles.readers.services import Category
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ import numpy as np
 from scipy import sparse
 from scipy.spatial import cKDTree
 
-from circles.siting import MaximalCovering
+from circles.engine.siting import MaximalCovering
 
 
 def instance(n_cand: int, n_demand: int, *, per_candidate: int = 200, seed: int = 0):

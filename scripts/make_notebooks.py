@@ -62,7 +62,7 @@ gaps[gaps.tier == "station"].head(10)[["h3", "uncovered_pop", "mean_minutes"]]""
     new_code_cell("""areas = circles.isochrone_layers(net, result.facilities, profile)
 m = circles.result_map(result, isochrones=areas, gaps=gaps)
 m"""),
-    new_code_cell("""from circles.figures import coverage_figure
+    new_code_cell("""from circles.outputs.figures import coverage_figure
 run = circles.coverage_run(circles.RunInputs(), OUT / "audit-run")
 coverage_figure(run.folder, OUT / "01_coverage.png", lang="en")"""),
 ]
@@ -96,7 +96,7 @@ target[["rank", "new_covered_pop", "cumulative_covered_share"]].tail(3)"""),
     new_markdown_cell("""## 4. Export for the city's GIS and for Amap (GCJ-02)"""),
     new_code_cell("""greedy.to_file(OUT / "proposals.gpkg", layer="proposals")
 greedy[["rank", "gcj02_lon", "gcj02_lat", "new_covered_pop"]].to_csv(OUT / "proposals_gcj02.csv", index=False)
-from circles.figures import coverage_figure
+from circles.outputs.figures import coverage_figure
 circles.site_run(run, tier="station", new=5)
 coverage_figure(run.folder, OUT / "02_proposals.png", lang="en")"""),
 ]
@@ -118,7 +118,7 @@ net.summary()"""),
     new_code_cell("""if FACILITIES:
     facilities = circles.read_facilities(FACILITIES, profile=profile, network=net)
 else:
-    from circles.facilities import attach
+    from circles.readers.facilities import attach
     facilities = attach(circles.from_osm(OSM_PATH, profile), net, profile)
 facilities.groupby("tier").size()"""),
     new_code_cell("""population = (circles.read_population(POPULATION, network=net, profile=profile) if POPULATION

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from circles.osm import read_osm_features
+from circles.readers.osm import read_osm_features
 
 ROOT = Path(__file__).resolve().parent.parent
 TIERS = [  # tier (as Chinese offices write it), OSM tags, how many, floor area m², services

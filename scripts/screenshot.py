@@ -16,8 +16,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from browser import CHROMIUM_ARGS, chromium_path  # noqa: E402
 
-from circles.maps import draw_run_map  # noqa: E402
-from circles.pipeline import RunInputs, coverage_run, site_run  # noqa: E402
+from circles.outputs.maps import draw_run_map  # noqa: E402
+from circles.runs.pipeline import RunInputs, coverage_run, site_run  # noqa: E402
 
 # Open the popup of the largest district-level facility, as a reader clicking on it would see.
 _OPEN_POPUP = """() => {

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from circles.audit import load_config, run_audit
 from circles.cli import main
+from circles.runs.audit import load_config, run_audit
 
 
 def _config(path, **city):

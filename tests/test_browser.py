@@ -8,8 +8,8 @@ import pytest
 import shapely
 from browser import browser_page
 
-from circles.maps import draw_run_map
-from circles.pipeline import RunInputs, coverage_run, site_run
+from circles.outputs.maps import draw_run_map
+from circles.runs.pipeline import RunInputs, coverage_run, site_run
 
 EVIL = "<img src=x onerror=alert(1)>"
 TEMPLATE = "${alert(2)}`);alert(3);//\\"

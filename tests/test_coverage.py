@@ -7,10 +7,10 @@ import pyproj
 import pytest
 import shapely
 
-from circles.coverage import TABLE_COLUMNS, compute_coverage
-from circles.gaps import gap_hexagons
-from circles.network import WalkNetwork
-from circles.standards import check_standards
+from circles.engine.coverage import TABLE_COLUMNS, compute_coverage
+from circles.engine.gaps import gap_hexagons
+from circles.engine.network import WalkNetwork
+from circles.engine.standards import check_standards
 
 UTM = pyproj.CRS.from_epsg(32648)
 

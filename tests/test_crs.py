@@ -5,7 +5,7 @@ import pyproj
 import pytest
 
 from circles import DataError
-from circles.crs import (
+from circles.readers.crs import (
     WGS84,
     bd09_to_gcj02,
     bd09_to_wgs84,

@@ -10,9 +10,9 @@ import pytest
 from browser import browser_page
 
 from circles.cli import main
-from circles.explorer import explorer_data, render
-from circles.pipeline import RunInputs, coverage_run, site_run
-from circles.routing import coverage_matrix
+from circles.engine.routing import coverage_matrix
+from circles.outputs.explorer import explorer_data, render
+from circles.runs.pipeline import RunInputs, coverage_run, site_run
 
 
 @pytest.fixture(scope="module")

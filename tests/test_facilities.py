@@ -8,8 +8,8 @@ import pytest
 import shapely
 
 from circles import ValidationError
-from circles.crs import from_wgs84
-from circles.facilities import facilities_from_frame, from_osm, read_facilities
+from circles.readers.crs import from_wgs84
+from circles.readers.facilities import facilities_from_frame, from_osm, read_facilities
 
 ROWS = [
     {"名称": "锦江片区中心", "级别": "片区级", "经度": 104.0810, "纬度": 30.6570, "面积": 1800, "编号": "A1"},

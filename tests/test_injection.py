@@ -22,12 +22,12 @@ import shapely
 import yaml
 from browser import browser_page
 
-from circles.audit import run_audit
 from circles.cli import main
-from circles.explorer import apply_scenario
-from circles.outputs import read_csv, write_csv, write_layers
-from circles.profiles import get_profile
-from circles.report import write_report
+from circles.outputs.report import write_report
+from circles.outputs.tables import read_csv, write_csv, write_layers
+from circles.readers.profiles import get_profile
+from circles.runs.audit import run_audit
+from circles.runs.scenario import apply_scenario
 
 FORMULAS = ["=1+1", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\t=1", "\r=1"]
 CONTROLS = {"a\x1bb": "ab", "c\x00d": "cd"}

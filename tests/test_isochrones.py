@@ -5,11 +5,11 @@ import pyproj
 import pytest
 import shapely
 
+from circles.engine.isochrones import distance_bands, facility_isochrones, tier_isochrones, to_wgs84
+from circles.engine.network import WalkNetwork
+from circles.engine.routing import Anchors, reach
+from circles.engine.synthetic import random_points
 from circles.errors import DataError
-from circles.isochrones import distance_bands, facility_isochrones, tier_isochrones, to_wgs84
-from circles.network import WalkNetwork
-from circles.routing import Anchors, reach
-from circles.synthetic import random_points
 
 UTM = pyproj.CRS.from_epsg(32648)
 
@@ -159,7 +159,7 @@ def test_island_facility_area_stays_on_its_island():
 
 
 def test_distance_bands_are_nested_rings(chengdu_net):
-    from circles.profiles import get_profile
+    from circles.readers.profiles import get_profile
 
     profile = get_profile("deyang")
     net = chengdu_net
@@ -181,7 +181,7 @@ def test_distance_bands_are_nested_rings(chengdu_net):
 
 
 def test_tier_isochrones_dissolve_with_nesting(chengdu_net):
-    from circles.profiles import get_profile
+    from circles.readers.profiles import get_profile
 
     profile = get_profile("deyang")
     net = chengdu_net
@@ -212,7 +212,11 @@ def test_tier_isochrones_dissolve_with_nesting(chengdu_net):
 # --- scale of inputs: per-facility figures up to a stated count ------------------------------
 
 def test_facility_area_setting_is_all_none_or_a_count():
-    from circles.isochrones import FACILITY_AREAS_DEFAULT, facility_area_cap, facility_areas_note
+    from circles.engine.isochrones import (
+        FACILITY_AREAS_DEFAULT,
+        facility_area_cap,
+        facility_areas_note,
+    )
 
     assert facility_area_cap(None) == FACILITY_AREAS_DEFAULT == 2000
     assert facility_area_cap("all") is None
@@ -234,7 +238,7 @@ def test_facility_area_setting_is_all_none_or_a_count():
 
 
 def test_tier_areas_are_the_same_without_per_facility_areas(chengdu_net):
-    from circles.profiles import get_profile
+    from circles.readers.profiles import get_profile
 
     profile = get_profile("deyang")
     net = chengdu_net
@@ -335,9 +339,9 @@ def test_isochrones_command_skips_per_facility_areas_beyond_the_count(chengdu_ne
 def test_default_skips_own_circles_for_a_poi_dump(chengdu_net):
     import geopandas as gpd
 
-    from circles.coverage import compute_coverage
-    from circles.pipeline import isochrone_layers
-    from circles.profiles import get_profile
+    from circles.engine.coverage import compute_coverage
+    from circles.readers.profiles import get_profile
+    from circles.runs.pipeline import isochrone_layers
 
     profile = get_profile("deyang")
     net = chengdu_net
@@ -369,8 +373,8 @@ def test_map_draws_a_stated_number_of_facility_markers_first_the_ones_to_look_at
     import folium
     import pandas as pd
 
-    from circles.map_layers import MAP_FACILITIES_MAX, facilities_layer
-    from circles.profiles import get_profile
+    from circles.outputs.map_layers import MAP_FACILITIES_MAX, facilities_layer
+    from circles.readers.profiles import get_profile
 
     profile = get_profile("deyang")
     k = 10

@@ -14,7 +14,7 @@ import pytest
 import shapely
 
 from circles.errors import CirclesError
-from circles.maps import (
+from circles.outputs.maps import (
     base_map,
     draw_run_map,
     facilities_layer,
@@ -23,9 +23,9 @@ from circles.maps import (
     service_area_layer,
     units_layer,
 )
-from circles.offline import inline_assets
-from circles.pipeline import RunInputs, coverage_run, site_run
-from circles.profiles import get_profile
+from circles.outputs.offline import inline_assets
+from circles.readers.profiles import get_profile
+from circles.runs.pipeline import RunInputs, coverage_run, site_run
 
 EVIL = "<img src=x onerror=alert(1)>"
 TEMPLATE = "${alert(2)}`);alert(3);//\\"
@@ -254,7 +254,7 @@ def test_layers_compose_in_a_notebook(tmp_path):
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
 def test_static_figure(evil_run, tmp_path, lang):
-    from circles.figures import coverage_figure
+    from circles.outputs.figures import coverage_figure
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

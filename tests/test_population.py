@@ -10,9 +10,9 @@ from pyproj import Transformer
 from rasterio.transform import from_origin
 
 from circles import DataError, InputFileError
-from circles.coverage import compute_coverage
-from circles.crs import wgs84_to_gcj02
-from circles.population import (
+from circles.engine.coverage import compute_coverage
+from circles.readers.crs import wgs84_to_gcj02
+from circles.readers.population import (
     estimate_from_osm,
     from_points,
     from_polygons,
@@ -20,8 +20,8 @@ from circles.population import (
     osm_residential,
     read_population,
 )
-from circles.population_osm import DEFAULT_DENSITY_PER_KM2
-from circles.profiles import get_profile
+from circles.readers.population_osm import DEFAULT_DENSITY_PER_KM2
+from circles.readers.profiles import get_profile
 
 LON0, LAT0, STEP = 104.06, 30.69, 0.001  # a 0.001° (~100 m) grid over central Chengdu
 
@@ -127,7 +127,7 @@ def test_large_cells_are_split_into_sub_points(tmp_path):
 
 
 def test_raster_and_polygon_grid_describe_the_same_people(tmp_path, chengdu_net, data_dir):
-    from circles.facilities import read_facilities
+    from circles.readers.facilities import read_facilities
 
     v = _grid()
     d_r = from_raster(_raster(tmp_path / "p.tif", v))
@@ -505,9 +505,9 @@ def test_a_residential_layer_without_crs_or_polygons_is_a_clear_error(tmp_path):
 def test_a_coverage_run_spreads_on_housing_and_counts_dropped_rows(tmp_path, capsys):
     import json
 
-    from circles.audit import load_config
     from circles.cli import main
-    from circles.report import write_report
+    from circles.outputs.report import write_report
+    from circles.runs.audit import load_config
 
     cells = [shapely.box(104.050 + i * 0.004, 30.652, 104.054 + i * 0.004, 30.660) for i in range(4)]
     path = tmp_path / "cells.gpkg"

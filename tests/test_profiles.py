@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from circles import DataError, InputFileError, ProfileError
-from circles.profiles import Profile, Tier, get_profile, list_profiles
+from circles.readers.profiles import Profile, Tier, get_profile, list_profiles
 
 try:
     import tomllib

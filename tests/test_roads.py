@@ -9,9 +9,9 @@ import shapely
 from scipy.sparse import csgraph
 from scipy.spatial import cKDTree
 
+from circles.engine.network import WalkNetwork, load_network
 from circles.errors import InputFileError, NetworkError
-from circles.network import WalkNetwork, load_network
-from circles.roads import network_from_roads, read_road_lines, repair_lines
+from circles.readers.roads import network_from_roads, read_road_lines, repair_lines
 
 UTM = 32648  # central Chengdu
 X0, Y0 = 404_000.0, 3_390_000.0
@@ -141,7 +141,7 @@ def test_shapefile_in_4547_and_geopackage_in_4326_give_the_same_network(tmp_path
 
 @pytest.mark.filterwarnings("ignore:'crs' was not provided")
 def test_gcj02_lonlat_with_crs_option(tmp_path):
-    from circles.crs import wgs84_to_gcj02
+    from circles.readers.crs import wgs84_to_gcj02
 
     wgs = gpd.GeoSeries(BLOCK, crs=UTM).to_crs(4326)
     gcj = shapely.transform(wgs.to_numpy(), lambda c: np.column_stack(wgs84_to_gcj02(c[:, 0], c[:, 1])))

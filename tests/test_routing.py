@@ -8,9 +8,8 @@ import pyproj
 import pytest
 from scipy.sparse import csgraph
 
-from circles.errors import DataError
-from circles.network import WalkNetwork
-from circles.routing import (
+from circles.engine.network import WalkNetwork
+from circles.engine.routing import (
     ZERO_METRES,
     Anchors,
     anchor_status,
@@ -19,7 +18,8 @@ from circles.routing import (
     nearest_by_tier,
     reach,
 )
-from circles.synthetic import make_city, random_points
+from circles.engine.synthetic import make_city, random_points
+from circles.errors import DataError
 
 UTM = pyproj.CRS.from_epsg(32648)
 
@@ -251,7 +251,7 @@ def test_no_usable_source_gives_inf_not_an_error(small_city):
 
 
 def test_nearest_by_tier_nests_and_matches_networkx(chengdu_net):
-    from circles.profiles import get_profile
+    from circles.readers.profiles import get_profile
 
     profile = get_profile("deyang")
     net = chengdu_net

@@ -28,7 +28,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.Popen:
 
 
 def _claim_in_child(path: str, barrier) -> str:
-    from circles.io import RunFolder
+    from circles.outputs.runfolder import RunFolder
 
     barrier.wait()
     try:
@@ -101,7 +101,7 @@ def killed_run(tmp_path_factory):
 def _half_written(folder: Path) -> Path:
     """A run that died after writing files and an interim manifest.json (the map step writes one
     before the map): in a separate process that then exits without finishing."""
-    code = ("import os, sys\nfrom circles.io import Manifest, RunFolder, write_text\n"
+    code = ("import os, sys\nfrom circles.outputs.runfolder import Manifest, RunFolder, write_text\n"
             "f = RunFolder.claim(sys.argv[1], command='coverage')\n"
             "write_text(f.path / 'coverage_by_tier.csv', 'tier,covered_pop\\nstation,1\\n')\n"
             "write_text(f.path / 'facilities.csv', 'facility_id,name,tier,lon,lat\\n')\n"

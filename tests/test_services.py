@@ -9,10 +9,10 @@ import shapely
 
 from circles import DataError, ValidationError
 from circles.cli import main
-from circles.coverage import compute_coverage
-from circles.network import WalkNetwork
-from circles.service_access import service_access
-from circles.services import builtin_catalogue, load_catalogue, service_points
+from circles.engine.coverage import compute_coverage
+from circles.engine.network import WalkNetwork
+from circles.engine.service_access import service_access
+from circles.readers.services import builtin_catalogue, load_catalogue, service_points
 
 UTM = pyproj.CRS.from_epsg(32648)
 OX, OY = 404_000.0, 3_390_000.0

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-from circles.siting import CoverageTarget, MaximalCovering, candidate_nodes
-from circles.synthetic import make_city
+from circles.engine.siting import CoverageTarget, MaximalCovering, candidate_nodes
+from circles.engine.synthetic import make_city
 
 
 def _instance(seed: int, n_c: int = 9, n_d: int = 40, density: float = 0.2):
@@ -133,7 +133,7 @@ def test_candidates_limited_to_land_use(tmp_path):
     import geopandas as gpd
     import shapely
 
-    from circles.osm import read_osm_features
+    from circles.readers.osm import read_osm_features
 
     lu = read_osm_features("data/chengdu.osm.pbf", kind="landuse")
     res = lu[lu["landuse"] == "residential"].to_crs(32648)
@@ -146,7 +146,7 @@ def test_candidates_limited_to_land_use(tmp_path):
 
 @pytest.fixture(scope="module")
 def chengdu_run(tmp_path_factory):
-    from circles.pipeline import RunInputs, coverage_run
+    from circles.runs.pipeline import RunInputs, coverage_run
 
     return coverage_run(RunInputs(), tmp_path_factory.mktemp("siting") / "run", draw_map=False)
 
@@ -167,7 +167,7 @@ def _walk_to_nearest(net, node: int, fac) -> float:
 def test_nearest_existing_minutes_belongs_to_its_own_proposal(chengdu_run):
     from scipy.spatial import cKDTree
 
-    from circles.pipeline import site_run
+    from circles.runs.pipeline import site_run
 
     run = chengdu_run
     prop = site_run(run, new=6)
@@ -202,7 +202,7 @@ def test_site_refuses_impossible_requests_before_writing(tmp_path, capsys, flags
 
 def test_propose_refuses_impossible_requests(chengdu_run):
     from circles.errors import DataError
-    from circles.pipeline import site_run
+    from circles.runs.pipeline import site_run
 
     for kw, field in (({"new": 0}, "new"), ({"new": 2.5}, "new"), ({"target": 1.2}, "target")):
         with pytest.raises(DataError) as e:

@@ -17,12 +17,12 @@ import pyproj
 import pytest
 import shapely
 
-from circles.coverage import compute_coverage
-from circles.facilities import attach
-from circles.network import WalkNetwork, load_network
-from circles.osm import read_osm_bounds
-from circles.profiles import get_profile
-from circles.proposals import candidate_anchors
+from circles.engine.coverage import compute_coverage
+from circles.engine.network import WalkNetwork, load_network
+from circles.readers.facilities import attach
+from circles.readers.osm import read_osm_bounds
+from circles.readers.profiles import get_profile
+from circles.runs.proposals import candidate_anchors
 
 W, S, E, N = 104.06, 30.665, 104.10, 30.705
 BOX = shapely.box(W, S, E, N)

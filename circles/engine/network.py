@@ -1,0 +1,614 @@
+"""The walking network: projected nodes, a CSR adjacency of edge lengths, edge geometries, snapping.
+
+Every source (an OSM extract, a city's road lines, an osmnx graph, a saved network, a synthetic
+city) ends up as one :class:`WalkNetwork`, which every later step uses through its arrays.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+from scipy import sparse
+from scipy.sparse import csgraph
+
+from ..errors import InputFileError, NetworkError
+from ..readers.crs import WGS84, utm_crs
+from ..readers.network_file import is_saved_network, read_saved_network
+
+__all__ = ["WalkNetwork", "load_network"]
+
+_MIN_LENGTH_M = 1e-3  # zero-length edges would be dropped by SciPy's sparse graph routines
+
+
+class WalkNetwork:
+    """An undirected walking network in a projected (metric) CRS.
+
+    Build one with :func:`load_network`, :meth:`from_lines`, :meth:`from_osmnx` or
+    :meth:`load`; pedestrians ignore one-way rules, so every edge is walkable both ways.
+
+    Attributes
+    ----------
+    crs : pyproj.CRS
+        The projected CRS (the local UTM zone unless given).
+    x, y : numpy.ndarray
+        Node coordinates in metres.
+    node_id : numpy.ndarray
+        The source's node ids (OSM ids, or 0..n-1).
+    edge_u, edge_v : numpy.ndarray
+        Edge end node indices; each edge's geometry runs from ``edge_u`` to ``edge_v``.
+    edge_length : numpy.ndarray
+        Edge lengths in metres (the projected geometry's length).
+    edge_geometry : numpy.ndarray
+        Shapely LineStrings in ``crs``.
+    edge_attrs : pandas.DataFrame
+        Per-edge attributes kept from the source (``osm_id``, ``highway``, ``name``...).
+    report : dict
+        How the network was built: source, counts read, kept and dropped, km, seconds, and
+        where the extent came from (``extent``, ``extent_bounds_wgs84``).
+    extent : shapely.Polygon or None
+        The source data's own bounds in ``crs``: an OSM extract's header box (or, without one,
+        the box of its streets), a road-line layer's extent, an online place's polygon;
+        ``None`` when unknown (a network saved before extents were kept). The study area
+        stops at it (:meth:`study_area`).
+
+    """
+
+    def __init__(self, *, x: np.ndarray, y: np.ndarray, node_id: np.ndarray, edge_u: np.ndarray,
+                 edge_v: np.ndarray, edge_geometry: np.ndarray, crs: pyproj.CRS,
+                 edge_attrs: pd.DataFrame | None = None, report: dict | None = None) -> None:
+        self.x = np.ascontiguousarray(x, dtype=np.float64)
+        self.y = np.ascontiguousarray(y, dtype=np.float64)
+        self.node_id = np.asarray(node_id, dtype=np.int64)
+        self.edge_u = np.asarray(edge_u, dtype=np.int64)
+        self.edge_v = np.asarray(edge_v, dtype=np.int64)
+        self.edge_geometry = np.asarray(edge_geometry, dtype=object)
+        self.edge_length = np.maximum(shapely.length(self.edge_geometry), _MIN_LENGTH_M)
+        self.crs = pyproj.CRS(crs)
+        self.edge_attrs = (edge_attrs if edge_attrs is not None
+                           else pd.DataFrame(index=pd.RangeIndex(len(self.edge_u))))
+        self.report = report or {}
+        self.extent = None
+
+    # --- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def from_lines(cls, *, x: np.ndarray, y: np.ndarray, node_id: np.ndarray | None,
+                   edge_u: np.ndarray, edge_v: np.ndarray, edge_geometry: np.ndarray | None,
+                   crs: pyproj.CRS, edge_attrs: pd.DataFrame | None = None,
+                   keep_largest: bool = True, source: str = "", report: dict | None = None,
+                   ) -> WalkNetwork:
+        """Build a clean network from projected nodes and edges.
+
+        Removes self-loops and duplicate edges (same ends, same length), orients each geometry
+        from ``u`` to ``v`` and keeps the largest connected component, reporting what was
+        dropped.
+
+        Parameters
+        ----------
+        x, y
+            Node coordinates in ``crs`` (metres).
+        node_id
+            Ids of the nodes (``None``: 0..n-1).
+        edge_u, edge_v
+            Node indices of each edge's ends.
+        edge_geometry
+            LineStrings in ``crs``; ``None`` draws straight segments between the ends.
+        crs
+            A projected CRS.
+        edge_attrs
+            Attributes per edge, kept aligned.
+        keep_largest
+            Keep only the largest connected component.
+        source
+            Where the network came from, for the report.
+        report
+            Facts to start the report with (counts read by the reader, repairs made).
+
+        Returns
+        -------
+        WalkNetwork
+
+        """
+        t0 = time.perf_counter()
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        u = np.asarray(edge_u, dtype=np.int64)
+        v = np.asarray(edge_v, dtype=np.int64)
+        n = len(x)
+        node_id = np.arange(n, dtype=np.int64) if node_id is None else np.asarray(node_id)
+        attrs = (edge_attrs.reset_index(drop=True) if edge_attrs is not None and edge_attrs.shape[1]
+                 else pd.DataFrame(index=pd.RangeIndex(len(u))))
+        if edge_geometry is None:
+            coords = np.stack([np.column_stack([x[u], y[u]]), np.column_stack([x[v], y[v]])], axis=1)
+            geom = shapely.linestrings(coords)
+        else:
+            geom = _orient(np.asarray(edge_geometry, dtype=object), x[u], y[u])
+        length = shapely.length(geom)
+
+        # Self-loops add nothing to shortest paths; exact duplicates (a two-way street read in
+        # both directions) would double the edges to buffer and snap to.
+        keep = u != v
+        a, b = np.minimum(u, v), np.maximum(u, v)
+        key = pd.DataFrame({"a": a, "b": b, "l": np.round(length, 2)})
+        keep &= ~key.duplicated().to_numpy()
+        u, v, geom, length, attrs = u[keep], v[keep], geom[keep], length[keep], attrs[keep]
+        rep = dict(report or {})
+        rep.update(source=str(source), nodes_read=int(n), edges_read=len(keep),
+                   duplicate_or_loop_edges_dropped=int((~keep).sum()))
+        if len(u) == 0:
+            raise NetworkError("no walkable edge left to build a network from", file=source or None,
+                               fix="check the source covers streets a pedestrian may use")
+
+        used = np.unique(np.concatenate([u, v]))
+        graph = _csr(np.searchsorted(used, u), np.searchsorted(used, v), length, len(used))
+        n_comp, labels = csgraph.connected_components(graph, directed=False)
+        keep_nodes = used
+        comp_dropped = 0
+        if keep_largest and n_comp > 1:
+            sizes = np.bincount(labels)
+            largest = int(np.argmax(sizes))
+            keep_nodes = used[labels == largest]
+            comp_dropped = n_comp - 1
+        inside = np.isin(u, keep_nodes) & np.isin(v, keep_nodes)
+        rep.update(components=int(n_comp), components_dropped=int(comp_dropped),
+                   nodes_dropped=int(len(used) - len(keep_nodes)),
+                   km_dropped=round(float(length[~inside].sum()) / 1000, 3))
+        u, v, geom, attrs = u[inside], v[inside], geom[inside], attrs[inside]
+        net = cls(x=x[keep_nodes], y=y[keep_nodes], node_id=node_id[keep_nodes],
+                  edge_u=np.searchsorted(keep_nodes, u), edge_v=np.searchsorted(keep_nodes, v),
+                  edge_geometry=geom, crs=crs, edge_attrs=attrs.reset_index(drop=True), report=rep)
+        net.report.update(nodes=net.n_nodes, edges=net.n_edges, km=round(net.km, 3),
+                          crs=net.crs.to_string(), build_s=round(time.perf_counter() - t0, 3))
+        return net
+
+    @classmethod
+    def from_osm(cls, path: str | Path, *, progress: Callable[[str], None] | None = None
+                 ) -> WalkNetwork:
+        """Read an OSM extract, apply the walking filter and build the network.
+
+        Parameters
+        ----------
+        path
+            ``.osm.pbf``, ``.osm``, ``.osm.bz2`` or ``.osm.gz``.
+        progress
+            Called with the name of each stage as it starts.
+
+        """
+        from ..readers.osm import read_osm_bounds, read_osm_ways, walkable
+
+        t0 = time.perf_counter()
+        _tick(progress, "read")
+        nodes, edges = read_osm_ways(path)
+        _tick(progress, "filter")
+        mask = walkable(edges)
+        read = {"segments_in_extract": len(edges), "segments_not_walkable": int((~mask).sum()),
+                "km_not_walkable": round(float(edges.loc[~mask, "geometry"].to_crs(
+                    utm_crs(nodes["lon"], nodes["lat"])).length.sum()) / 1000, 3) if (~mask).any() else 0.0}
+        edges = edges.loc[mask]
+        if len(edges) == 0:
+            raise NetworkError("the extract has streets but none a pedestrian may use", file=path,
+                               fix="check the extract; motorways and foot=no ways are not walkable")
+        _tick(progress, "build")
+        ids = nodes["id"].to_numpy(np.int64)
+        order = np.argsort(ids)
+        ids = ids[order]
+        lon = nodes["lon"].to_numpy(np.float64)[order]
+        lat = nodes["lat"].to_numpy(np.float64)[order]
+        crs = utm_crs(lon, lat)
+        px, py = pyproj.Transformer.from_crs(WGS84, crs, always_xy=True).transform(lon, lat)
+        u = np.searchsorted(ids, edges["u"].to_numpy(np.int64))
+        v = np.searchsorted(ids, edges["v"].to_numpy(np.int64))
+        if (ids[np.minimum(u, len(ids) - 1)] != edges["u"].to_numpy(np.int64)).any() or \
+           (ids[np.minimum(v, len(ids) - 1)] != edges["v"].to_numpy(np.int64)).any():
+            raise InputFileError("some ways reference nodes missing from the extract", file=path,
+                                 fix="cut the extract with complete ways (osmium extract -s complete_ways)")
+        # pyrosm yields two-node segments, so straight lines between the projected ends are exact.
+        attrs = edges[["osm_id", "highway", "name", "bridge", "tunnel", "layer"]].reset_index(drop=True)
+        attrs["bridge"] = attrs["bridge"].fillna("").astype(str)
+        attrs["tunnel"] = attrs["tunnel"].fillna("").astype(str)
+        net = cls.from_lines(x=px, y=py, node_id=ids, edge_u=u, edge_v=v, edge_geometry=None,
+                             crs=crs, edge_attrs=attrs, source=str(path), report=read)
+        extent, how = _osm_extent(read_osm_bounds(path), lon, lat)
+        net.set_extent(extent, source=how)
+        net.report["read_s"] = round(time.perf_counter() - t0, 3)
+        return net
+
+    @classmethod
+    def from_osmnx(cls, graph, *, keep_largest: bool = True) -> WalkNetwork:
+        """Build from an osmnx ``MultiDiGraph`` (projected to UTM first when in lon/lat)."""
+        import osmnx as ox
+
+        crs = pyproj.CRS(graph.graph.get("crs", WGS84))
+        nodes, edges = ox.graph_to_gdfs(graph, nodes=True, edges=True, fill_edge_geometry=True)
+        if crs.is_geographic:
+            target = utm_crs(nodes["x"].to_numpy(), nodes["y"].to_numpy())
+            nodes = nodes.to_crs(target)
+            edges = edges.to_crs(target)
+            crs = target
+        ids = nodes.index.to_numpy()
+        order = np.argsort(ids)
+        ids = ids[order]
+        xs, ys = nodes.geometry.x.to_numpy()[order], nodes.geometry.y.to_numpy()[order]
+        uu = edges.index.get_level_values(0).to_numpy()
+        vv = edges.index.get_level_values(1).to_numpy()
+        attrs = pd.DataFrame({c: edges[c].astype(str).to_numpy() for c in ("highway", "name")
+                              if c in edges.columns})
+        return cls.from_lines(x=xs, y=ys, node_id=ids, edge_u=np.searchsorted(ids, uu),
+                              edge_v=np.searchsorted(ids, vv), edge_geometry=edges.geometry.to_numpy(),
+                              crs=crs, edge_attrs=attrs, keep_largest=keep_largest, source="osmnx graph")
+
+    # --- arrays ---------------------------------------------------------------------------------
+
+    @property
+    def n_nodes(self) -> int:
+        """Number of nodes."""
+        return len(self.x)
+
+    @property
+    def n_edges(self) -> int:
+        """Number of edges (geometries; parallel edges included)."""
+        return len(self.edge_u)
+
+    @property
+    def km(self) -> float:
+        """Total length of walkable street in kilometres."""
+        return float(self.edge_length.sum()) / 1000
+
+    @cached_property
+    def graph(self) -> sparse.csr_matrix:
+        """Symmetric CSR adjacency in metres; parallel edges keep the shortest, never their sum."""
+        return _csr(self.edge_u, self.edge_v, self.edge_length, self.n_nodes)
+
+    @cached_property
+    def _tree(self) -> shapely.STRtree:
+        return shapely.STRtree(self.edge_geometry)
+
+    @cached_property
+    def hull(self):
+        """The network's area: the convex hull of its nodes, in ``crs``."""
+        return shapely.convex_hull(shapely.multipoints(np.column_stack([self.x, self.y])))
+
+    def set_extent(self, polygon, *, source: str, crs=None) -> None:
+        """Record the source data's own bounds (see ``extent``).
+
+        Parameters
+        ----------
+        polygon
+            A shapely polygon, or ``None`` when the source has no known bounds.
+        source
+            What the bounds are, for the report ("OSM header bounds", ...).
+        crs
+            The polygon's CRS (default WGS-84).
+
+        """
+        if polygon is None or shapely.is_empty(polygon):
+            self.extent = None
+            self.report.update(extent=f"none ({source})", extent_bounds_wgs84=None)
+            return
+        src = pyproj.CRS(crs if crs is not None else WGS84)
+        if not src.equals(self.crs):
+            # Densify first: a box's straight sides in lon/lat are curves in metres.
+            step = 1e-3 if src.is_geographic else 100.0
+            t = pyproj.Transformer.from_crs(src, self.crs, always_xy=True)
+            polygon = shapely.transform(shapely.segmentize(polygon, step),
+                                        lambda c: np.column_stack(t.transform(c[:, 0], c[:, 1])))
+        self.extent = shapely.make_valid(polygon)
+        lon, lat = self.to_wgs84(*shapely.get_coordinates(self.extent).T)
+        self.report.update(extent=source, extent_bounds_wgs84=[
+            round(float(v), 7) for v in (np.min(lon), np.min(lat), np.max(lon), np.max(lat))])
+
+    def study_area(self, margin_metres: float):
+        """The study area in ``crs``: the network's hull widened by ``margin_metres`` (the snap
+        cap, so people along the outermost streets are in it), cut at the ``extent``.
+
+        People beyond the extent are outside even near a street: the extract has no streets,
+        facilities or people past its own edge, so their walks could not be measured.
+
+        Parameters
+        ----------
+        margin_metres
+            How far beyond the outermost nodes the area reaches.
+
+        Returns
+        -------
+        shapely.Polygon
+            Prepared for fast ``shapely.contains_xy``.
+
+        """
+        area = self.hull.buffer(float(margin_metres))
+        if self.extent is not None:
+            area = shapely.intersection(area, self.extent)
+        shapely.prepare(area)
+        return area
+
+    def in_study_area(self, x: np.ndarray, y: np.ndarray, *, margin_metres: float) -> np.ndarray:
+        """True for the points (in ``crs``) inside :meth:`study_area` of ``margin_metres``."""
+        return shapely.contains_xy(self.study_area(margin_metres), np.asarray(x, float), np.asarray(y, float))
+
+    def lonlat(self) -> tuple[np.ndarray, np.ndarray]:
+        """Node coordinates in WGS-84 (lon, lat)."""
+        return self.to_wgs84(self.x, self.y)
+
+    def to_wgs84(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Project coordinates from the network CRS to WGS-84 lon/lat."""
+        t = pyproj.Transformer.from_crs(self.crs, WGS84, always_xy=True)
+        return t.transform(np.asarray(x, dtype=float), np.asarray(y, dtype=float))
+
+    def from_wgs84(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Project WGS-84 lon/lat into the network CRS."""
+        t = pyproj.Transformer.from_crs(WGS84, self.crs, always_xy=True)
+        return t.transform(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float))
+
+    # --- snapping -------------------------------------------------------------------------------
+
+    def snap(self, x: np.ndarray, y: np.ndarray, *, max_metres: float | None = None) -> pd.DataFrame:
+        """Snap points (in the network CRS) to the nearest edge.
+
+        Parameters
+        ----------
+        x, y
+            Point coordinates in ``crs``.
+        max_metres
+            The off-network cap: points farther than this from every edge are not snapped.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per point: ``edge`` (-1 when not snapped), ``along_m`` (distance from the
+            edge's ``u`` end along its geometry), ``offset_m`` (straight walk from the point to
+            the edge; ``inf`` when not snapped), ``snap_x``, ``snap_y``, ``snapped`` (bool).
+
+        """
+        x = np.asarray(x, dtype=float)
+        y = np.asarray(y, dtype=float)
+        n = len(x)
+        edge = np.full(n, -1, dtype=np.int64)
+        offset = np.full(n, np.inf)
+        valid = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
+        if len(valid):
+            e, d = self._nearest_edges(x[valid], y[valid], max_metres)
+            edge[valid], offset[valid] = e, d
+        ok = edge >= 0
+        along = np.full(n, np.nan)
+        sx, sy = np.full(n, np.nan), np.full(n, np.nan)
+        if ok.any():
+            along[ok], sx[ok], sy[ok] = self._project(x[ok], y[ok], edge[ok])
+        return pd.DataFrame({"edge": edge, "along_m": along, "offset_m": offset,
+                             "snap_x": sx, "snap_y": sy, "snapped": ok})
+
+    @cached_property
+    def _segments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """End coordinates when every edge is a straight two-point segment (OSM, synthetic), so
+        point-to-edge distances and projections are plain array arithmetic."""
+        if (shapely.get_num_coordinates(self.edge_geometry) != 2).any():
+            return None
+        a = shapely.get_coordinates(shapely.get_point(self.edge_geometry, 0))
+        b = shapely.get_coordinates(shapely.get_point(self.edge_geometry, -1))
+        return a[:, 0], a[:, 1], b[:, 0], b[:, 1]
+
+    def _seg_project(self, x, y, e):
+        ax, ay, bx, by = (c[e] for c in self._segments)
+        dx, dy = bx - ax, by - ay
+        len2 = dx * dx + dy * dy
+        t = np.clip(np.where(len2 > 0, ((x - ax) * dx + (y - ay) * dy) / np.where(len2 > 0, len2, 1), 0), 0, 1)
+        px, py = ax + t * dx, ay + t * dy
+        return t, px, py, np.hypot(x - px, y - py)
+
+    def _nearest_edges(self, x: np.ndarray, y: np.ndarray, cap: float | None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest edge and distance per point; -1 / inf beyond ``cap``.
+
+        A first pass looks only at edges whose boxes meet a small box around each point (exact
+        for points that find an edge within that box's half-width); the rest go to the
+        tree's nearest-neighbour search.
+        """
+        n = len(x)
+        edge = np.full(n, -1, dtype=np.int64)
+        dist = np.full(n, np.inf)
+        r = float(np.clip(np.median(self.edge_length) / 2, 15.0, cap if cap else np.inf))
+        i, j = self._tree.query(shapely.box(x - r, y - r, x + r, y + r))
+        if len(i):
+            if self._segments is not None:
+                d = self._seg_project(x[i], y[i], j)[3]
+            else:
+                d = shapely.distance(shapely.points(x[i], y[i]), self.edge_geometry[j])
+            order = np.argsort(i, kind="stable")  # the tree returns pairs grouped by input
+            i, j, d = i[order], j[order], d[order]
+            starts = np.flatnonzero(np.r_[True, i[1:] != i[:-1]])
+            dmin = np.minimum.reduceat(d, starts)
+            is_min = d == np.repeat(dmin, np.diff(np.r_[starts, len(i)]))
+            first = np.flatnonzero(is_min & np.r_[True, ~(is_min[:-1] & (i[1:] == i[:-1]))])
+            pts_i = i[first]
+            keep = d[first] <= r
+            edge[pts_i[keep]], dist[pts_i[keep]] = j[first][keep], d[first][keep]
+        rest = np.flatnonzero(edge < 0)
+        if len(rest):
+            idx, dd = self._tree.query_nearest(shapely.points(x[rest], y[rest]), max_distance=cap,
+                                               return_distance=True, all_matches=False)
+            edge[rest[idx[0]]], dist[rest[idx[0]]] = idx[1], dd
+        if cap is not None:
+            far = dist > cap
+            edge[far], dist[far] = -1, np.inf
+        return edge, dist
+
+    def _project(self, x: np.ndarray, y: np.ndarray, e: np.ndarray):
+        """Position along each edge (metres from ``u``) and the snapped point."""
+        if self._segments is not None:
+            t, px, py, _ = self._seg_project(x, y, e)
+            return t * self.edge_length[e], px, py
+        g = self.edge_geometry[e]
+        pts = shapely.points(x, y)
+        along = shapely.line_locate_point(g, pts)
+        p = shapely.line_interpolate_point(g, along)
+        along = np.clip(along * self.edge_length[e] / np.maximum(shapely.length(g), _MIN_LENGTH_M),
+                        0, self.edge_length[e])
+        return along, shapely.get_x(p), shapely.get_y(p)
+
+    # --- frames ---------------------------------------------------------------------------------
+
+    def nodes_gdf(self) -> gpd.GeoDataFrame:
+        """The nodes as a GeoDataFrame in the network CRS."""
+        return gpd.GeoDataFrame({"node_id": self.node_id},
+                                geometry=shapely.points(self.x, self.y), crs=self.crs)
+
+    def edges_gdf(self) -> gpd.GeoDataFrame:
+        """The edges as a GeoDataFrame in the network CRS (``u``, ``v``, ``length_m``, attributes)."""
+        df = pd.DataFrame({"u": self.edge_u, "v": self.edge_v, "length_m": self.edge_length})
+        df = pd.concat([df, self.edge_attrs.reset_index(drop=True)], axis=1)
+        return gpd.GeoDataFrame(df, geometry=self.edge_geometry, crs=self.crs)
+
+    def summary(self) -> dict:
+        """The build report plus the current size."""
+        return {**self.report, "nodes": self.n_nodes, "edges": self.n_edges,
+                "km": round(self.km, 3), "crs": self.crs.to_string()}
+
+    # --- persistence ----------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str | Path) -> WalkNetwork:
+        """Load a network saved with :meth:`save` (its extent too; none for files saved before
+        extents were kept)."""
+        saved = read_saved_network(path)
+        nodes, edges = saved["nodes"], saved["edges"]
+        attrs = edges.drop(columns=["u", "v", "length_m", "geometry"])
+        net = cls(x=nodes.geometry.x.to_numpy(), y=nodes.geometry.y.to_numpy(),
+                  node_id=nodes["node_id"].to_numpy(), edge_u=edges["u"].to_numpy(),
+                  edge_v=edges["v"].to_numpy(), edge_geometry=edges.geometry.to_numpy(),
+                  crs=nodes.crs, edge_attrs=attrs, report=saved["report"])
+        if saved["extent"] is not None:
+            net.extent = saved["extent"]
+        elif not str(net.report.get("extent", "")).startswith("none"):
+            net.report["extent"] = "none (saved without one)"
+        return net
+
+    def to_osmnx(self):
+        """The network as an osmnx ``MultiDiGraph`` (both directions, ``length`` in metres)."""
+        import osmnx as ox
+
+        nodes = gpd.GeoDataFrame({"x": self.x, "y": self.y}, geometry=shapely.points(self.x, self.y),
+                                 crs=self.crs, index=pd.Index(self.node_id, name="osmid"))
+        fwd = pd.DataFrame({"u": self.node_id[self.edge_u], "v": self.node_id[self.edge_v],
+                            "length": self.edge_length, "geometry": self.edge_geometry})
+        back = fwd.assign(u=fwd["v"], v=fwd["u"], geometry=shapely.reverse(self.edge_geometry))
+        both = pd.concat([fwd, back], ignore_index=True)
+        both["key"] = both.groupby(["u", "v"]).cumcount()
+        edges = gpd.GeoDataFrame(both.set_index(["u", "v", "key"]), geometry="geometry", crs=self.crs)
+        return ox.graph_from_gdfs(nodes, edges, graph_attrs={"crs": self.crs})
+
+
+def _tick(progress: Callable[[str], None] | None, stage: str) -> None:
+    if progress is not None:
+        progress(stage)
+
+
+def _osm_extent(box, lon: np.ndarray, lat: np.ndarray) -> tuple[object, str]:
+    """An extract's extent: its header box when that covers some of its streets, else the box of
+    every street node it holds (``lon``, ``lat``: all highways, walkable or not)."""
+    data = shapely.box(float(np.min(lon)), float(np.min(lat)), float(np.max(lon)), float(np.max(lat)))
+    if data.area == 0:  # streets on one line: no box to stop at
+        data = None
+    if box is None:
+        return data, "bounding box of the extract's streets (its header gives no bounds)"
+    if not shapely.contains_xy(box, lon, lat).any():
+        return data, "bounding box of the extract's streets (its header bounds miss them)"
+    return box, "OSM header bounds"
+
+
+def _csr(u: np.ndarray, v: np.ndarray, length: np.ndarray, n: int) -> sparse.csr_matrix:
+    rows = np.concatenate([u, v])
+    cols = np.concatenate([v, u])
+    data = np.maximum(np.concatenate([length, length]), _MIN_LENGTH_M)
+    # SciPy sums duplicate COO entries; keep the shortest of parallel edges instead.
+    order = np.lexsort((data, cols, rows))
+    rows, cols, data = rows[order], cols[order], data[order]
+    first = np.ones(len(rows), dtype=bool)
+    first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
+    return sparse.csr_matrix((data[first], (rows[first], cols[first])), shape=(n, n))
+
+
+def _orient(geom: np.ndarray, ux: np.ndarray, uy: np.ndarray) -> np.ndarray:
+    """Reverse the geometries that start nearer their ``v`` end than their ``u`` end."""
+    start = shapely.get_point(geom, 0)
+    end = shapely.get_point(geom, -1)
+    d_start = np.hypot(shapely.get_x(start) - ux, shapely.get_y(start) - uy)
+    d_end = np.hypot(shapely.get_x(end) - ux, shapely.get_y(end) - uy)
+    flip = d_end < d_start
+    if flip.any():
+        geom = geom.copy()
+        geom[flip] = shapely.reverse(geom[flip])
+    return geom
+
+
+def default_network_path() -> Path:
+    """The embedded Chengdu extract used when no network is given."""
+    here = Path(__file__).resolve().parent.parent  # the circles package folder
+    for candidate in (here / "data" / "chengdu.osm.pbf", here.parent / "data" / "chengdu.osm.pbf"):
+        if candidate.exists():
+            return candidate
+    raise InputFileError("the embedded Chengdu extract is missing from this installation",
+                         file="data/chengdu.osm.pbf",
+                         fix="install circles from its source folder (pip install -e .) or give --network")
+
+
+def load_network(source: str | Path | None = None, *, crs: str | None = None,
+                 progress: Callable[[str], None] | None = None, **options) -> WalkNetwork:
+    """Build or load a walking network from any supported source.
+
+    Parameters
+    ----------
+    source
+        An OSM extract (``.osm.pbf``, ``.osm``, ``.osm.bz2``, ``.osm.gz``), a saved network
+        (``.gpkg`` written by :meth:`WalkNetwork.save`), a road-line file (GeoPackage, Shapefile,
+        GeoJSON, File Geodatabase), a place name (online, through osmnx), or ``None`` for the
+        embedded Chengdu extract.
+    crs
+        For road-line files without a CRS.
+    progress
+        Called with each stage's name.
+    **options
+        Passed to the road-line reader (``snap_metres``, ``add_osm``...).
+
+    Returns
+    -------
+    WalkNetwork
+
+    """
+    from ..readers.osm import download_graph, is_osm_file
+
+    if isinstance(source, WalkNetwork):
+        return source
+    path = default_network_path() if source is None else Path(str(source))
+    if is_osm_file(path):
+        return WalkNetwork.from_osm(path, progress=progress)
+    if path.exists():
+        if path.suffix.lower() == ".gpkg" and is_saved_network(path):
+            return WalkNetwork.load(path)
+        from ..readers.roads import network_from_roads
+
+        return network_from_roads(path, crs=crs, progress=progress, **options)
+    if path.suffix.lower() in {".gpkg", ".shp", ".geojson", ".json", ".gdb", ".parquet"} or \
+            "/" in str(source) or "\\" in str(source):
+        raise InputFileError("the network file does not exist", file=path,
+                             fix="check the path; without --network the embedded Chengdu extract is used")
+    net = WalkNetwork.from_osmnx(download_graph(str(source)))
+    net.set_extent(_place_polygon(str(source)), source="the place's polygon")
+    return net
+
+
+def _place_polygon(place: str):
+    """The boundary osmnx geocoded the place to (answered from its cache), or ``None``."""
+    try:
+        import osmnx as ox
+
+        gdf = ox.geocode_to_gdf(place)
+        return gdf.to_crs(4326).geometry.union_all() if len(gdf) else None
+    except Exception:  # no boundary at hand: the hull alone bounds the study area
+        return None

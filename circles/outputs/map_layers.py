@@ -1,0 +1,564 @@
+"""The layers of the coverage map (folium), one function each, composable in a notebook.
+
+The pages need Leaflet only (no jQuery, Bootstrap or icon fonts): markers are circle markers and
+``DivIcon`` numbers, popups and tooltips are bound from JSON strings. Every user-provided string
+(facility, unit and file names, custom tier names) is HTML-escaped before it reaches a popup,
+tooltip, layer name or title, including the characters that would end or interpolate a
+JavaScript template literal.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import json
+
+import folium
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from branca.element import MacroElement
+from folium.template import Template
+
+from ..readers.profiles import Profile, Tier
+from .i18n import t
+from .offline import LEAFLET_CSS, LEAFLET_JS
+
+__all__ = [
+    "ATTRIBUTION",
+    "MAP_FACILITIES_MAX",
+    "base_map",
+    "facilities_layer",
+    "gaps_layer",
+    "proposals_layer",
+    "service_area_layer",
+    "service_layers",
+    "units_layer",
+]
+
+ATTRIBUTION = "© OpenStreetMap contributors"
+#: Facility markers drawn on a map at most: a POI dump of 100,000 facilities makes a 30 MB page a
+#: browser can hardly open; every facility stays in facilities.csv.
+MAP_FACILITIES_MAX = 5000
+_GAP_COLOURS = ["#fee5d9", "#fcae91", "#fb6a4a", "#de2d26", "#a50f15"]
+_SHARE_COLOURS = ["#d73027", "#fc8d59", "#fee08b", "#91cf60", "#1a9850"]
+_SERVICE_COLOURS = ["#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628", "#f781bf",
+                    "#999999", "#66c2a5", "#fc8d62"]
+# html.escape leaves these alone, yet inside a JavaScript template literal (folium's own
+# popups and tooltips use them) they would interpolate `${...}` or end the string.
+_JS_TEMPLATE_CHARS = str.maketrans({"`": "&#96;", "$": "&#36;", "\\": "&#92;"})
+_BOX = ("background:rgba(255,255,255,.92);padding:6px 10px;font:12px/1.5 sans-serif;"
+        "border-radius:4px;box-shadow:0 1px 4px rgba(0,0,0,.3)")
+
+
+def _esc(value) -> str:
+    """``value`` as text that is safe in HTML and in a JavaScript template literal."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return html.escape(str(value)).translate(_JS_TEMPLATE_CHARS)
+
+
+def _fmt(value, unit: str = "", *, missing: str = "") -> str:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return missing
+    return f"{f:,.0f}{unit}" if np.isfinite(f) else missing
+
+
+def _share(value) -> str:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return ""
+    return f"{f:.1%}" if np.isfinite(f) else ""
+
+
+def _tier_name(tier: Tier, lang: str) -> str:
+    return tier.name_zh if lang == "zh" else tier.name_en
+
+
+def _swatch(colour: str, *, round_: bool = False) -> str:
+    radius = "50%" if round_ else "2px"
+    return (f'<span style="display:inline-block;width:12px;height:12px;margin-right:4px;'
+            f'vertical-align:-1px;border-radius:{radius};background-color:{html.escape(colour)}"></span>')
+
+
+def _geojson(geometry: gpd.GeoSeries, props: pd.DataFrame) -> dict:
+    """A FeatureCollection in WGS-84 with coordinates rounded to 6 decimals (~0.1 m), which
+    keeps polygon layers about 40 % smaller with no visible change."""
+    if geometry.crs is None:  # a layer written without a CRS: the run folders' are WGS-84
+        geometry = geometry.set_crs(4326)
+    geoms = shapely.transform(np.asarray(geometry.to_crs(4326).values), lambda c: np.round(c, 6))
+    gdf = gpd.GeoDataFrame(props.reset_index(drop=True), geometry=list(geoms), crs=4326)
+    return json.loads(gdf.to_json(drop_id=False))
+
+
+class _Legend(MacroElement):
+    """A legend box that is on the map exactly while its layer is."""
+
+    _template = Template("""{% macro script(this, kwargs) %}
+        (function () {
+            var layer = {{ this._parent.get_name() }};
+            var legend = L.control({position: "bottomleft"});
+            legend.onAdd = function () {
+                var div = L.DomUtil.create("div", "circles-legend");
+                div.style.cssText = {{ this.style|tojson }};
+                div.innerHTML = {{ this.html|tojson }};
+                return div;
+            };
+            // Child layers' events bubble up to the group: react to the group's own only.
+            layer.on("add", function (e) { if (e.target === layer) { legend.addTo(layer._map); } });
+            layer.on("remove", function (e) { if (e.target === layer) { legend.remove(); } });
+        })();
+    {% endmacro %}""")
+
+    def __init__(self, html_: str):
+        super().__init__()
+        self._name = "Legend"
+        self.html = html_
+        self.style = _BOX
+
+    @staticmethod
+    def rows(title: str, colours: list[str], labels: list[str], note: str = "") -> str:
+        items = "".join(f"<div>{_swatch(c)}{lab}</div>" for c, lab in zip(colours, labels, strict=False))
+        return f"<b>{title}</b>" + (f"<br><small>{note}</small>" if note else "") + items
+
+
+class _Bind(MacroElement):
+    """A popup and/or tooltip bound from JSON strings (no jQuery, no template literal)."""
+
+    _template = Template("""{% macro script(this, kwargs) %}
+        {% if this.popup %}{{ this._parent.get_name() }}.bindPopup({{ this.popup|tojson }}, {maxWidth: 320});{% endif %}
+        {% if this.tooltip %}{{ this._parent.get_name() }}.bindTooltip({{ this.tooltip|tojson }});{% endif %}
+    {% endmacro %}""")
+
+    def __init__(self, *, popup: str = "", tooltip: str = ""):
+        super().__init__()
+        self._name = "Bind"
+        self.popup, self.tooltip = popup, tooltip
+
+
+# Each kind of layer draws in its own pane (and so on its own canvas), stacked so that switching
+# a layer off and on again does not bury the facilities under the hexagons: units at the bottom,
+# then gaps, service areas (Leaflet's overlay pane, 400), points; proposals are DOM markers (600).
+_PANES = {"units": 380, "gaps": 390, "points": 450}
+
+
+class _Pane(MacroElement):
+    """Creates the named map pane (once) before its layer's features are added to the map."""
+
+    _template = Template("""{% macro script(this, kwargs) %}
+        if (!{{ this.map_name }}.getPane({{ this.pane|tojson }})) {
+            {{ this.map_name }}.createPane({{ this.pane|tojson }}).style.zIndex = {{ this.z_index }};
+        }
+    {% endmacro %}""")
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self._name = "Pane"
+        self.pane, self.z_index = f"circles-{kind}", _PANES[kind]
+        self.map_name = ""
+
+    def render(self, **kwargs):
+        parent = self._parent
+        while parent is not None and not isinstance(parent, folium.Map):
+            parent = getattr(parent, "_parent", None)
+        if parent is None:
+            raise ValueError("add the layer to a folium.Map before rendering it")
+        self.map_name = parent.get_name()
+        super().render(**kwargs)
+
+
+def _first_markers(df: pd.DataFrame, profile: Profile, cap: int | None) -> pd.DataFrame:
+    """The ``cap`` facilities a planner looks at first: overloaded, higher tier, more served."""
+    if cap is None or len(df) <= cap:
+        return df
+    over = df["overloaded"].astype(str).str.lower().isin(["true", "1", "yes"]).to_numpy() \
+        if "overloaded" in df else np.zeros(len(df), bool)
+    rank = {tr.code: tr.rank for tr in profile.tiers}
+    tier_rank = df["tier"].astype(str).map(rank).fillna(-1).to_numpy(float)
+    served = pd.to_numeric(df.get("served_pop", pd.Series(0.0, index=df.index)),
+                           errors="coerce").fillna(0.0).to_numpy(float)
+    order = np.lexsort((-served, -tier_rank, ~over))
+    return df.iloc[np.sort(order[:cap])]
+
+
+def _in_pane(fg: folium.FeatureGroup, kind: str) -> str:
+    fg.add_child(_Pane(kind))
+    return f"circles-{kind}"
+
+
+def _marker(pane: str, **options) -> folium.CircleMarker:
+    marker = folium.CircleMarker(**options)
+    marker.options["pane"] = pane  # folium's path options leave the pane out
+    return marker
+
+
+class _Attribution(MacroElement):
+    """The OSM attribution on a map without tiles (the data is OSM's all the same)."""
+
+    _template = Template("""{% macro script(this, kwargs) %}
+        {{ this._parent.get_name() }}.attributionControl.addAttribution({{ this.text|tojson }});
+    {% endmacro %}""")
+
+    def __init__(self):
+        super().__init__()
+        self.text = ATTRIBUTION
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    """A popup table; the values must already be escaped."""
+    body = "".join(f"<tr><th style='text-align:left;padding-right:8px;white-space:nowrap'>{k}</th><td>{v}</td></tr>"
+                   for k, v in rows)
+    return f"<table>{body}</table>"
+
+
+def base_map(bounds, *, offline: bool = False, tiles: str | None = None, title: str = "",
+             lang: str = "zh") -> folium.Map:
+    """An empty map fitted to ``bounds``, with a scale bar, the OSM attribution and a title.
+
+    Parameters
+    ----------
+    bounds
+        ``(minx, miny, maxx, maxy)`` in WGS-84 degrees.
+    offline
+        No tile layer (unless ``tiles`` is given): for pages opened without the internet.
+    tiles
+        A tile URL template such as ``http://tiles.city.local/{z}/{x}/{y}.png`` (the city's own
+        tile server); default: OpenStreetMap's tiles when online.
+    title
+        The title shown on the map and in the browser tab (escaped here).
+    lang
+        ``zh`` or ``en``: the page's language.
+
+    Returns
+    -------
+    folium.Map
+
+    """
+    m = folium.Map(tiles=None, control_scale=True, prefer_canvas=True)
+    # Only Leaflet: folium's defaults (jQuery, Bootstrap, awesome-markers, Font Awesome) are
+    # not used by any layer here, and an offline page then inlines one library.
+    m.default_js = [("leaflet", LEAFLET_JS)]
+    m.default_css = [("leaflet_css", LEAFLET_CSS)]
+    if tiles:
+        folium.TileLayer(tiles=tiles, attr=html.escape(ATTRIBUTION), name=t("tiles", lang),
+                         control=False).add_to(m)
+    elif not offline:
+        folium.TileLayer("OpenStreetMap", attr=html.escape(ATTRIBUTION), control=False).add_to(m)
+    else:
+        m.add_child(_Attribution())
+    minx, miny, maxx, maxy = (float(b) for b in bounds)
+    m.fit_bounds([[miny, minx], [maxy, maxx]])
+    root = m.get_root()
+    root.title = _esc(title) or None
+    root.header.add_child(folium.Element(
+        f'<meta name="language" content="{"zh-CN" if lang == "zh" else "en"}">'
+        "<style>.leaflet-popup-content th{text-align:left;padding-right:8px;white-space:nowrap}</style>"))
+    if title:
+        root.html.add_child(folium.Element(
+            f'<div id="circles-title" style="position:fixed;top:10px;left:60px;right:280px;'
+            f'z-index:1000;{_BOX};font-size:15px">{_esc(title)}</div>'))
+    return m
+
+
+def service_area_layer(gdf: gpd.GeoDataFrame, tier: Tier, *, lang: str = "zh", colour: str | None = None,
+                       show: bool = True) -> folium.FeatureGroup:
+    """A tier's service area (dissolved polygons) as a toggleable layer.
+
+    Parameters
+    ----------
+    gdf
+        The tier's service-area polygons (any CRS).
+    tier
+        The tier (its name labels the layer; its colour fills it unless ``colour`` is given).
+    lang
+        ``zh`` or ``en``.
+    colour
+        Fill colour; default ``tier.colour``.
+    show
+        Whether the layer is on when the page opens.
+
+    Returns
+    -------
+    folium.FeatureGroup
+
+    """
+    colour = colour or tier.colour
+    minutes = f" ({tier.minutes:g} {t('minutes', lang)})" if tier.minutes else ""
+    label = f"{_esc(_tier_name(tier, lang))} · {t('service_area', lang)}{minutes}"
+    fg = folium.FeatureGroup(name=_swatch(colour) + label, show=show)
+    if len(gdf):
+        data = _geojson(gdf.geometry, pd.DataFrame({"label": [label] * len(gdf)}))
+        folium.GeoJson(data, style_function=lambda _f, c=colour: {
+            "color": c, "weight": 1, "fillColor": c, "fillOpacity": 0.25},
+            tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False)).add_to(fg)
+    return fg
+
+
+def facilities_layer(df: pd.DataFrame, profile: Profile, *, lang: str = "zh",
+                     max_markers: int | None = MAP_FACILITIES_MAX) -> list[folium.FeatureGroup]:
+    """One toggleable layer of facility markers per tier, with popups.
+
+    Parameters
+    ----------
+    df
+        ``facilities.csv`` rows: ``lon``, ``lat``, ``tier`` and, where known, ``name``,
+        ``floor_area_m2``, ``pop_in_circle``, ``served_pop``, ``m2_per_100_households``,
+        ``overloaded``.
+    profile
+        Tier names and colours.
+    lang
+        ``zh`` or ``en``.
+    max_markers
+        Draw at most this many (``None``: all): overloaded ones first, then higher tiers, then
+        those serving more people. Each layer's name says how many of its facilities are shown.
+
+    Returns
+    -------
+    list of folium.FeatureGroup
+        One per tier of the profile, highest first. Overloaded facilities have a dark ring.
+
+    """
+    total = df["tier"].astype(str).value_counts()
+    df = _first_markers(df, profile, max_markers)
+
+    def col(name: str, fmt) -> list[str]:
+        return [fmt(v) for v in df[name]] if name in df else [""] * len(df)
+
+    over = df["overloaded"].astype(str).str.lower().isin(["true", "1", "yes"]).to_numpy() \
+        if "overloaded" in df else np.zeros(len(df), bool)
+    props = pd.DataFrame({
+        "name": col("name", _esc),
+        "floor": col("floor_area_m2", lambda v: _fmt(v, " m²")),
+        "in_circle": col("pop_in_circle", _fmt),
+        "served": col("served_pop", _fmt),
+        "m2": col("m2_per_100_households", lambda v: _fmt(v, " m²")),
+        "over": np.where(over, t("yes", lang), t("no", lang)),
+        "ring": np.where(over, "#222222", "#ffffff"),
+    }, index=df.index)
+    fields = ["name", "tier", "floor", "in_circle", "served", "m2", "over"]
+    aliases = [t(k, lang) for k in ("name", "tier", "floor_area", "in_circle", "served",
+                                    "m2_per_100_households", "overloaded")]
+    points = gpd.GeoSeries(gpd.points_from_xy(df["lon"], df["lat"]), index=df.index, crs=4326)
+    groups = []
+    for tier in profile.tiers:
+        mask = (df["tier"].astype(str) == tier.code).to_numpy()
+        name = _esc(_tier_name(tier, lang))
+        count, of = int(mask.sum()), int(total.get(tier.code, 0))
+        shown = f"{count}" if count == of else t("shown_of", lang).format(shown=f"{count:,}", total=f"{of:,}")
+        fg = folium.FeatureGroup(name=f"{_swatch(tier.colour, round_=True)}{name} · "
+                                      f"{t('facilities', lang)} ({shown})")
+        if mask.any():
+            sub = props[mask].assign(tier=name)
+            pane = _in_pane(fg, "points")
+            folium.GeoJson(
+                _geojson(points[mask], sub),
+                marker=_marker(pane, radius=4 + 2 * tier.rank, weight=2, fill=True, fill_opacity=0.95),
+                style_function=lambda f, c=tier.colour: {"color": f["properties"]["ring"], "fillColor": c},
+                popup=folium.GeoJsonPopup(fields=fields, aliases=aliases, max_width=320),
+                tooltip=folium.GeoJsonTooltip(fields=["name"], labels=False),
+            ).add_to(fg)
+        groups.append(fg)
+    return groups
+
+
+def _nice(x: float) -> float:
+    """``x`` rounded to two significant figures."""
+    if x <= 0 or not np.isfinite(x):
+        return 0.0
+    return float(np.round(x, 1 - int(np.floor(np.log10(x)))))
+
+
+def _classes(values: np.ndarray, k: int) -> np.ndarray:
+    """Class edges for a choropleth legend: quantiles of the positive values, rounded."""
+    v = values[np.isfinite(values) & (values > 0)]
+    if not len(v):
+        return np.array([0.0, 1.0])
+    edges = np.unique([_nice(q) for q in np.quantile(v, np.linspace(0, 1, k + 1))])
+    edges[0], edges[-1] = min(edges[0], np.floor(v.min())), max(edges[-1], np.ceil(v.max()))
+    return edges if len(edges) > 1 else np.array([edges[0], edges[0] + 1])
+
+
+def gaps_layer(gdf: gpd.GeoDataFrame, *, lang: str = "zh", tier: Tier | None = None,
+               show: bool = True) -> folium.FeatureGroup:
+    """Uncovered population on hexagons as a choropleth, with its legend in people.
+
+    Parameters
+    ----------
+    gdf
+        Gap hexagons of one tier (``gaps.gpkg``): ``uncovered_pop`` and, where present,
+        ``pop`` and ``mean_minutes``.
+    lang
+        ``zh`` or ``en``.
+    tier
+        The tier the gaps are for (names the layer).
+    show
+        Whether the layer (and its legend) is on when the page opens.
+
+    Returns
+    -------
+    folium.FeatureGroup
+        The layer; its legend shows while the layer is on.
+
+    """
+    name = t("gaps", lang) + (f" · {_esc(_tier_name(tier, lang))}" if tier is not None else "")
+    fg = folium.FeatureGroup(name=_swatch(_GAP_COLOURS[3]) + name, show=show)
+    values = gdf["uncovered_pop"].to_numpy(float) if len(gdf) else np.array([])
+    edges = _classes(values, len(_GAP_COLOURS))
+    colours = _GAP_COLOURS[len(_GAP_COLOURS) - (len(edges) - 1):]
+    if len(gdf):
+        idx = np.clip(np.searchsorted(edges[1:-1], values, side="right"), 0, len(colours) - 1)
+        minutes = gdf["mean_minutes"].to_numpy(float) if "mean_minutes" in gdf else np.full(len(gdf), np.nan)
+        pop = gdf["pop"].to_numpy(float) if "pop" in gdf else values
+        label = [f"{_fmt(u)} {t('people', lang)} {t('uncovered', lang)} / {_fmt(p)}<br>"
+                 f"{t('mean_walk', lang)}: " + (f"{m:.1f} {t('minutes', lang)}" if np.isfinite(m)
+                                                 else t("unreachable", lang))
+                 for u, p, m in zip(values, pop, minutes, strict=True)]
+        props = pd.DataFrame({"label": label, "colour": np.asarray(colours)[idx]}, index=gdf.index)
+        folium.GeoJson(_geojson(gdf.geometry, props), style_function=lambda f: {
+            "color": f["properties"]["colour"], "weight": 0.5, "fillColor": f["properties"]["colour"],
+            "fillOpacity": 0.6}, tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False),
+            pane=_in_pane(fg, "gaps")).add_to(fg)
+    labels = [f"{lo:,.0f}–{hi:,.0f}" for lo, hi in itertools.pairwise(edges)]
+    fg.add_child(_Legend(_Legend.rows(name, colours, labels, t("legend_gaps", lang))))
+    return fg
+
+
+def proposals_layer(df: pd.DataFrame, *, lang: str = "zh", profile: Profile | None = None) -> folium.FeatureGroup:
+    """Proposed sites numbered by rank, with their gain in the tooltip and popup.
+
+    Parameters
+    ----------
+    df
+        ``proposals.csv`` rows: ``rank``, ``lon``, ``lat`` and, where known, ``tier``,
+        ``new_covered_pop``, ``cumulative_covered_share``, ``nearest_existing_minutes``.
+    lang
+        ``zh`` or ``en``.
+    profile
+        Names the tiers; without it tier codes are shown.
+
+    Returns
+    -------
+    folium.FeatureGroup
+
+    """
+    names = {tr.code: _tier_name(tr, lang) for tr in profile.tiers} if profile is not None else {}
+    fg = folium.FeatureGroup(name=_swatch("#d7191c", round_=True) + t("proposals", lang) + f" ({len(df)})")
+    # One marker per proposal: the numbers differ, and a siting run proposes tens, not thousands.
+    for r in df.to_dict("records"):
+        rank = int(r["rank"])
+        gain = _fmt(r.get("new_covered_pop"))
+        icon = folium.DivIcon(html=(
+            '<div style="background:#d7191c;color:#fff;border:2px solid #fff;border-radius:50%;'
+            'width:24px;height:24px;line-height:20px;text-align:center;font:bold 12px sans-serif;'
+            f'box-sizing:border-box;box-shadow:0 0 3px #000">{rank}</div>'), icon_size=(24, 24), icon_anchor=(12, 12))
+        rows = [(t("rank", lang), str(rank)), (t("tier", lang), _esc(names.get(str(r.get("tier")), r.get("tier")))),
+                (t("gain", lang), f"{gain} {t('people', lang)}"),
+                (t("cumulative_share", lang), _share(r.get("cumulative_covered_share"))),
+                (t("nearest_existing", lang), _fmt(r.get("nearest_existing_minutes"), f" {t('minutes', lang)}"))]
+        marker = folium.Marker([float(r["lat"]), float(r["lon"])], icon=icon)
+        marker.add_child(_Bind(popup=_table(rows), tooltip=f"#{rank} +{gain} {t('people', lang)}"))
+        marker.add_to(fg)
+    return fg
+
+
+def _share_columns(gdf: pd.DataFrame, profile: Profile | None) -> dict[str, str]:
+    """Tier code (or ``""``) → share column, in the profile's tier order."""
+    found = {c.removesuffix("_covered_share"): c for c in gdf.columns if c.endswith("_covered_share")}
+    if profile is not None:
+        found = {tr.code: found[tr.code] for tr in profile.tiers if tr.code in found} | found
+    if not found and "covered_share" in gdf:
+        found = {"": "covered_share"}
+    return found
+
+
+def units_layer(gdf: gpd.GeoDataFrame, *, lang: str = "zh", profile: Profile | None = None,
+                tier: str | None = None, show: bool = False) -> folium.FeatureGroup:
+    """Administrative units shaded by their coverage share, every tier's share in the tooltip.
+
+    Parameters
+    ----------
+    gdf
+        Unit polygons with ``unit`` and ``{tier}_covered_share`` columns (``units.gpkg``), or a
+        single ``covered_share`` column.
+    lang
+        ``zh`` or ``en``.
+    profile
+        Names the tiers; without it tier codes are shown.
+    tier
+        The tier whose share shades the units; default the lowest tier with a share.
+    show
+        Whether the layer (and its legend) is on when the page opens.
+
+    Returns
+    -------
+    folium.FeatureGroup
+
+    """
+    shares = _share_columns(gdf, profile)
+
+    def tier_label(code: str) -> str:
+        if profile is not None and code in {tr.code for tr in profile.tiers}:
+            return _esc(_tier_name(profile.tier(code), lang))
+        return _esc(code or t("covered_share", lang))
+
+    shade = tier if tier in shares else (list(shares)[-1] if shares else None)
+    name = t("units", lang) + (f" · {t('covered_share', lang)} {tier_label(shade)}" if shade is not None else "")
+    fg = folium.FeatureGroup(name=_swatch(_SHARE_COLOURS[-1]) + name, show=show)
+    if not len(gdf):
+        return fg
+    units = gdf["unit"] if "unit" in gdf else pd.Series(gdf.index, index=gdf.index)
+    lines = [f"<b>{_esc(u)}</b>" for u in units]
+    for code, column in shares.items():
+        lines = [f"{line}<br>{tier_label(code)}: {_share(s)}" for line, s in zip(lines, gdf[column], strict=True)]
+    edges = np.linspace(0, 1, len(_SHARE_COLOURS) + 1)
+    if shade is not None:
+        values = pd.to_numeric(gdf[shares[shade]], errors="coerce").to_numpy(float)
+        idx = np.clip(np.searchsorted(edges[1:-1], values, side="right"), 0, len(_SHARE_COLOURS) - 1)
+        fill = np.where(np.isfinite(values), np.asarray(_SHARE_COLOURS)[idx], "#cccccc")
+    else:
+        fill = np.full(len(gdf), "#cccccc")
+    props = pd.DataFrame({"label": lines, "fill": fill}, index=gdf.index)
+    folium.GeoJson(_geojson(gdf.geometry, props), style_function=lambda f: {
+        "color": "#444444", "weight": 1.5, "dashArray": "4 3", "fillColor": f["properties"]["fill"],
+        "fillOpacity": 0.35}, tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False),
+        pane=_in_pane(fg, "units")).add_to(fg)
+    labels = [f"{lo:.0%}–{hi:.0%}" for lo, hi in itertools.pairwise(edges)]
+    fg.add_child(_Legend(_Legend.rows(name, _SHARE_COLOURS, labels)))
+    return fg
+
+
+def service_layers(points: gpd.GeoDataFrame, *, lang: str = "zh") -> list[folium.FeatureGroup]:
+    """One toggleable layer of service points per category (off until switched on).
+
+    Parameters
+    ----------
+    points
+        ``service_points.gpkg`` points with ``service`` and ``name``.
+    lang
+        ``zh`` or ``en``.
+
+    Returns
+    -------
+    list of folium.FeatureGroup
+
+    """
+    from ..readers.services import builtin_catalogue
+
+    names = {c.code: (c.name_zh if lang == "zh" else c.name_en) for c in builtin_catalogue()}
+    groups = []
+    for i, (code, sub) in enumerate(points.groupby("service", sort=True)):
+        colour = _SERVICE_COLOURS[i % len(_SERVICE_COLOURS)]
+        label = _esc(names.get(code, code))
+        fg = folium.FeatureGroup(name=f"{_swatch(colour, round_=True)}{label} ({len(sub)})", show=False)
+        names_ = sub["name"] if "name" in sub else pd.Series("", index=sub.index)
+        props = pd.DataFrame({"label": [f"{label}: {_esc(n)}" for n in names_]}, index=sub.index)
+        folium.GeoJson(_geojson(sub.geometry, props),
+                       marker=_marker(_in_pane(fg, "points"), radius=4, color=colour, weight=1, fill=True,
+                                      fill_color=colour, fill_opacity=0.9),
+                       tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False)).add_to(fg)
+        groups.append(fg)
+    return groups

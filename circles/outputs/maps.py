@@ -1,0 +1,250 @@
+"""Interactive coverage maps: :func:`coverage_map` composes the layers of
+:mod:`circles.map_layers`, :func:`draw_run_map` draws ``map.html`` from any run folder, and
+:func:`result_map` maps an in-memory result. Offline pages inline Leaflet and load nothing from
+the internet.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import folium
+import geopandas as gpd
+import pandas as pd
+
+from ..errors import CirclesError
+from ..readers.profiles import Profile, get_profile
+from .i18n import t
+from .map_layers import (
+    ATTRIBUTION,
+    base_map,
+    facilities_layer,
+    gaps_layer,
+    proposals_layer,
+    service_area_layer,
+    service_layers,
+    units_layer,
+)
+from .offline import inline_assets
+from .runfolder import read_run_manifest, write_text
+from .tables import read_csv
+
+__all__ = [
+    "ATTRIBUTION",
+    "base_map",
+    "coverage_map",
+    "draw_run_map",
+    "facilities_layer",
+    "gaps_layer",
+    "proposals_layer",
+    "result_map",
+    "service_area_layer",
+    "service_layers",
+    "units_layer",
+]
+
+LANGS = ("zh", "en")
+
+
+def _bounds(areas, facilities, gaps, proposals, units) -> tuple[float, float, float, float]:
+    series = [g.geometry.to_crs(4326) for g in [*(areas or {}).values(), gaps, units]
+              if g is not None and len(g)]
+    for df in (facilities, proposals):
+        if df is not None and len(df):
+            series.append(gpd.GeoSeries(gpd.points_from_xy(df["lon"], df["lat"]), crs=4326))
+    if not series:
+        return (103.95, 30.55, 104.25, 30.80)  # central Chengdu: the demo's city
+    minx, miny, maxx, maxy = pd.concat(series).total_bounds
+    return (minx, miny, maxx, maxy)
+
+
+def coverage_map(*, profile: Profile, areas: dict[str, gpd.GeoDataFrame] | None = None,
+                 facilities: pd.DataFrame | None = None, gaps: gpd.GeoDataFrame | None = None,
+                 proposals: pd.DataFrame | None = None, units: gpd.GeoDataFrame | None = None,
+                 services: gpd.GeoDataFrame | None = None, bounds=None, title: str = "",
+                 lang: str = "zh", offline: bool = False, tiles: str | None = None) -> folium.Map:
+    """Compose the full coverage map from its layers, with a layer control.
+
+    Parameters
+    ----------
+    profile
+        Tier names and colours.
+    areas
+        Per tier code, the dissolved service area.
+    facilities
+        ``facilities.csv`` rows (see :func:`facilities_layer`).
+    gaps
+        Gap hexagons with a ``tier`` column, of one tier or several: one layer per tier, the
+        lowest tier's on when the page opens.
+    proposals
+        ``proposals.csv`` rows.
+    units
+        Unit polygons with ``unit`` and ``{tier}_covered_share``.
+    services
+        Service points (``service``, ``name``), a layer per category, off at first.
+    bounds
+        Map extent; default: from the layers.
+    title
+        The title shown on the map (escaped).
+    lang
+        ``zh`` or ``en``.
+    offline, tiles
+        As in :func:`base_map`.
+
+    Returns
+    -------
+    folium.Map
+
+    """
+    m = base_map(bounds or _bounds(areas, facilities, gaps, proposals, units), offline=offline,
+                 tiles=tiles, title=title, lang=lang)
+    if units is not None and len(units):
+        units_layer(units, lang=lang, profile=profile).add_to(m)
+    if gaps is not None and len(gaps) and "tier" not in gaps:
+        gaps_layer(gaps, lang=lang).add_to(m)  # hexagons of one tier that does not say which
+    elif gaps is not None and len(gaps):
+        tiers = [tr for tr in profile.tiers if (gaps["tier"].astype(str) == tr.code).any()]
+        for tier in tiers:
+            gaps_layer(gaps[gaps["tier"].astype(str) == tier.code], lang=lang, tier=tier,
+                       show=tier is tiers[-1]).add_to(m)
+    for tier in profile.tiers:
+        if (areas or {}).get(tier.code) is not None:
+            service_area_layer(areas[tier.code], tier, lang=lang).add_to(m)
+    if facilities is not None and len(facilities):
+        for fg in facilities_layer(facilities, profile, lang=lang):
+            fg.add_to(m)
+    if services is not None and len(services):
+        for fg in service_layers(services, lang=lang):
+            fg.add_to(m)
+    if proposals is not None and len(proposals):
+        proposals_layer(proposals, lang=lang, profile=profile).add_to(m)
+    folium.LayerControl(collapsed=False).add_to(m)
+    return m
+
+
+def _read_csv(path: Path) -> pd.DataFrame | None:
+    # read_csv removes the quote write_csv puts before formula-like names: popups show them as given.
+    return read_csv(path) if path.exists() else None
+
+
+def _read_areas(path: Path, profile: Profile) -> dict[str, gpd.GeoDataFrame]:
+    """Dissolved service areas per tier: a layer named by the tier code, else any layer with a
+    ``tier`` column and no per-facility column."""
+    import pyogrio
+
+    if not path.exists():
+        return {}
+    layers = [str(n) for n, _ in pyogrio.list_layers(path)]
+    codes = {tr.code for tr in profile.tiers}
+    areas = {n: gpd.read_file(path, layer=n) for n in layers if n in codes}
+    for name in layers:
+        fields = set(pyogrio.read_info(path, layer=name)["fields"])
+        if name not in codes and "tier" in fields and not fields & {"facility", "facility_id", "id"}:
+            gdf = gpd.read_file(path, layer=name)
+            areas.update({code: g for code, g in gdf.groupby(gdf["tier"].astype(str)) if code in codes
+                          and code not in areas})
+    return areas
+
+
+def _read_gaps(path: Path) -> gpd.GeoDataFrame | None:
+    import pyogrio
+
+    if not path.exists():
+        return None
+    frames = [gpd.read_file(path, layer=n) for n, _ in pyogrio.list_layers(path)]
+    frames = [f.to_crs(4326) for f in frames if len(f) and "tier" in f and "uncovered_pop" in f]
+    gaps = pd.concat(frames, ignore_index=True) if frames else None
+    return gaps[gaps["uncovered_pop"] > 0] if gaps is not None else None
+
+
+def draw_run_map(run_dir: str | Path, *, offline: bool = False, lang: str | None = None,
+                 tiles: str | None = None, out: str | Path | None = None) -> Path:
+    """(Re)draw ``map.html`` from a run folder's files, atomically.
+
+    Parameters
+    ----------
+    run_dir
+        A folder written by ``circles coverage``, ``isochrones``, ``site``, ``demo`` or ``audit``.
+        Every file but ``manifest.json`` is optional: the map shows what the folder has.
+    offline
+        Inline Leaflet and use no tile layer unless ``tiles`` is given.
+    lang
+        ``zh`` or ``en`` (default: the profile's).
+    tiles
+        A tile URL template (e.g. the city's intranet tile server).
+    out
+        Where to write (default ``run_dir/map.html``).
+
+    Returns
+    -------
+    Path
+        The page written.
+
+    Raises
+    ------
+    CirclesError
+        A folder that is not a run folder, or an unknown language.
+
+    """
+    import pyogrio
+
+    run = Path(run_dir)
+    manifest = read_run_manifest(run)  # refuses a missing, unfinished, running or corrupt run
+    profile = get_profile(manifest.get("profile") or manifest.get("parameters", {}).get("profile"))
+    lang = lang or profile.lang
+    if lang not in LANGS:
+        raise CirclesError(f"unknown map language {lang!r}", field="lang", fix="use zh or en")
+    units = gpd.read_file(run / "units.gpkg") if (run / "units.gpkg").exists() else None
+    facilities = _read_csv(run / "facilities.csv")
+    if facilities is not None and "status" in facilities:
+        facilities = facilities[facilities["status"] == "ok"]
+    services = None
+    if (run / "service_points.gpkg").exists() and "service_points" in \
+            {str(n) for n, _ in pyogrio.list_layers(run / "service_points.gpkg")}:
+        services = gpd.read_file(run / "service_points.gpkg", layer="service_points")
+    profile_title = profile.title_zh if lang == "zh" else profile.title_en
+    parts = [t("title", lang), f"{t('profile', lang)}: {profile_title}",
+             f"{t('date', lang)}: {str(manifest.get('created', ''))[:10]}", run.resolve().name]
+    if manifest.get("population", {}).get("is_estimate"):
+        parts.append(t("estimate", lang))
+    m = coverage_map(profile=profile, areas=_read_areas(run / "isochrones.gpkg", profile),
+                     facilities=facilities, gaps=_read_gaps(run / "gaps.gpkg"),
+                     proposals=_read_csv(run / "proposals.csv"), units=units, services=services,
+                     title=" · ".join(parts), lang=lang, offline=offline, tiles=tiles)
+    page = m.get_root().render()
+    if offline:
+        page = inline_assets(page)
+    return write_text(Path(out) if out else run / "map.html", page)
+
+
+def result_map(result, *, isochrones: dict | None = None, gaps: gpd.GeoDataFrame | None = None,
+               proposals: pd.DataFrame | None = None, lang: str | None = None, offline: bool = False,
+               tiles: str | None = None, title: str = "") -> folium.Map:
+    """The coverage map of an in-memory :class:`circles.coverage.CoverageResult` (notebooks).
+
+    Parameters
+    ----------
+    result
+        The coverage result.
+    isochrones
+        Layers from :func:`circles.pipeline.isochrone_layers` (WGS-84).
+    gaps
+        Gap hexagons (:func:`circles.gaps.gap_hexagons`): a layer per tier.
+    proposals
+        Proposed sites (``rank``, ``lon``, ``lat``, ``tier``, ``new_covered_pop``...).
+    lang, offline, tiles, title
+        As in :func:`coverage_map` (the language defaults to the profile's).
+
+    Returns
+    -------
+    folium.Map
+
+    """
+    profile = result.profile
+    lang = lang or profile.lang
+    fac = result.facility_table()
+    fac = fac[fac["status"] == "ok"]
+    if gaps is not None and len(gaps):
+        gaps = gaps[gaps["uncovered_pop"] > 0]
+    return coverage_map(profile=profile, areas=isochrones or {}, facilities=fac, gaps=gaps, proposals=proposals,
+                        title=title or t("title", lang), lang=lang, offline=offline, tiles=tiles)

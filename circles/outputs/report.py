@@ -1,0 +1,221 @@
+"""The audit report: ``report.html`` (readable, self-contained) and ``report.xlsx`` (the tables as
+sheets, as Chinese offices expect), both built from a run folder's files."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from .runfolder import atomic_path, write_text
+from .tables import FORMULA_TRIGGERS, clean_text, read_csv
+
+__all__ = ["write_report"]
+
+_TABLES = [  # (file, sheet, English title, Chinese title)
+    ("coverage_by_tier.csv", "coverage_by_tier", "Coverage per tier", "分级覆盖"),
+    ("coverage_by_unit.csv", "coverage_by_unit", "Coverage per unit", "分单元覆盖"),
+    ("coverage_by_service.csv", "coverage_by_service", "Coverage per service category", "分类服务覆盖"),
+    ("life_circle_score.csv", "life_circle_score", "Life-circle score", "生活圈达标"),
+    ("service_gaps.csv", "service_gaps", "Missing services", "服务缺项"),
+    ("standards.csv", "standards", "Standards checks", "标准核查"),
+    ("facilities.csv", "facilities", "Facilities", "设施"),
+    ("proposals.csv", "proposals", "Proposed new sites", "新增选址建议"),
+    ("changes.csv", "changes", "Changes since the previous audit", "与上期相比的变化"),
+]
+
+_CSS = """
+body{font-family:"Noto Sans CJK SC","Microsoft YaHei","PingFang SC",Arial,sans-serif;margin:2em auto;
+max-width:1100px;color:#222;line-height:1.45}
+h1{border-bottom:3px solid #2b83ba;padding-bottom:.3em}h2{margin-top:1.8em;color:#2b4a6b}
+table{border-collapse:collapse;font-size:13px;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 7px}
+th{background:#eef3f8}.fail{background:#fde0dc}.pass{background:#e6f4ea}.note{color:#a15c00}
+.kpi{display:inline-block;margin:0 1.2em 1em 0;padding:.6em 1em;border-radius:6px;background:#eef3f8}
+.kpi b{font-size:1.6em;display:block}img{max-width:100%}
+"""
+
+
+def _read(folder: Path, name: str) -> pd.DataFrame | None:
+    p = folder / name
+    return read_csv(p) if p.exists() else None
+
+
+def _text_cells(ws, df: pd.DataFrame) -> None:
+    """Make every text cell of a sheet written from ``df`` a string cell.
+
+    openpyxl stores any string starting with ``=`` as a formula, which Excel then runs (OWASP
+    "CSV injection"); a string cell shows it as typed. The quote prefix keeps it text when a
+    planner edits the cell, for ``+``, ``-`` and ``@`` too.
+    """
+    text = [j for j, col in enumerate(df.columns, start=1)
+            if df[col].dtype == object or pd.api.types.is_string_dtype(df[col].dtype)
+            or isinstance(df[col].dtype, pd.CategoricalDtype)]
+    cells = [ws[1]] + [col for j in text for col in ws.iter_cols(min_col=j, max_col=j, min_row=2)]
+    for cell in (c for group in cells for c in group):
+        if isinstance(cell.value, str):
+            cell.data_type = "s"
+            if cell.value.startswith(FORMULA_TRIGGERS):
+                cell.quotePrefix = True
+
+
+def _write_xlsx(sheets: dict[str, pd.DataFrame], path: Path) -> Path:
+    with atomic_path(path) as tmp, pd.ExcelWriter(tmp, engine="openpyxl") as writer:
+        for name, frame in (sheets or {"empty": pd.DataFrame()}).items():
+            df = clean_text(frame)
+            df.to_excel(writer, sheet_name=name[:31], index=False)
+            _text_cells(writer.sheets[name[:31]], df)
+    return path
+
+
+def _table(df: pd.DataFrame, *, max_rows: int = 60) -> str:
+    shown = df.head(max_rows)
+    text = shown.to_html(index=False, escape=True, na_rep="", float_format=lambda v: f"{v:,.3f}"
+                         if abs(v) < 1 else f"{v:,.0f}")
+    if "passed" in df.columns:
+        text = text.replace("<td>False</td>", '<td class="fail">False</td>').replace(
+            "<td>True</td>", '<td class="pass">True</td>')
+    if len(df) > max_rows:
+        text += f"<p>… {len(df) - max_rows} more rows in the CSV and in report.xlsx.</p>"
+    return text
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _share_chart(by_tier: pd.DataFrame, zh: bool) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 2.6))
+    labels = by_tier["tier"].astype(str)
+    ax.barh(labels, by_tier["covered_share"] * 100, color="#2b83ba")
+    ax.barh(labels, 100 - by_tier["covered_share"].fillna(0) * 100,
+            left=by_tier["covered_share"].fillna(0) * 100, color="#f4a582")
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("% of population covered (blue) / not covered (orange)")
+    for i, v in enumerate(by_tier["covered_share"].fillna(0)):
+        ax.text(min(v * 100 + 1, 90), i, f"{v:.1%}", va="center")
+    fig.tight_layout()
+    out = _png(fig)
+    plt.close(fig)
+    return out
+
+
+def _static_map(folder: Path, lang: str) -> str | None:
+    try:
+        from .figures import coverage_figure
+    except ImportError:
+        return None
+    path = folder / "map.png"
+    coverage_figure(folder, path, lang=lang)
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def _top_gaps(folder: Path) -> pd.DataFrame | None:
+    p = folder / "gaps.gpkg"
+    if not p.exists():
+        return None
+    import geopandas as gpd
+    import pyogrio
+
+    frames = [gpd.read_file(p, layer=name).drop(columns="geometry").head(10)
+              for name, _ in pyogrio.list_layers(p)]
+    frames = [f for f in frames if len(f)]
+    return clean_text(pd.concat(frames, ignore_index=True)) if frames else None
+
+
+def write_report(folder: str | Path, *, run=None, changes: pd.DataFrame | None = None,
+                 title: str | None = None, lang: str | None = None) -> list[Path]:
+    """Write ``report.html`` and ``report.xlsx`` into a run or audit folder.
+
+    Parameters
+    ----------
+    folder
+        The run folder (its CSV files and ``manifest.json`` are read).
+    run
+        The in-memory run, if at hand (not required).
+    changes
+        The comparison with an earlier audit (read from ``changes.csv`` when absent).
+    title
+        The report's title (default: the folder's name).
+    lang
+        ``"zh"`` or ``"en"`` for section titles (default: both).
+
+    Returns
+    -------
+    list of Path
+        The two files written.
+
+    """
+    folder = Path(folder)
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8")) \
+        if (folder / "manifest.json").exists() else {}
+    zh = lang != "en"
+    title = title or folder.name
+    parts = [f"<!doctype html><html lang=\"{'zh' if zh else 'en'}\"><head><meta charset=\"utf-8\">"
+             f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+             f"<h1>{'十五分钟生活圈评估报告 · ' if zh else ''}{html.escape(title)}</h1>"]
+    pop = manifest.get("population", {})
+    if pop.get("is_estimate"):
+        parts.append(f"<p class=\"note\">{'人口为估算值' + '：' if zh else ''}population is an "
+                     f"estimate ({html.escape(str(pop.get('label', '')))}); treat covered numbers "
+                     "as indicative.</p>")
+    # Rows dropped with --drop-invalid, separators read and how polygons were spread: a
+    # reader of the figures must see what the population reader decided.
+    parts += [f"<p class=\"note\">{'人口数据说明：' if zh else ''}population: {html.escape(str(n))}</p>"
+              for n in pop.get("notes", [])]
+    by_tier = _read(folder, "coverage_by_tier.csv")
+    if by_tier is not None:
+        parts.append("<div>" + "".join(
+            f"<span class=\"kpi\">{html.escape(str(r.tier_name if 'tier_name' in by_tier else r.tier))}"
+            f" ({r.threshold_minutes:g} min)<b>{r.covered_share:.1%}</b>{r.covered_pop:,.0f} / "
+            f"{r.population:,.0f}</span>" for r in by_tier.itertuples()) + "</div>")
+        parts.append(f"<img alt=\"coverage per tier\" src=\"{_share_chart(by_tier, zh)}\">")
+    static = _static_map(folder, "zh" if zh else "en")
+    if static:
+        parts.append(f"<h2>{'覆盖地图 · ' if zh else ''}Coverage map</h2><img alt=\"map\" src=\"{static}\">"
+                     "<p>© OpenStreetMap contributors. The interactive map is map.html.</p>")
+    sheets: dict[str, pd.DataFrame] = {}
+    if changes is not None:
+        # An in-memory table has not been through write_csv: openpyxl refuses control characters.
+        changes = clean_text(changes)
+    if changes is not None and not (folder / "changes.csv").exists():
+        sheets["changes"] = changes
+    for file, sheet, en, cn in _TABLES:
+        df = _read(folder, file)
+        if df is None and sheet == "changes" and changes is not None:
+            df = changes
+        if df is None:
+            continue
+        sheets[sheet] = df
+        parts.append(f"<h2>{cn + ' · ' if zh else ''}{en}</h2>{_table(df)}")
+        if sheet == "coverage_by_unit":
+            gaps = _top_gaps(folder)
+            if gaps is not None:
+                sheets["largest_gaps"] = gaps
+                parts.append(f"<h2>{'最大缺口 · ' if zh else ''}Largest gaps (H3 hexagons)</h2>{_table(gaps)}")
+    if "coverage_by_unit" not in sheets:
+        gaps = _top_gaps(folder)
+        if gaps is not None:
+            sheets["largest_gaps"] = gaps
+            parts.append(f"<h2>{'最大缺口 · ' if zh else ''}Largest gaps (H3 hexagons)</h2>{_table(gaps)}")
+    parts.append(f"<h2>{'数据来源 · ' if zh else ''}Provenance</h2>")
+    inputs = clean_text(pd.DataFrame([{"role": k, **v} for k, v in manifest.get("inputs", {}).items()]))
+    if len(inputs):
+        parts.append(_table(inputs))
+    facts = {"profile": manifest.get("profile"), "created": manifest.get("created"),
+             **{f"version {k}": v for k, v in manifest.get("versions", {}).items()},
+             **{f"seconds {k}": v for k, v in manifest.get("timings_s", {}).items()}}
+    parts.append(_table(pd.DataFrame({"fact": list(facts), "value": [str(v) for v in facts.values()]})))
+    parts.append("<p>Street network: © OpenStreetMap contributors (ODbL).</p></body></html>")
+    html_path = write_text(folder / "report.html", "\n".join(parts))
+    return [html_path, _write_xlsx(sheets, folder / "report.xlsx")]

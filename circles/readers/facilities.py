@@ -1,0 +1,281 @@
+"""Facility tables: reading, validating and attaching tiered service complexes to the network.
+
+Every problem in a table is reported at once (row, column, value, what is wrong, what to do).
+Facilities outside the network's area or beyond the snap cap are not errors: they keep a
+``status`` (``outside_area``, ``off_network``) and stay in the output, left out of routing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from ..engine.network import WalkNetwork
+from ..errors import DataError, ValidationError
+from .profiles import Profile, get_profile
+from .tables import find_column, read_table, table_points
+
+__all__ = ["attach", "facilities_from_frame", "from_osm", "read_facilities"]
+
+_OUT = ["facility_id", "name", "tier", "tier_name", "floor_area_m2", "households_capacity",
+        "status", "source_row"]
+
+
+def read_facilities(path: str | Path, *, profile: Profile | str | None = None, crs: str = "wgs84",
+                    network: WalkNetwork | None = None, layer: str | None = None) -> gpd.GeoDataFrame:
+    """Read and validate a facility table.
+
+    Parameters
+    ----------
+    path
+        CSV (UTF-8 or GBK), Excel, GeoJSON, GeoPackage or Shapefile. Columns: name, tier (code,
+        Chinese name such as 社区级, or minutes), lon/lat or x/y or a geometry, optional
+        floor_area_m2, households_capacity, id, services; Chinese headers (名称, 级别/等级,
+        经度, 纬度, 面积) are recognised. Polygon footprints connect to the network at the point
+        of their boundary nearest to it, unless ``entrance_lon``/``entrance_lat`` (入口经度/入口纬度)
+        give the entrance.
+    profile
+        Resolves tier names (default ``deyang``).
+    crs
+        Coordinates of the table: ``wgs84``, ``cgcs2000``, ``gcj02``, ``bd09`` or ``EPSG:code``;
+        a geometry file's own CRS wins.
+    network
+        When given, facilities are snapped: ``x``, ``y``, ``edge``, ``along_m``, ``offset_m``
+        and ``status``.
+    layer
+        Layer or sheet name.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        WGS-84 points with ``facility_id``, ``name``, ``tier``, ``tier_name``, ``floor_area_m2``,
+        ``households_capacity``, ``status``, ``source_row`` and the table's other columns.
+
+    Raises
+    ------
+    ValidationError
+        Listing every problem of the table at once.
+
+    """
+    df = read_table(path, layer=layer, what="facility table")
+    return facilities_from_frame(df, profile=profile, crs=crs, network=network, file=path)
+
+
+def facilities_from_frame(df: pd.DataFrame, *, profile: Profile | str | None = None,
+                          crs: str = "wgs84", network: WalkNetwork | None = None,
+                          file: str | Path | None = None) -> gpd.GeoDataFrame:
+    """Validate a facility table already in memory (see :func:`read_facilities`)."""
+    profile = get_profile(profile)
+    if len(df) == 0:
+        raise ValidationError([dict(row=None, field=None, value=None, problem="the table is empty",
+                                    fix="add one row per facility")], file=file)
+    problems: list[dict] = []
+    cols = {f: find_column(df.columns, f) for f in ("id", "name", "tier", "floor_area_m2",
+                                                   "households_capacity")}
+    if cols["tier"] is None:
+        problems.append(dict(row=None, field="tier", value=None,
+                             problem=f"no tier column (found: {', '.join(map(str, df.columns))})",
+                             fix="add a 'tier' (级别) column: district/community/station, 片区级/社区级/驿站级 or minutes"))
+    df = df.reset_index(drop=True)
+    polygons = _polygon_rows(df)
+    lon, lat, point_problems = table_points(df, crs=crs, file=file)
+    problems += point_problems
+    if network is not None and polygons.any():
+        lon, lat = _entrances(df, polygons, network, lon, lat)
+    lon, lat = _entrance_columns(df, lon, lat, crs)
+    tiers = np.full(len(df), None, dtype=object)
+    if cols["tier"] is not None:
+        for i, raw in enumerate(df[cols["tier"]].tolist()):
+            if raw is None or (isinstance(raw, float) and np.isnan(raw)) or str(raw).strip() == "":
+                problems.append(dict(row=i + 1, field=cols["tier"], value=None, problem="no tier",
+                                     fix="give the tier: " + ", ".join(t.code for t in profile.tiers)))
+                continue
+            try:
+                tiers[i] = profile.tier(raw).code
+            except DataError:
+                problems.append(dict(row=i + 1, field=cols["tier"], value=raw, problem="unknown tier",
+                                     fix="use one of: " + "; ".join(
+                                         f"{t.code} / {t.name_zh} / {profile.threshold_minutes(t):g}"
+                                         for t in profile.tiers)))
+    ids = (df[cols["id"]].astype(str).str.strip() if cols["id"] else
+           pd.Series([f"F{i + 1:04d}" for i in range(len(df))]))
+    for i in np.flatnonzero(ids.duplicated(keep=False).to_numpy()):
+        problems.append(dict(row=int(i) + 1, field=cols["id"], value=ids.iloc[i], problem="duplicate id",
+                             fix="give every facility its own id"))
+    numbers = {}
+    for field in ("floor_area_m2", "households_capacity"):
+        col = cols[field]
+        if col is None:
+            numbers[field] = np.full(len(df), np.nan)
+            continue
+        raw = df[col]
+        vals = pd.to_numeric(raw, errors="coerce").to_numpy(float)
+        bad = (raw.notna() & raw.astype(str).str.strip().ne("")).to_numpy() & ~np.isfinite(vals)
+        bad |= np.isfinite(vals) & (vals < 0)
+        for i in np.flatnonzero(bad):
+            problems.append(dict(row=int(i) + 1, field=col, value=raw.iloc[i],
+                                 problem="not a non-negative number", fix="give square metres as a number, or leave it empty"))
+        numbers[field] = vals
+    if network is not None:
+        problems += _swapped_against_network(df, lon, lat, network, crs)
+    if problems:
+        raise ValidationError(sorted(problems, key=lambda p: (p["row"] or 0)), file=file)
+    names = df[cols["name"]].astype(str) if cols["name"] else ids
+    tier_names = {t.code: t.name_zh for t in profile.tiers}
+    out = pd.DataFrame({"facility_id": ids.to_numpy(), "name": names.to_numpy(), "tier": tiers,
+                        "tier_name": [tier_names[t] for t in tiers],
+                        "floor_area_m2": numbers["floor_area_m2"],
+                        "households_capacity": numbers["households_capacity"],
+                        "status": "ok", "source_row": np.arange(1, len(df) + 1)})
+    used = {c for c in cols.values() if c} | {"geometry"} | set(_OUT)
+    for col in df.columns:
+        if col not in used and find_column([col], "lon") is None and find_column([col], "lat") is None:
+            out[str(col)] = df[col].to_numpy()
+    if find_column(df.columns, "services") and "services" not in out.columns:
+        out["services"] = df[find_column(df.columns, "services")].to_numpy()
+    gdf = gpd.GeoDataFrame(out, geometry=shapely.points(lon, lat), crs=4326)
+    if network is not None:
+        gdf = attach(gdf, network, profile)
+    return gdf
+
+
+def attach(facilities: gpd.GeoDataFrame, net: WalkNetwork, profile: Profile) -> gpd.GeoDataFrame:
+    """Snap facilities to ``net``: ``x``, ``y``, ``edge``, ``along_m``, ``offset_m``; ``status``
+    becomes ``outside_area`` outside the network's area (widened by the snap cap) and
+    ``off_network`` beyond the snap cap from every walkable street."""
+    fac = facilities.copy()
+    x, y = net.from_wgs84(fac.geometry.x.to_numpy(), fac.geometry.y.to_numpy())
+    snap = net.snap(x, y, max_metres=profile.snap_cap_metres)
+    inside = shapely.contains_xy(net.hull.buffer(profile.snap_cap_metres), x, y)
+    status = (fac["status"].astype(str).to_numpy() if "status" in fac.columns
+              else np.full(len(fac), "ok", dtype=object))
+    status = np.where(~inside, "outside_area",
+                      np.where(~snap["snapped"].to_numpy(), "off_network", status)).astype(object)
+    fac["status"] = status
+    fac["x"], fac["y"] = x, y
+    for col in ("edge", "along_m", "offset_m"):
+        fac[col] = snap[col].to_numpy()
+    return fac
+
+
+_ENTRANCE = (("entrance_lon", "入口经度"), ("entrance_lat", "入口纬度"))
+
+
+def _entrance_columns(df: pd.DataFrame, lon: np.ndarray, lat: np.ndarray, crs: str
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """A facility's entrance, where the table gives one, is where it meets the street."""
+    cx = next((c for c in df.columns if str(c).lower() in _ENTRANCE[0]), None)
+    cy = next((c for c in df.columns if str(c).lower() in _ENTRANCE[1]), None)
+    if cx is None or cy is None:
+        return lon, lat
+    ex = pd.to_numeric(df[cx], errors="coerce").to_numpy(float)
+    ey = pd.to_numeric(df[cy], errors="coerce").to_numpy(float)
+    has = np.isfinite(ex) & np.isfinite(ey)
+    if has.any():
+        from .crs import to_wgs84
+
+        lon, lat = lon.copy(), lat.copy()
+        lon[has], lat[has] = to_wgs84(ex[has], ey[has], crs)
+    return lon, lat
+
+
+def _polygon_rows(df: pd.DataFrame) -> np.ndarray:
+    if not isinstance(df, gpd.GeoDataFrame) or df.geometry is None:
+        return np.zeros(len(df), dtype=bool)
+    kinds = shapely.get_type_id(df.geometry.to_numpy())
+    return np.isin(kinds, (3, 6))  # Polygon, MultiPolygon
+
+
+def _entrances(df: gpd.GeoDataFrame, polygons: np.ndarray, net: WalkNetwork, lon: np.ndarray,
+               lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A footprint connects where its boundary comes nearest a walkable street."""
+    geom = df.geometry[polygons]
+    if geom.crs is None:
+        geom = geom.set_crs(4326)
+    boundary = shapely.boundary(geom.to_crs(net.crs).to_numpy())
+    idx = net._tree.query_nearest(boundary, all_matches=False)[1]
+    line = shapely.shortest_line(boundary, net.edge_geometry[idx])
+    start = shapely.get_point(line, 0)
+    elon, elat = net.to_wgs84(shapely.get_x(start), shapely.get_y(start))
+    lon, lat = lon.copy(), lat.copy()
+    lon[polygons], lat[polygons] = elon, elat
+    return lon, lat
+
+
+def _swapped_against_network(df, lon, lat, net: WalkNetwork, crs: str) -> list[dict]:
+    """Rows far outside the network whose swapped coordinates fall inside it."""
+    if str(crs).lower() not in ("wgs84", "cgcs2000", "gcj02", "bd09"):
+        return []
+    ok = np.isfinite(lon) & np.isfinite(lat)
+    if not ok.any():
+        return []
+    area = net.hull.buffer(2000)
+    x, y = net.from_wgs84(np.where(ok, lon, 0), np.where(ok, lat, 0))
+    sx, sy = net.from_wgs84(np.where(ok, lat, 0), np.where(ok, lon, 0))
+    swapped = ok & ~shapely.contains_xy(area, x, y) & shapely.contains_xy(area, sx, sy)
+    return [dict(row=int(i) + 1, field="lon/lat", value=f"{lon[i]:.6f}, {lat[i]:.6f}",
+                 problem="far outside the network, but inside it with longitude and latitude swapped",
+                 fix="swap the longitude and latitude columns") for i in np.flatnonzero(swapped)]
+
+
+def from_osm(source: str | Path, profile: Profile | str | None = None) -> gpd.GeoDataFrame:
+    """Tiered facilities from an OSM extract, by the profile's tag mapping.
+
+    Parameters
+    ----------
+    source
+        An OSM extract.
+    profile
+        Its ``osm_tags`` say which tags make a facility of which tier (a feature matching several
+        tiers takes the highest).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Same columns as :func:`read_facilities` (without network attachment); footprint polygons
+        become their representative point, with ``floor_area_m2`` from footprint × levels.
+
+    """
+    from .osm import read_osm_features
+
+    profile = get_profile(profile)
+    frames = []
+    for tier in sorted(profile.tiers, key=lambda t: t.rank):  # low first: higher tiers overwrite
+        tags = profile.osm_tags.get(tier.code)
+        if not tags:
+            continue
+        pois = read_osm_features(source, kind="pois", custom_filter=tags)
+        if not len(pois):
+            continue
+        keep = np.zeros(len(pois), dtype=bool)
+        for key, values in tags.items():
+            if key in pois.columns:
+                keep |= pois[key].isin(values).to_numpy()
+        pois = pois[keep]
+        if len(pois):
+            frames.append(pois.assign(tier=tier.code))
+    if not frames:
+        raise DataError("the extract has no feature matching the profile's OSM tags", file=source,
+                        fix="give a facility table instead, or extend the profile's osm_tags")
+    pois = pd.concat(frames, ignore_index=True)
+    pois["osm_key"] = pois.get("osm_type", "").astype(str) + "/" + pois["id"].astype(str)
+    pois = pois.drop_duplicates("osm_key", keep="last").reset_index(drop=True)
+    geom = gpd.GeoSeries(pois.geometry, crs=4326)
+    local = geom.to_crs(geom.estimate_utm_crs())
+    levels = pd.to_numeric(pois.get("building:levels"), errors="coerce") if "building:levels" in pois else None
+    area = np.where(shapely.get_type_id(local.to_numpy()) >= 3, local.area.to_numpy(), np.nan)
+    if levels is not None:
+        area = area * levels.fillna(1).to_numpy()
+    name = pois["name"].fillna("") if "name" in pois else pd.Series([""] * len(pois))
+    if "tags" in pois:
+        zh = pois["tags"].astype(str).str.extract(r'"name:zh"\s*:\s*"([^"]+)"')[0]
+        name = name.where(name != "", zh.fillna(""))
+    name = name.where(name != "", "OSM " + pois["osm_key"])
+    df = pd.DataFrame({"id": pois["osm_key"], "name": name, "tier": pois["tier"],
+                       "floor_area_m2": np.round(area, 1)})
+    gdf = gpd.GeoDataFrame(df, geometry=shapely.point_on_surface(geom.to_numpy()), crs=4326)
+    return facilities_from_frame(gdf, profile=profile, file=source)

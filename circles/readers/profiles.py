@@ -1,0 +1,620 @@
+"""Profiles: the tiers of service complexes, their thresholds, walking speed, nesting and standards.
+
+Built-in: ``deyang`` (the default: service complexes, 15 / 10 / 5 min, nested), ``gb50180``
+(GB 50180-2018 life circles: 1000 / 500 / 300 m of network distance, not nested) and ``tdt1062``
+(TD/T 1062-2021 community life circles). Any profile can be written as YAML or TOML, optionally
+``extends:`` a built-in or another file, and is validated with errors that name the file and key.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import unicodedata
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import DataError, InputFileError, ProfileError
+
+__all__ = ["Profile", "Tier", "get_profile", "list_profiles"]
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One tier of service complex (or one level of a life circle).
+
+    Attributes
+    ----------
+    code : str
+        Stable code used in tables and column names (``district``, ``community``, ``station``).
+    name_zh, name_en : str
+        Display names; tables may use either.
+    minutes, metres : float or None
+        The threshold: exactly one is set; the other follows from the profile's walking speed
+        (:meth:`Profile.threshold_metres`, :meth:`Profile.threshold_minutes`).
+    colour : str
+        Hex colour on maps.
+    rank : int
+        Larger is higher (district > community > station); nesting follows rank.
+    population_range, dwellings_range : tuple of int or None
+        People and dwellings one circle of this tier serves (GB 50180 Table 4.0.1).
+    min_floor_area_m2 : float or None
+        Minimum floor area of a complex of this tier.
+    aliases : tuple of str
+        Other names tables may use, e.g. ``"15min"`` for a tier whose threshold is in metres.
+
+    """
+
+    code: str
+    name_zh: str
+    name_en: str
+    minutes: float | None = None
+    metres: float | None = None
+    colour: str = "#3388ff"
+    rank: int = 0
+    population_range: tuple[int, int] | None = None
+    dwellings_range: tuple[int, int] | None = None
+    min_floor_area_m2: float | None = None
+    aliases: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if (self.minutes is None) == (self.metres is None):
+            raise ProfileError(f"tier {self.code!r} needs exactly one of minutes or metres",
+                               field="minutes", fix="give minutes: 5 or metres: 300, not both")
+
+
+_STANDARDS = {
+    "floor_area_m2_per_100_households": 30.0,
+    "min_community_space_m2": 300.0,
+    "min_complex_floor_area_m2": 600.0,
+    "preferred_complex_floor_area_m2": 800.0,
+    "workers_per_10000_residents": 18.0,
+    "kindergarten_households": 1500.0,
+    "primary_school_households": 3000.0,
+    "persons_per_household": 2.62,
+}
+_SOURCES = {
+    "floor_area_m2_per_100_households": "community service floor area >= 30 m2 per 100 households "
+                                        "(national community service facility standard)",
+    "min_community_space_m2": "every urban community's service space >= 300 m2 (Deyang)",
+    "min_complex_floor_area_m2": "embedded service complex >= 600 m2 (Deyang)",
+    "preferred_complex_floor_area_m2": "embedded service complex 800 m2 preferred (Deyang)",
+    "workers_per_10000_residents": "18 community workers per 10,000 residents",
+    "kindergarten_households": "a kindergarten per >= 1,500 households (Baoji)",
+    "primary_school_households": "a primary school per >= 3,000 households (Baoji)",
+    "persons_per_household": "2.62 persons per household, China's 2020 census",
+    "snap_cap_metres": "choice: beyond 300 m of straight walk to a walkable street a point is "
+                       "reported as off-network",
+    "street_buffer_metres": "choice: 30 m either side of a reached street in service-area polygons",
+}
+# Service complexes are rarely tagged as such in China's OSM; these are the closest tags, a
+# choice of this profile (a facility table is the reliable source for an audit).
+_COMPLEX_TAGS = {
+    "district": {"amenity": ["townhall"]},
+    "community": {"amenity": ["community_centre", "social_facility"], "office": ["government"]},
+    "station": {"amenity": ["social_centre"]},
+}
+# Facility kinds per life-circle level after GB 50180-2018 Appendix B (middle school, hospital,
+# culture centre, elderly home at 15 min; primary school, market, bank, post at 10 min;
+# kindergarten, clinic, community station, day care, fitness at 5 min). OSM seldom tells primary
+# from middle schools, so all schools sit at the 10-minute level.
+_LEVEL_TAGS = {
+    "district": {"amenity": ["hospital", "townhall", "police", "arts_centre"],
+                 "social_facility": ["nursing_home"], "leisure": ["sports_centre"]},
+    "community": {"amenity": ["school", "marketplace", "bank", "post_office"],
+                  "shop": ["supermarket"], "leisure": ["pitch"]},
+    "station": {"amenity": ["kindergarten", "childcare", "clinic", "community_centre"],
+                "social_facility": ["day_care"], "leisure": ["fitness_station"]},
+}
+_PALETTE = ("#7b3294", "#2b83ba", "#1a9641", "#fdae61", "#d7191c", "#abdda4")
+_ZH_DIGITS = dict(zip("零一二两三四五六七八九", (0, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9), strict=True))
+_MINUTES_RE = re.compile(r"(\d+(?:\.\d+)?|[零一二两三四五六七八九十]+)\s*"
+                         r"(min|mins|minute|minutes|-minute|分钟|分)?")
+_METRES_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(m|metre|metres|meter|meters|米)")
+
+
+@dataclass
+class Profile:
+    """Tiers, walking speed, nesting and indicator standards of one planning framework.
+
+    Attributes
+    ----------
+    name, title_zh, title_en : str
+        Identification.
+    tiers : tuple of Tier
+        Ordered from the highest tier to the lowest.
+    walk_kmh : float
+        Walking speed (1-10 km/h).
+    nested : bool
+        Whether a higher-tier facility also serves the lower tiers.
+    standards : dict
+        Indicator numbers (floor area per 100 households, persons per household...).
+    osm_tags : dict
+        Per tier code, the OSM tags (key -> values) that identify its facilities.
+    snap_cap_metres : float
+        Beyond this straight walk from a walkable street a point is off-network.
+    street_buffer_metres : float
+        Half-width of the street buffer of service-area polygons.
+    lang : str
+        Default language of maps and reports (``zh`` or ``en``).
+    sources : dict
+        Where the numbers come from, and which are this profile's choices.
+    services : dict
+        The service catalogue configuration, carried unchanged (read by :mod:`circles.services`).
+
+    """
+
+    name: str
+    title_zh: str
+    title_en: str
+    tiers: tuple[Tier, ...]
+    walk_kmh: float = 4.5
+    nested: bool = True
+    standards: dict[str, float] = field(default_factory=lambda: dict(_STANDARDS))
+    osm_tags: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    snap_cap_metres: float = 300.0
+    street_buffer_metres: float = 30.0
+    lang: str = "zh"
+    sources: dict[str, str] = field(default_factory=lambda: dict(_SOURCES))
+    services: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.tiers = tuple(self.tiers)
+
+    @property
+    def metres_per_minute(self) -> float:
+        """Walking speed in metres per minute."""
+        return self.walk_kmh * 1000.0 / 60.0
+
+    def threshold_metres(self, tier: str | float | Tier) -> float:
+        """A tier's threshold as network metres (given, or minutes times the walking speed)."""
+        t = tier if isinstance(tier, Tier) else self.tier(tier)
+        return float(t.metres) if t.metres is not None else float(t.minutes) * self.walk_kmh * 1000.0 / 60.0
+
+    def threshold_minutes(self, tier: str | float | Tier) -> float:
+        """A tier's threshold as walking minutes at the profile's speed."""
+        t = tier if isinstance(tier, Tier) else self.tier(tier)
+        return float(t.minutes) if t.minutes is not None else float(t.metres) * 60.0 / (self.walk_kmh * 1000.0)
+
+    def tier(self, key: str | float | Tier) -> Tier:
+        """Resolve a tier from its code, Chinese or English name, an alias, or its minutes.
+
+        Parameters
+        ----------
+        key
+            ``"station"``, ``"驿站级"``, ``"Station"``, ``5``, ``5.0``, ``"5"``, ``"5min"``,
+            ``"5分钟"``, ``"五分钟"``; in a profile with metre thresholds also ``300`` or ``"300m"``.
+
+        Returns
+        -------
+        Tier
+
+        Raises
+        ------
+        DataError
+            An unknown tier, listing the known ones.
+
+        """
+        if isinstance(key, Tier):
+            key = key.code
+        text = unicodedata.normalize("NFKC", str(key)).strip()
+        low = text.lower()
+        for t in self.tiers:
+            names = {t.code.lower(), t.name_en.lower(), t.name_zh.lower(), *(a.lower() for a in t.aliases)}
+            if low in names:
+                return t
+        minutes = _parse_minutes(low)
+        if minutes is not None:
+            for t in self.tiers:
+                if abs(self.threshold_minutes(t) - minutes) < 1e-6:
+                    return t
+            for t in self.tiers:  # the nominal minutes of a tier measured in metres (GB 50180)
+                if any(_parse_minutes(a.lower()) == minutes for a in t.aliases):
+                    return t
+        metres = _parse_metres(low)
+        if metres is None and minutes is not None and _MINUTES_RE.fullmatch(low).group(2) is None:
+            metres = minutes  # a bare number may be metres in a distance-based profile
+        if metres is not None:
+            for t in self.tiers:
+                if abs(self.threshold_metres(t) - metres) < 1e-6:
+                    return t
+        known = "; ".join(f"{t.code} / {t.name_zh} / {self.threshold_minutes(t):g} min"
+                          for t in self.tiers)
+        raise DataError(f"unknown tier {key!r} in profile '{self.name}'", field="tier",
+                        fix=f"use one of: {known}")
+
+    def eligible(self, tier_code: str | float | Tier) -> list[str]:
+        """Tier codes whose facilities count for coverage of ``tier_code``.
+
+        Returns
+        -------
+        list of str
+            Nested profiles: the tier and every higher-ranked one, highest first; otherwise the
+            tier alone.
+
+        """
+        t = self.tier(tier_code)
+        if not self.nested:
+            return [t.code]
+        return [o.code for o in self.tiers if o.rank >= t.rank]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain, JSON/YAML/TOML-serialisable dict (unset tier fields left out)."""
+        d = asdict(self)
+        d["tiers"] = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in t.items()
+                       if v is not None and v != ()} for t in d["tiers"]]
+        return json.loads(json.dumps(d, ensure_ascii=False))
+
+    def to_yaml(self) -> str:
+        """The profile as YAML, a file to start a city's own profile from."""
+        head = (f"# circles profile '{self.name}': {self.title_en}\n"
+                "# Save as my_profile.yaml, edit, and use with --profile my_profile.yaml.\n")
+        return head + yaml.safe_dump(self.to_dict(), allow_unicode=True, sort_keys=False)
+
+    def to_toml(self) -> str:
+        """The profile as TOML.
+
+        Raises
+        ------
+        ProfileError
+            The profile holds a value TOML cannot (``null``, e.g. in ``services``).
+
+        """
+        import tomli_w
+
+        try:
+            return tomli_w.dumps(self.to_dict())
+        except TypeError as err:  # TOML has no null: only services/sources can hold one
+            raise ProfileError(f"profile '{self.name}' holds an empty value (null), which TOML "
+                               f"cannot write ({err})", fix="write it as YAML, or give every key a value") from err
+
+
+def _parse_minutes(text: str) -> float | None:
+    m = _MINUTES_RE.fullmatch(text)
+    if not m:
+        return None
+    num = m.group(1)
+    if num[0].isdigit():
+        return float(num)
+    tens, ten, ones = num.partition("十")
+    if len(tens) > 1 or len(ones) > 1 or "十" in ones or (not ten and len(num) > 1):
+        return None
+    if not ten:
+        return float(_ZH_DIGITS[num])
+    return float((_ZH_DIGITS[tens] if tens else 1) * 10 + (_ZH_DIGITS[ones] if ones else 0))
+
+
+def _parse_metres(text: str) -> float | None:
+    m = _METRES_RE.fullmatch(text)
+    return float(m.group(1)) if m else None
+
+
+def _tiers(district: dict, community: dict, station: dict) -> tuple[Tier, ...]:
+    # The three codes, colours and ranks are shared by the built-ins so that tables stay compatible.
+    return (Tier(code="district", colour="#7b3294", rank=3, **district),
+            Tier(code="community", colour="#2b83ba", rank=2, **community),
+            Tier(code="station", colour="#1a9641", rank=1, **station))
+
+
+_GB_TIERS = ("GB 50180-2018 Table 4.0.1: 15-min life circle 800-1000 m walk, 50,000-100,000 people, "
+             "17,000-32,000 dwellings; 10-min 500 m, 15,000-25,000 people, 5,000-8,000 dwellings; "
+             "5-min 300 m, 5,000-12,000 people, 1,500-4,000 dwellings. 1000 m for the 15-min level "
+             "(the upper end) is this profile's choice")
+
+_BUILTIN: dict[str, Profile] = {
+    "deyang": Profile(
+        name="deyang", title_zh="城市社区便民服务综合体（德阳）", title_en="Community service complexes (Deyang)",
+        tiers=_tiers(
+            {"name_zh": "片区级", "name_en": "district", "minutes": 15, "min_floor_area_m2": 800},
+            {"name_zh": "社区级", "name_en": "community", "minutes": 10, "min_floor_area_m2": 600},
+            {"name_zh": "驿站级", "name_en": "station", "minutes": 5, "min_floor_area_m2": 300}),
+        walk_kmh=4.5, nested=True, osm_tags=copy.deepcopy(_COMPLEX_TAGS),
+        sources={**_SOURCES,
+                 "tiers": "Deyang service complexes: 80 = 8 district (15 min) + 40 community (10 min) "
+                          "+ 32 station (5 min); a higher tier also serves the lower ones (nested)",
+                 "walk_kmh": "4.5 km/h (75 m/min) default walking speed; 4.0 and 5.0 are common",
+                 "min_floor_area": "district 800 m2 and community 600 m2 (embedded complex >= 600, 800 "
+                                   "preferred), station 300 m2 (community space >= 300); which "
+                                   "number goes to which tier is this profile's choice",
+                 "osm_tags": "choice: the closest OSM tags; complexes are rarely tagged, so give a "
+                             "facility table for an audit"}),
+    "gb50180": Profile(
+        name="gb50180", title_zh="城市居住区规划设计标准 GB 50180-2018",
+        title_en="Urban residential area planning standard GB 50180-2018",
+        tiers=_tiers(
+            {"name_zh": "十五分钟生活圈居住区", "name_en": "15-minute life circle", "metres": 1000,
+             "population_range": (50000, 100000), "dwellings_range": (17000, 32000),
+             "aliases": ("15min", "15分钟生活圈", "十五分钟生活圈")},
+            {"name_zh": "十分钟生活圈居住区", "name_en": "10-minute life circle", "metres": 500,
+             "population_range": (15000, 25000), "dwellings_range": (5000, 8000),
+             "aliases": ("10min", "10分钟生活圈", "十分钟生活圈")},
+            {"name_zh": "五分钟生活圈居住区", "name_en": "5-minute life circle", "metres": 300,
+             "population_range": (5000, 12000), "dwellings_range": (1500, 4000),
+             "aliases": ("5min", "5分钟生活圈", "五分钟生活圈")}),
+        walk_kmh=4.5, nested=False, osm_tags=copy.deepcopy(_LEVEL_TAGS),
+        sources={**_SOURCES, "tiers": _GB_TIERS,
+                 "population_range": "GB 50180-2018 Table 4.0.1",
+                 "dwellings_range": "GB 50180-2018 Table 4.0.1",
+                 "nested": "GB 50180-2018: levels stack; a 15-minute facility does not provide "
+                           "5-minute services",
+                 "walk_kmh": "choice: 4.5 km/h only converts the standard's distances to minutes",
+                 "osm_tags": "choice: GB 50180-2018 Appendix B facility kinds per level, mapped to "
+                             "OSM tags; all schools at the 10-minute level"}),
+    "tdt1062": Profile(
+        name="tdt1062", title_zh="社区生活圈规划技术指南 TD/T 1062-2021",
+        title_en="Community life circle planning guide TD/T 1062-2021",
+        tiers=_tiers(
+            {"name_zh": "15分钟层级", "name_en": "15-minute level", "minutes": 15,
+             "population_range": (50000, 100000), "aliases": ("15分钟社区生活圈",)},
+            {"name_zh": "10分钟层级", "name_en": "10-minute level", "minutes": 10},
+            {"name_zh": "5分钟层级", "name_en": "5-minute level", "minutes": 5}),
+        walk_kmh=4.0, nested=False, osm_tags=copy.deepcopy(_LEVEL_TAGS),
+        sources={**_SOURCES,
+                 "tiers": "TD/T 1062-2021: a 15-minute level (about 1 km walk, 50,000-100,000 "
+                          "people) and a 5-10-minute level; splitting the latter into 10 and 5 "
+                          "minutes is this profile's choice",
+                 "population_range": "TD/T 1062-2021, 15-minute level",
+                 "walk_kmh": "choice: 4.0 km/h, so that 15 minutes is the guide's 1 km",
+                 "nested": "choice: the guide lists service elements per level, so levels stack "
+                           "as in GB 50180 (set nested: true to let higher levels count)",
+                 "osm_tags": "choice: the GB 50180-2018 Appendix B facility kinds per level"}),
+}
+
+_TOP_KEYS = set(Profile.__dataclass_fields__) | {"extends"}
+_TIER_KEYS = set(Tier.__dataclass_fields__)
+_SUFFIXES = (".yaml", ".yml", ".toml")
+
+
+def list_profiles() -> list[str]:
+    """Names of the built-in profiles."""
+    return list(_BUILTIN)
+
+
+def get_profile(profile: str | Path | Profile | None = None) -> Profile:
+    """A built-in profile by name, a profile file (YAML/TOML), or ``None`` for ``deyang``.
+
+    Parameters
+    ----------
+    profile
+        A :class:`Profile` (returned as is), a built-in name (:func:`list_profiles`), or the
+        path of a ``.yaml``/``.yml``/``.toml`` file. A file may say ``extends: NAME_OR_PATH`` to
+        start from another profile: its scalar keys replace the base's, its dicts (standards,
+        sources, osm_tags, services) are merged key by key, and its tiers are merged by code
+        (a tier whose code is new is added and needs a ``rank``).
+
+    Returns
+    -------
+    Profile
+        A fresh copy: changing it does not change the built-in.
+
+    Raises
+    ------
+    ProfileError
+        Unknown name or invalid contents (naming the file and key).
+    InputFileError
+        A profile file that is missing or cannot be read.
+
+    """
+    return _load(profile, base_dir=None, seen=())
+
+
+def _load(profile: str | Path | Profile | None, *, base_dir: Path | None,
+          seen: tuple[Path, ...]) -> Profile:
+    if isinstance(profile, Profile):
+        return profile
+    if profile is None:
+        return copy.deepcopy(_BUILTIN["deyang"])
+    key = str(profile).strip()
+    if not isinstance(profile, Path) and key.lower() in _BUILTIN:
+        return copy.deepcopy(_BUILTIN[key.lower()])
+    path = Path(key).expanduser()
+    if base_dir is not None and not path.is_absolute():
+        path = base_dir / path  # an extended file is found beside the file that extends it
+    if path.suffix.lower() not in _SUFFIXES:
+        if path.exists():
+            raise ProfileError("a profile file must end in .yaml, .yml or .toml", file=path,
+                               fix="rename it, or print a valid one: circles profiles deyang > my.yaml")
+        raise ProfileError(f"no built-in profile or profile file named {key!r}",
+                           fix=f"use one of {', '.join(_BUILTIN)} or the path of a .yaml/.toml file")
+    if not path.is_file():
+        raise InputFileError("the profile file does not exist", file=path,
+                             fix=f"check the path, or use a built-in profile: {', '.join(_BUILTIN)}")
+    if path.resolve() in seen:
+        raise ProfileError("the profile extends itself (a cycle of 'extends')", file=path,
+                           field="extends", fix="point 'extends' at a built-in or another file")
+    return _from_file(path, (*seen, path.resolve()))
+
+
+def _from_file(path: Path, seen: tuple[Path, ...]) -> Profile:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise InputFileError("the profile file is not UTF-8 text", file=path,
+                             fix="save it as UTF-8") from err
+    except OSError as err:
+        raise InputFileError(f"cannot read the profile file ({err.strerror})", file=path,
+                             fix="check the path and its permissions") from err
+    try:
+        if path.suffix.lower() == ".toml":
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10
+                import tomli as tomllib
+            data = tomllib.loads(text)
+        else:
+            data = yaml.safe_load(text)
+    except Exception as err:
+        raise ProfileError(f"cannot parse the profile ({err})", file=path,
+                           fix="check the file's syntax (circles profiles deyang prints a valid one)") from err
+    if not isinstance(data, dict):
+        raise ProfileError("a profile file must be a mapping of keys", file=path,
+                           fix="start from: circles profiles deyang > my_profile.yaml")
+    return _from_dict(data, path, seen)
+
+
+def _fail(path: Path, key: str, message: str, fix: str) -> ProfileError:
+    return ProfileError(message, file=path, field=key, fix=fix)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _positive(v: Any) -> bool:
+    return _is_number(v) and v > 0
+
+
+def _texts(v: Any) -> bool:
+    return isinstance(v, list | tuple) and all(isinstance(x, str) for x in v)
+
+
+def _is_range(v: Any) -> bool:
+    return (isinstance(v, list | tuple) and len(v) == 2 and all(_is_number(x) for x in v)
+            and 0 <= v[0] <= v[1])
+
+
+# key: (test, what it must be, an example of a right value)
+_TOP_RULES = {
+    "name": (lambda v: isinstance(v, str) and v.strip(), "text", "name: my_city"),
+    "title_zh": (lambda v: isinstance(v, str), "text", 'title_zh: "某市社区生活圈"'),
+    "title_en": (lambda v: isinstance(v, str), "text", 'title_en: "My city"'),
+    "walk_kmh": (lambda v: _is_number(v) and 1 <= v <= 10, "a walking speed within 1-10 km/h",
+                 "walk_kmh: 4.5 (default), 4.0 or 5.0; slower for the elderly"),
+    "nested": (lambda v: isinstance(v, bool), "true or false",
+               "nested: true (complexes) or false (GB 50180 levels)"),
+    "snap_cap_metres": (_positive, "a positive number of metres", "snap_cap_metres: 300"),
+    "street_buffer_metres": (_positive, "a positive number of metres", "street_buffer_metres: 30"),
+    "lang": (lambda v: v in ("zh", "en"), "zh or en", "lang: zh"),
+    "standards": (lambda v: isinstance(v, dict), "a mapping", "standards: {persons_per_household: 2.62}"),
+    "sources": (lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
+                "a mapping of names to text", 'sources: {walk_kmh: "city survey 2025"}'),
+    "osm_tags": (lambda v: isinstance(v, dict), "a mapping of tier codes to OSM tags",
+                 'osm_tags: {community: {amenity: ["community_centre"]}}'),
+    "services": (lambda v: isinstance(v, dict), "a mapping", "services: {...}"),
+}
+_TIER_RULES = {
+    "code": (lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", v),
+             "a plain word of letters, digits and _", "code: station"),
+    "name_zh": (lambda v: isinstance(v, str), "text", 'name_zh: "驿站级"'),
+    "name_en": (lambda v: isinstance(v, str), "text", 'name_en: "station"'),
+    "minutes": (_positive, "a positive number", "minutes: 5"),
+    "metres": (_positive, "a positive number", "metres: 300"),
+    "colour": (lambda v: isinstance(v, str) and re.fullmatch(r"#(?:[0-9a-fA-F]{3}){1,2}", v),
+               "a hex colour", 'colour: "#1a9641" (quoted in YAML)'),
+    "rank": (lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number", "rank: 1"),
+    "population_range": (_is_range, "a range [low, high]", "population_range: [5000, 12000]"),
+    "dwellings_range": (_is_range, "a range [low, high]", "dwellings_range: [1500, 4000]"),
+    "min_floor_area_m2": (_positive, "a positive area in m²", "min_floor_area_m2: 300"),
+    "aliases": (_texts, "a list of names", 'aliases: ["15min", "十五分钟"]'),
+}
+
+
+def _merge(base: dict, data: dict, path: Path) -> dict:
+    merged = {**base, **{k: v for k, v in data.items() if k != "extends"}}
+    for key in ("standards", "sources", "osm_tags", "services"):
+        if isinstance(data.get(key), dict):
+            merged[key] = {**base.get(key, {}), **data[key]}
+    if "tiers" in data:
+        if not isinstance(data["tiers"], list):
+            raise _fail(path, "tiers", "tiers must be a list", "give a list of tier mappings")
+        tiers = [dict(t) for t in base["tiers"]]
+        index = {t["code"]: i for i, t in enumerate(tiers)}
+        for t in data["tiers"]:
+            if isinstance(t, dict) and t.get("code") in index:
+                old = tiers[index[t["code"]]]
+                if "minutes" in t or "metres" in t:  # the override's unit replaces the base's
+                    old = {k: v for k, v in old.items() if k not in ("minutes", "metres")}
+                tiers[index[t["code"]]] = {**old, **t}
+            else:
+                tiers.append(t)
+        merged["tiers"] = tiers
+    return merged
+
+
+def _from_dict(data: dict, path: Path, seen: tuple[Path, ...] = ()) -> Profile:
+    unknown = sorted(set(map(str, data)) - _TOP_KEYS)
+    if unknown:
+        raise _fail(path, unknown[0], f"unknown key(s) {unknown}",
+                    f"allowed keys: {', '.join(sorted(_TOP_KEYS))}")
+    if "extends" in data:
+        if not isinstance(data["extends"], str):
+            raise _fail(path, "extends", "extends must be a profile name or a file path",
+                        f"e.g. extends: deyang ({', '.join(_BUILTIN)})")
+        merged = _merge(_load(data["extends"], base_dir=path.parent, seen=seen).to_dict(), data, path)
+    else:
+        merged = dict(data)
+    for key in ("name", "tiers"):
+        if not merged.get(key):
+            raise _fail(path, key, f"the profile has no '{key}'",
+                        "add it, or 'extends: deyang' to start from a built-in profile")
+    for key, (ok, what, example) in _TOP_RULES.items():
+        if key in merged and not ok(merged[key]):
+            raise _fail(path, key, f"{key} must be {what}, not {merged[key]!r}", example)
+    for k, v in merged.get("standards", {}).items():
+        if not _is_number(v) or v < 0:
+            raise _fail(path, f"standards.{k}", f"standard {k!r} must be a non-negative number, "
+                        f"not {v!r}", "give a number, e.g. persons_per_household: 2.62")
+    tiers = _check_tiers(merged["tiers"], path)
+    codes = {t.code for t in tiers}
+    osm_tags = {}
+    for code, tags in merged.get("osm_tags", {}).items():
+        where = f"osm_tags.{code}"
+        if code not in codes:
+            raise _fail(path, where, f"osm_tags names tier {code!r}, which the profile does not have",
+                        f"use one of the tier codes: {', '.join(sorted(codes))}")
+        if not isinstance(tags, dict) or not all(isinstance(v, str) or _texts(v) for v in tags.values()):
+            raise _fail(path, where, "OSM tags must map keys to lists of values",
+                        'e.g. community: {amenity: ["community_centre"]}')
+        osm_tags[code] = {k: [v] if isinstance(v, str) else list(v) for k, v in tags.items()}
+    fields = {k: v for k, v in merged.items() if k != "tiers"}
+    fields.setdefault("title_zh", fields["name"])
+    fields.setdefault("title_en", fields["name"])
+    fields["osm_tags"] = osm_tags
+    return Profile(tiers=tuple(sorted(tiers, key=lambda t: -t.rank)), **fields)
+
+
+def _check_tiers(rows: Any, path: Path) -> list[Tier]:
+    if not isinstance(rows, list):
+        raise _fail(path, "tiers", "tiers must be a list", "give a list of tier mappings")
+    ranked = any(isinstance(r, dict) and "rank" in r for r in rows)
+    tiers, ranks = [], {}
+    for i, t in enumerate(rows, start=1):
+        where = f"tiers[{i}]"
+        if not isinstance(t, dict):
+            raise _fail(path, where, "a tier must be a mapping",
+                        "give code, name_zh, name_en and minutes or metres")
+        bad = sorted(set(map(str, t)) - _TIER_KEYS)
+        if bad:
+            raise _fail(path, where, f"unknown tier key(s) {bad}",
+                        f"allowed: {', '.join(sorted(_TIER_KEYS))}")
+        t = {k: v for k, v in t.items() if v is not None}
+        if "code" not in t:
+            raise _fail(path, f"{where}.code", "a tier has no code", "code: station")
+        for key, (ok, what, example) in _TIER_RULES.items():
+            if key in t and not ok(t[key]):
+                raise _fail(path, f"{where}.{key}", f"{key} must be {what}, not {t[key]!r}", example)
+        where = f"tiers[{i}] ({t['code']})"
+        if t["code"] in {x.code for x in tiers}:
+            raise _fail(path, where, f"duplicate tier code {t['code']!r}", "give every tier its own code")
+        if ("minutes" in t) == ("metres" in t):
+            raise _fail(path, where, "a tier needs exactly one of minutes or metres",
+                        "keep minutes: 5 or metres: 300, not both and not neither")
+        if ranked and "rank" not in t:
+            raise _fail(path, f"{where}.rank", "this tier has no rank while others have one",
+                        "give every tier a rank (larger = higher), or none to rank them in order")
+        rank = t.get("rank", len(rows) - i + 1)
+        if rank in ranks:
+            raise _fail(path, f"{where}.rank", f"rank {rank} is also the rank of tier {ranks[rank]!r}",
+                        "give every tier its own rank (larger = higher)")
+        ranks[rank] = t["code"]
+        t.setdefault("colour", _PALETTE[(i - 1) % len(_PALETTE)])
+        for key in ("population_range", "dwellings_range"):
+            if key in t:
+                t[key] = (int(t[key][0]), int(t[key][1]))
+        tiers.append(Tier(**{"name_zh": t["code"], "name_en": t["code"], **t, "rank": rank,
+                             "aliases": tuple(t.get("aliases", ()))}))
+    return tiers

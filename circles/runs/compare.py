@@ -1,0 +1,192 @@
+"""Year-over-year comparison of two run or audit folders: what changed, and what it did."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyproj
+
+from ..errors import InputFileError
+from ..outputs.runfolder import read_run_manifest
+from ..outputs.tables import read_csv, write_csv
+
+__all__ = ["check_compare_folder", "compare_audits", "match_facilities"]
+
+_MOVED_METRES = 50.0
+_SAME_NAME_METRES = 500.0
+_GEOD = pyproj.Geod(ellps="WGS84")
+_COLUMNS = ["kind", "subject", "tier", "unit", "before", "after", "change", "detail"]
+
+
+def check_compare_folder(folder: str | Path) -> Path:
+    """An earlier run or audit folder fit to compare with, or a clear error.
+
+    Raises
+    ------
+    InputFileError
+        The path is a file or does not exist, the run in it did not finish or is corrupt, or it
+        lacks ``facilities.csv`` or ``coverage_by_tier.csv``.
+
+    """
+    path = Path(folder)
+    fix = "give --compare the folder of an earlier audit (or coverage run)"
+    if path.exists() and not path.is_dir():
+        raise InputFileError("this is a file; --compare needs the folder of an earlier audit", file=path,
+                             fix=fix)
+    if not path.exists():
+        raise InputFileError("the folder to compare with does not exist", file=path, fix=fix)
+    read_run_manifest(path)
+    for name in ("facilities.csv", "coverage_by_tier.csv"):
+        if not (path / name).is_file():
+            raise InputFileError(f"the folder to compare with has no {name}", file=path, fix=fix)
+    return path
+
+
+def _read(folder: Path, name: str, *, required: bool = True) -> pd.DataFrame | None:
+    path = folder / name
+    if not path.exists():
+        if required:
+            raise InputFileError(f"the folder has no {name}", file=folder,
+                                 fix="compare with a folder written by 'circles audit' or 'circles coverage'")
+        return None
+    return read_csv(path, dtype={"facility_id": str})
+
+
+def _metres(a: pd.DataFrame, b: pd.DataFrame) -> np.ndarray:
+    _, _, d = _GEOD.inv(a["lon"].to_numpy(float), a["lat"].to_numpy(float),
+                        b["lon"].to_numpy(float), b["lat"].to_numpy(float))
+    return np.asarray(d)
+
+
+def match_facilities(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
+    """Pair facilities of two years: by id, else by the same name within 500 m.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per facility of either year: ``id_before``, ``id_after``, ``name``,
+        ``tier_before``, ``tier_after``, ``moved_m`` and ``status`` (``added``, ``removed``,
+        ``moved``, ``retiered``, ``moved+retiered``, ``unchanged``).
+
+    """
+    b = before.reset_index(drop=True).assign(_i=lambda d: np.arange(len(d)))
+    a = after.reset_index(drop=True).assign(_j=lambda d: np.arange(len(d)))
+    pairs = b.merge(a, on="facility_id", suffixes=("_b", "_a"))[["_i", "_j"]]
+    left_b = b[~b["_i"].isin(pairs["_i"])]
+    left_a = a[~a["_j"].isin(pairs["_j"])]
+    by_name = left_b.merge(left_a, on="name", suffixes=("_b", "_a"))
+    if len(by_name):
+        near = _metres(by_name[["lon_b", "lat_b"]].set_axis(["lon", "lat"], axis=1),
+                       by_name[["lon_a", "lat_a"]].set_axis(["lon", "lat"], axis=1)) <= _SAME_NAME_METRES
+        by_name = by_name[near].drop_duplicates("_i").drop_duplicates("_j")
+        pairs = pd.concat([pairs, by_name[["_i", "_j"]]], ignore_index=True)
+    pb, pa = b.loc[pairs["_i"]].reset_index(drop=True), a.loc[pairs["_j"]].reset_index(drop=True)
+    moved = _metres(pb, pa) if len(pairs) else np.array([])
+    retiered = pb["tier"].astype(str).to_numpy() != pa["tier"].astype(str).to_numpy()
+    status = np.where(moved > _MOVED_METRES, np.where(retiered, "moved+retiered", "moved"),
+                      np.where(retiered, "retiered", "unchanged"))
+    matched = pd.DataFrame({"id_before": pb["facility_id"], "id_after": pa["facility_id"],
+                            "name": pa["name"], "tier_before": pb["tier"], "tier_after": pa["tier"],
+                            "moved_m": np.round(moved, 1), "status": status})
+    removed = b[~b["_i"].isin(pairs["_i"])]
+    added = a[~a["_j"].isin(pairs["_j"])]
+    return pd.concat([
+        matched,
+        pd.DataFrame({"id_before": removed["facility_id"], "id_after": None, "name": removed["name"],
+                      "tier_before": removed["tier"], "tier_after": None, "moved_m": np.nan,
+                      "status": "removed"}),
+        pd.DataFrame({"id_before": None, "id_after": added["facility_id"], "name": added["name"],
+                      "tier_before": None, "tier_after": added["tier"], "moved_m": np.nan,
+                      "status": "added"}),
+    ], ignore_index=True)
+
+
+def _coverage_changes(before: pd.DataFrame, after: pd.DataFrame, keys: list[str], kind: str) -> list[dict]:
+    m = before.merge(after, on=keys, how="outer", suffixes=("_b", "_a"))
+    rows = []
+    for r in m.itertuples(index=False):
+        d = r._asdict()
+        for col, label in (("covered_pop", "people"), ("covered_share", "share")):
+            vb, va = d.get(f"{col}_b"), d.get(f"{col}_a")
+            vb = float(vb) if vb is not None and pd.notna(vb) else np.nan
+            va = float(va) if va is not None and pd.notna(va) else np.nan
+            rows.append({"kind": f"{kind} {label}", "subject": d.get("unit", "study area"),
+                         "tier": d["tier"], "unit": d.get("unit", ""), "before": vb, "after": va,
+                         "change": va - vb, "detail": col})
+    return rows
+
+
+def _gap_changes(prev: Path, new: Path) -> list[dict]:
+    import geopandas as gpd
+    import pyogrio
+
+    rows = []
+    if not (prev / "gaps.gpkg").exists() or not (new / "gaps.gpkg").exists():
+        return rows
+    layers_b = {n for n, _ in pyogrio.list_layers(prev / "gaps.gpkg")}
+    layers_a = {n for n, _ in pyogrio.list_layers(new / "gaps.gpkg")}
+    for layer in sorted(layers_b | layers_a):
+        gb = gpd.read_file(prev / "gaps.gpkg", layer=layer) if layer in layers_b else None
+        ga = gpd.read_file(new / "gaps.gpkg", layer=layer) if layer in layers_a else None
+        tier = layer.removeprefix("gaps_")
+
+        def cells(g):
+            return {} if g is None or not len(g) else dict(
+                zip(g["h3"], g["uncovered_pop"].fillna(0), strict=True))
+
+        cb = {k: v for k, v in cells(gb).items() if v > 0}
+        ca = {k: v for k, v in cells(ga).items() if v > 0}
+        closed, opened = set(cb) - set(ca), set(ca) - set(cb)
+        rows.append({"kind": "gaps closed", "subject": f"{len(closed)} hexagons", "tier": tier,
+                     "unit": "", "before": float(sum(cb[c] for c in closed)), "after": 0.0,
+                     "change": -float(sum(cb[c] for c in closed)),
+                     "detail": ";".join(sorted(closed))})
+        rows.append({"kind": "gaps opened", "subject": f"{len(opened)} hexagons", "tier": tier,
+                     "unit": "", "before": 0.0, "after": float(sum(ca[c] for c in opened)),
+                     "change": float(sum(ca[c] for c in opened)), "detail": ";".join(sorted(opened))})
+    return rows
+
+
+def compare_audits(previous: str | Path, current: str | Path, *, write: bool = True) -> pd.DataFrame:
+    """What changed between an earlier audit and this one; written as ``changes.csv``.
+
+    Parameters
+    ----------
+    previous, current
+        Run or audit folders (``facilities.csv``, ``coverage_by_tier.csv``, optionally
+        ``coverage_by_unit.csv`` and ``gaps.gpkg``).
+    write
+        Write ``changes.csv`` into ``current``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``kind`` (facility added/removed/moved/retiered, coverage people/share per tier and
+        per unit, gaps closed/opened), ``subject``, ``tier``, ``unit``, ``before``, ``after``,
+        ``change``, ``detail``.
+
+    """
+    prev, new = check_compare_folder(previous), Path(current)
+    fb, fa = _read(prev, "facilities.csv"), _read(new, "facilities.csv")
+    rows: list[dict] = []
+    for r in match_facilities(fb, fa).itertuples():
+        if r.status == "unchanged":
+            continue
+        rows.append({"kind": f"facility {r.status}", "subject": r.name,
+                     "tier": r.tier_after if r.tier_after is not None else r.tier_before, "unit": "",
+                     "before": r.tier_before, "after": r.tier_after,
+                     "change": r.moved_m if pd.notna(r.moved_m) else np.nan,
+                     "detail": f"id {r.id_before or ''} -> {r.id_after or ''}"})
+    rows += _coverage_changes(_read(prev, "coverage_by_tier.csv"), _read(new, "coverage_by_tier.csv"),
+                              ["tier"], "coverage")
+    ub = _read(prev, "coverage_by_unit.csv", required=False)
+    ua = _read(new, "coverage_by_unit.csv", required=False)
+    if ub is not None and ua is not None:
+        rows += _coverage_changes(ub, ua, ["unit", "tier"], "unit coverage")
+    rows += _gap_changes(prev, new)
+    out = pd.DataFrame(rows, columns=_COLUMNS)
+    if write:
+        write_csv(out, new / "changes.csv")
+    return out

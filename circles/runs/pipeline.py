@@ -1,0 +1,292 @@
+"""A coverage run from inputs to a finished run folder: used by the CLI and by audits alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+
+from ..outputs.runfolder import Manifest, require_file
+
+__all__ = ["RunInputs", "RunOutput", "coverage_run", "facility_anchor_frame", "load_inputs"]
+
+
+@dataclass
+class RunInputs:
+    """What a coverage run reads. Paths may be ``None`` for the embedded defaults."""
+
+    network: str | Path | None = None
+    facilities: str | Path | None = None
+    population: str | Path | None = None
+    profile: str | Path | None = None
+    crs: str = "wgs84"
+    units: str | Path | None = None
+    unit_column: str | None = None
+    pop_column: str | None = None
+    households_column: str | None = None
+    population_crs: str | None = None
+    services: str | Path | None = None
+    scenario: str | Path | None = None
+    network_options: dict = field(default_factory=dict)
+    facility_areas: str | int | None = None
+    residential: str | Path | None = None
+    drop_invalid: bool = False
+
+
+@dataclass
+class RunOutput:
+    """A finished run: its folder, the coverage result and what was written."""
+
+    folder: Path
+    result: object
+    files: list[Path]
+    manifest: Manifest
+    extras: dict = field(default_factory=dict)
+
+
+def default_facilities() -> Path:
+    """The sample Chengdu facilities shipped beside the embedded extract."""
+    from ..engine.network import default_network_path
+
+    return default_network_path().parent / "chengdu_facilities.csv"
+
+
+def load_inputs(inputs: RunInputs, manifest: Manifest, *, progress=None):
+    """Read the network, profile, facilities, population and units of a run.
+
+    Returns
+    -------
+    tuple
+        ``(net, profile, facilities, demand, units)``.
+
+    """
+    from ..engine.network import default_network_path, load_network
+    from ..readers.facilities import read_facilities
+    from ..readers.osm import is_osm_file
+    from ..readers.population import read_population
+    from ..readers.profiles import get_profile
+
+    with manifest.timed("network"):
+        net = load_network(inputs.network, progress=progress, **inputs.network_options)
+    manifest.add_input("network", net.report.get("source") or inputs.network)
+    profile = get_profile(inputs.profile)
+    if inputs.profile is not None and Path(str(inputs.profile)).exists():
+        manifest.add_input("profile", inputs.profile)
+    fac_path = inputs.facilities or default_facilities()
+    manifest.add_input("facilities", fac_path)
+    with manifest.timed("facilities"):
+        fac = read_facilities(fac_path, profile=profile, crs=inputs.crs, network=net)
+        if inputs.scenario:
+            from .scenario import apply_scenario
+
+            manifest.add_input("scenario", inputs.scenario)
+            fac = apply_scenario(fac, inputs.scenario, profile=profile, network=net)
+    src = str(net.report.get("source") or "")
+    osm_path = src if src and is_osm_file(src) else str(default_network_path())
+    manifest.add_input("population", inputs.population)
+    with manifest.timed("population"):
+        # Polygon counts go onto housing: the --residential file, else the OSM extract the
+        # network came from (a road-line network has no buildings to offer).
+        residential = inputs.residential or (src if src and is_osm_file(src) else None)
+        if inputs.residential:
+            manifest.add_input("residential", inputs.residential)
+        demand = read_population(inputs.population, network=net, pop_column=inputs.pop_column,
+                                 households_column=inputs.households_column,
+                                 crs=inputs.population_crs, osm_path=osm_path, profile=profile,
+                                 residential=residential, drop_invalid=inputs.drop_invalid)
+    units = None
+    if inputs.units:
+        manifest.add_input("units", inputs.units)
+        units = gpd.read_file(require_file(inputs.units, what="units"), engine="pyogrio")
+    return net, profile, fac, demand, units
+
+
+def facility_anchor_frame(fac):
+    """Anchors of the usable (``status == "ok"``) facilities and that mask."""
+    from ..engine.routing import Anchors
+
+    ok = (fac["status"] == "ok").to_numpy()
+    anchors = Anchors.from_snap(fac[["edge", "along_m", "offset_m"]].assign(
+        snapped=fac["edge"].to_numpy() >= 0))
+    return anchors.subset(ok), ok
+
+
+def isochrone_layers(net, fac, profile, *, facility_areas: str | int | None = None) -> dict:
+    """The isochrone layers of a run: a dissolved layer per tier, the rings and, for up to
+    ``facility_areas`` facilities (``all``, ``none`` or a count; default
+    :data:`circles.isochrones.FACILITY_AREAS_DEFAULT`), the per-facility areas."""
+    from ..engine.isochrones import distance_bands, facility_areas_note, tier_isochrones, to_wgs84
+
+    anchors, ok = facility_anchor_frame(fac)
+    layers = tier_isochrones(net, anchors, fac["tier"].to_numpy()[ok], profile,
+                             ids=fac["facility_id"].to_numpy()[ok],
+                             per_facility=facility_areas_note(int(ok.sum()), facility_areas)["written"])
+    if ok.any():
+        # The rings view: 0-5, 5-10, 10-15 minutes from the nearest facility of any tier.
+        minutes = sorted(profile.threshold_minutes(t) for t in profile.tiers)
+        layers["bands"] = distance_bands(net, anchors, minutes=minutes, profile=profile)
+    return {name: to_wgs84(gdf) for name, gdf in layers.items()}
+
+
+def coverage_run(inputs: RunInputs, out, *, manifest: Manifest | None = None, progress=None,
+                 draw_map: bool = True, lang: str | None = None, finish: bool = True) -> RunOutput:
+    """Run coverage end to end and write the run folder ``out`` (which must be new or empty).
+
+    Parameters
+    ----------
+    inputs
+        What to read.
+    out
+        The run folder: a path (claimed here, see :class:`circles.io.RunFolder`) or a
+        :class:`~circles.io.RunFolder` the caller has claimed.
+    manifest
+        A manifest to fill (a new one by default).
+    progress
+        Called with each network stage.
+    draw_map
+        Also write ``map.html``.
+    lang
+        Map language (default: the profile's).
+    finish
+        Mark the run complete at the end; ``False`` when more steps (siting, a report) follow,
+        whose caller then calls ``extras["run_folder"].finish(manifest)``.
+
+    Returns
+    -------
+    RunOutput
+
+    """
+    from ..outputs.runfolder import RunFolder
+
+    claim = out if isinstance(out, RunFolder) else RunFolder.claim(out, command="coverage")
+    try:
+        run = _coverage_run(inputs, claim.path, manifest=manifest, progress=progress,
+                            draw_map=draw_map, lang=lang)
+    except BaseException:
+        if claim is not out:  # a failed run leaves no partial folder; a caller's claim is its own
+            claim.abandon()
+        raise
+    run.extras["run_folder"] = claim
+    if finish:
+        claim.finish(run.manifest)
+    return run
+
+
+def _coverage_run(inputs: RunInputs, folder: Path, *, manifest: Manifest | None, progress,
+                  draw_map: bool, lang: str | None) -> RunOutput:
+    """The steps of :func:`coverage_run` in a claimed folder."""
+    from ..engine.coverage import compute_coverage
+    from ..engine.gaps import gap_hexagons
+    from ..engine.isochrones import facility_areas_note
+    from ..engine.standards import check_standards
+    from ..outputs.tables import write_coverage_run
+
+    facility_areas_note(0, inputs.facility_areas)  # a bad setting fails before any work
+    manifest = manifest or Manifest("coverage", dict(vars(inputs).items()))
+    net, profile, fac, demand, units = load_inputs(inputs, manifest, progress=progress)
+    with manifest.timed("coverage"):
+        result = compute_coverage(net, fac, demand, profile=profile, units=units,
+                                  unit_column=inputs.unit_column, facility_areas=inputs.facility_areas)
+    access = None
+    if inputs.services or "services" in result.facilities.columns:
+        with manifest.timed("services"):
+            access = _services(inputs, net, result, profile, manifest)
+    with manifest.timed("gaps"):
+        gaps = gap_hexagons(result)
+    with manifest.timed("isochrones"):
+        iso = isochrone_layers(net, result.facilities, profile, facility_areas=inputs.facility_areas)
+    manifest.set("facility_areas", facility_areas_note(
+        int((result.facilities["status"] == "ok").sum()), inputs.facility_areas))
+    with manifest.timed("write"):
+        files = write_coverage_run(result, folder, isochrones=iso, gaps=gaps,
+                                   standards=check_standards(result))
+        if access is not None:
+            files += _write_services(access, folder)
+    manifest.count(nodes=net.n_nodes, facilities=len(fac),
+                   facilities_ok=int((result.facilities["status"] == "ok").sum()),
+                   demand_points=len(result.demand), population=round(result.input_pop, 1))
+    manifest.set("profile", profile.name)
+    manifest.set("network", net.summary())
+    manifest.set("population", {"label": result.population_label, "is_estimate": result.is_estimate,
+                                **demand.record()})
+    manifest.set("study_area", result.study_area_summary())
+    manifest.set("coverage_by_tier", result.by_tier().replace({np.nan: None}).to_dict(orient="records"))
+    out_run = RunOutput(folder=folder, result=result, files=files, manifest=manifest,
+                        extras={"gaps": gaps, "isochrones": iso, "demand": demand, "services": access})
+    if draw_map:
+        with manifest.timed("map"):
+            _draw_map(folder, manifest, lang)
+    manifest.write(folder)
+    return out_run
+
+
+def _services(inputs: RunInputs, net, result, profile, manifest):
+    """Service points (facility column, a table, or OSM) and per-category access; the
+    per-category minutes and the score join the demand layer."""
+    from ..engine.network import default_network_path
+    from ..engine.service_access import service_access
+    from ..readers.osm import is_osm_file
+    from ..readers.services import load_catalogue, service_points
+
+    catalogue = load_catalogue(profile.services or None)
+    table = osm = None
+    if inputs.services and str(inputs.services).lower() == "osm":
+        src = str(net.report.get("source") or "")
+        osm = src if src and is_osm_file(src) else str(default_network_path())
+    elif inputs.services:
+        table = inputs.services
+        manifest.add_input("services", table)
+    points = service_points(facilities=result.facilities[result.facilities["status"] == "ok"],
+                            table=table, osm=osm, catalogue=catalogue, crs=inputs.crs)
+    access = service_access(result, points, catalogue)
+    for col, values in access.demand_columns().items():
+        result.demand[col] = values.to_numpy()
+    manifest.set("services", {"points": len(points), "merged_osm_duplicates": points.attrs.get("merged", 0),
+                              "warnings": access.warnings,
+                              "score": access.score_summary().replace({np.nan: None}).to_dict(orient="records")})
+    return access
+
+
+def _write_services(access, folder: Path) -> list[Path]:
+    import pandas as pd
+
+    from ..outputs.tables import write_csv, write_layers
+
+    gaps = pd.concat([access.gaps_by_unit(), access.gaps_by_complex()], ignore_index=True)
+    return [write_csv(access.by_service(), folder / "coverage_by_service.csv"),
+            write_csv(access.score_summary(), folder / "life_circle_score.csv"),
+            write_csv(gaps, folder / "service_gaps.csv"),
+            write_layers({"service_points": access.points,
+                          "life_circle_score": access.score_hexagons()}, folder / "service_points.gpkg")]
+
+
+def _draw_map(folder: Path, manifest: Manifest, lang: str | None) -> None:
+    # The map reads the run folder's files, so it needs the manifest written first.
+    from ..outputs.maps import draw_run_map
+
+    manifest.write(folder)
+    draw_run_map(folder, lang=lang)
+
+
+def site_run(run: RunOutput, *, tier: str = "station", new: int | None = None,
+             target: float | None = None, exact: bool = False, candidates: str | Path | None = None,
+             crs: str = "wgs84", capacity: bool = False, time_limit_s: float = 60.0,
+             spacing_metres: float = 100.0, gcj02: bool = True,
+             write: bool = True, landuse: list[str] | None = None, service: str | None = None):
+    """Propose new sites for a finished coverage run and write ``proposals.csv``,
+    ``proposals.gpkg`` and ``scenario_comparison.csv`` (coverage per tier before and after) into its folder.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The proposals (see :func:`circles.proposals.proposals_frame`).
+
+    """
+    from .proposals import propose
+
+    return propose(run, tier=tier, new=new, target=target, exact=exact, candidates=candidates,
+                   crs=crs, capacity=capacity, time_limit_s=time_limit_s,
+                   spacing_metres=spacing_metres, gcj02=gcj02, write=write, landuse=landuse,
+                   service=service)
