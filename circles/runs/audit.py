@@ -172,28 +172,18 @@ def audit_city(city: dict, *, out_root: str | Path | None = None, compare: str |
 
 
 def _audit_steps(city: dict, claim: RunFolder, *, compare, signature: str, progress) -> dict:
-    """Coverage, siting, comparison, report, map and explorer into the claimed folder."""
-    from .pipeline import RunInputs, coverage_run
+    """The city's site run (coverage, siting, map, explorer), comparison and report in the claimed folder."""
+    from ..outputs.report import write_report
+    from .inputs import RunInputs
+    from .runners import SiteRequest, site_folder_run
 
     folder = claim.path
     manifest = Manifest("audit", {k: v for k, v in city.items() if not k.startswith("_")})
     manifest.add_input("config", city.get("_config"))
-    inputs = RunInputs(network=city.get("network"), facilities=city.get("facilities"),
-                       population=city.get("population"), profile=city.get("profile"),
-                       crs=city.get("crs") or "wgs84", units=city.get("units"),
-                       unit_column=city.get("unit_column"), pop_column=city.get("pop_column"),
-                       households_column=city.get("households_column"),
-                       population_crs=city.get("population_crs"), services=city.get("services"),
-                       residential=city.get("residential"), drop_invalid=bool(city.get("drop_invalid")))
-    _tick(progress, "coverage")
-    run = coverage_run(inputs, claim, manifest=manifest, draw_map=False, finish=False)
-    proposals = None
-    if city.get("site"):
-        from .pipeline import site_run
-
-        _tick(progress, "siting")
-        with manifest.timed("siting"):
-            proposals = site_run(run, **city["site"])
+    site = SiteRequest.from_config(city["site"]) if city.get("site") else None
+    run = site_folder_run(RunInputs.from_config(city), claim, site=site, manifest=manifest,
+                          stages=progress, lang=city.get("lang"), finish=False)
+    proposals = run.extras.get("proposals")
     changes = None
     if compare:
         from .compare import compare_audits
@@ -203,20 +193,9 @@ def _audit_steps(city: dict, claim: RunFolder, *, compare, signature: str, progr
             changes = compare_audits(compare, folder)
     _tick(progress, "report")
     with manifest.timed("report"):
-        from ..outputs.report import write_report
-
         manifest.write(folder)
         write_report(folder, run=run, changes=changes, title=f"{city['name']} {city['year']}",
                      lang=city.get("lang"))
-    with manifest.timed("map"):
-        from ..outputs.maps import draw_run_map
-
-        draw_run_map(folder, lang=city.get("lang"))
-    if proposals is not None:
-        from ..outputs.explorer import write_explorer
-
-        with manifest.timed("explorer"):
-            write_explorer(folder, run=run, lang=city.get("lang"))
     status = run.result.facilities["status"].astype(str)
     counts = {"facilities": len(status), "facilities_ok": int((status == "ok").sum()),
               "facilities_outside": int((status == "outside_area").sum())}

@@ -9,30 +9,11 @@ import geopandas as gpd
 import numpy as np
 
 from ..outputs.runfolder import Manifest, require_file
+from .inputs import RunInputs, default_facilities
 
-__all__ = ["RunInputs", "RunOutput", "coverage_run", "facility_anchor_frame", "load_inputs"]
-
-
-@dataclass
-class RunInputs:
-    """What a coverage run reads. Paths may be ``None`` for the embedded defaults."""
-
-    network: str | Path | None = None
-    facilities: str | Path | None = None
-    population: str | Path | None = None
-    profile: str | Path | None = None
-    crs: str = "wgs84"
-    units: str | Path | None = None
-    unit_column: str | None = None
-    pop_column: str | None = None
-    households_column: str | None = None
-    population_crs: str | None = None
-    services: str | Path | None = None
-    scenario: str | Path | None = None
-    network_options: dict = field(default_factory=dict)
-    facility_areas: str | int | None = None
-    residential: str | Path | None = None
-    drop_invalid: bool = False
+# RunInputs and default_facilities live in runs.inputs; named here too for ``circles.pipeline``.
+__all__ = ["RunInputs", "RunOutput", "coverage_run", "default_facilities", "facility_anchor_frame",
+           "isochrone_layers", "load_facilities", "load_inputs", "site_run"]
 
 
 @dataclass
@@ -46,13 +27,6 @@ class RunOutput:
     extras: dict = field(default_factory=dict)
 
 
-def default_facilities() -> Path:
-    """The sample Chengdu facilities shipped beside the embedded extract."""
-    from ..engine.network import default_network_path
-
-    return default_network_path().parent / "chengdu_facilities.csv"
-
-
 def load_inputs(inputs: RunInputs, manifest: Manifest, *, progress=None):
     """Read the network, profile, facilities, population and units of a run.
 
@@ -63,7 +37,6 @@ def load_inputs(inputs: RunInputs, manifest: Manifest, *, progress=None):
 
     """
     from ..engine.network import default_network_path, load_network
-    from ..readers.facilities import read_facilities
     from ..readers.osm import is_osm_file
     from ..readers.population import read_population
     from ..readers.profiles import get_profile
@@ -74,15 +47,7 @@ def load_inputs(inputs: RunInputs, manifest: Manifest, *, progress=None):
     profile = get_profile(inputs.profile)
     if inputs.profile is not None and Path(str(inputs.profile)).exists():
         manifest.add_input("profile", inputs.profile)
-    fac_path = inputs.facilities or default_facilities()
-    manifest.add_input("facilities", fac_path)
-    with manifest.timed("facilities"):
-        fac = read_facilities(fac_path, profile=profile, crs=inputs.crs, network=net)
-        if inputs.scenario:
-            from .scenario import apply_scenario
-
-            manifest.add_input("scenario", inputs.scenario)
-            fac = apply_scenario(fac, inputs.scenario, profile=profile, network=net)
+    fac = load_facilities(inputs, net, profile, manifest)
     src = str(net.report.get("source") or "")
     osm_path = src if src and is_osm_file(src) else str(default_network_path())
     manifest.add_input("population", inputs.population)
@@ -101,6 +66,22 @@ def load_inputs(inputs: RunInputs, manifest: Manifest, *, progress=None):
         manifest.add_input("units", inputs.units)
         units = gpd.read_file(require_file(inputs.units, what="units"), engine="pyogrio")
     return net, profile, fac, demand, units
+
+
+def load_facilities(inputs: RunInputs, net, profile, manifest: Manifest):
+    """The run's facilities on ``net`` (the sample ones by default), with its scenario applied."""
+    from ..readers.facilities import read_facilities
+
+    fac_path = inputs.facilities or default_facilities()
+    manifest.add_input("facilities", fac_path)
+    with manifest.timed("facilities"):
+        fac = read_facilities(fac_path, profile=profile, crs=inputs.crs, network=net)
+        if inputs.scenario:
+            from .scenario import apply_scenario
+
+            manifest.add_input("scenario", inputs.scenario)
+            fac = apply_scenario(fac, inputs.scenario, profile=profile, network=net)
+    return fac
 
 
 def facility_anchor_frame(fac):
