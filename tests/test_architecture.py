@@ -26,6 +26,15 @@ MAY_IMPORT = {
     "runs": {"readers", "engine", "outputs"},
 }
 SHARED = {"errors", "_version"}
+# A ratchet: the last arrows that still point up, to be removed (issue 17) by moving the snapping of
+# facilities and the building of a network from road lines into engine/placement. Each entry must still
+# exist, so the list can only shrink; a new wrong arrow fails at once.
+KNOWN_UPWARD = {
+    ("readers.facilities", "engine.network"),
+    ("readers.roads", "engine.network"),
+    ("readers.roads", "outputs.runfolder"),
+}
+KNOWN_CYCLES = [{"engine.network", "readers.roads"}]
 
 
 @cache
@@ -83,15 +92,20 @@ def test_no_import_cycles():
         for target in targets:
             if target != importer and target in _modules() and importer != "circles":
                 graph.add_edge(importer, target)
-    cycles = list(nx.simple_cycles(graph))
-    assert not cycles, cycles[:5]
+    cycles = [set(c) for c in nx.simple_cycles(graph)]
+    assert [c for c in cycles if c not in KNOWN_CYCLES] == [], cycles[:5]
+    assert all(c in cycles for c in KNOWN_CYCLES), "a known cycle is gone: remove it from KNOWN_CYCLES"
 
 
 @pytest.mark.parametrize("room", ROOMS)
 def test_arrows_point_down(room):
+    upward = {(importer, imported) for importer, imported, _, _ in IMPORTS
+              if _room(importer) == room and _room(imported) in ROOMS
+              and _room(imported) not in {room, *MAY_IMPORT[room]}}
+    known = {k for k in KNOWN_UPWARD if _room(k[0]) == room}
+    assert known <= upward, f"fixed, so remove from KNOWN_UPWARD: {sorted(known - upward)}"
     wrong = [f"{importer}:{line} imports {imported}" for importer, imported, _, line in IMPORTS
-             if _room(importer) == room and _room(imported) in ROOMS
-             and _room(imported) not in {room, *MAY_IMPORT[room]}]
+             if (importer, imported) in upward - known]
     wrong += [f"{importer}:{line} imports {imported}" for importer, imported, _, line in IMPORTS
               if _room(importer) == room and imported in {"cli", "circles"}]
     assert not wrong, wrong

@@ -80,12 +80,13 @@ def test_every_problem_reported_at_once(tmp_path):
     with pytest.raises(ValidationError) as err:
         read_facilities(path)
     problems = {(p["row"], p["problem"]) for p in err.value.problems}
-    assert (2, "missing") in problems
-    assert (3, "not a number") in problems
-    assert any(r == 4 and "swapped" in p for r, p in problems)
-    assert (5, "unknown tier") in problems
-    assert {(1, "duplicate id"), (6, "duplicate id")} <= problems
-    assert (7, "not a non-negative number") in problems
+    # Rows as the spreadsheet shows them: the header is row 1, the first facility row 2.
+    assert (3, "missing") in problems
+    assert (4, "not a number") in problems
+    assert any(r == 5 and "swapped" in p for r, p in problems)
+    assert (6, "unknown tier") in problems
+    assert {(2, "duplicate id"), (7, "duplicate id")} <= problems
+    assert (8, "not a non-negative number") in problems
     text = str(err.value)
     assert str(path) in text
     assert "片区级" in text  # the unknown tier's fix lists the known ones

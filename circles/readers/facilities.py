@@ -17,7 +17,7 @@ import shapely
 from ..engine.network import WalkNetwork
 from ..errors import DataError, ValidationError
 from .profiles import Profile, get_profile
-from .tables import find_column, read_table, table_points
+from .tables import find_column, first_row, read_table, table_points
 
 __all__ = ["attach", "facilities_from_frame", "from_osm", "read_facilities"]
 
@@ -53,7 +53,8 @@ def read_facilities(path: str | Path, *, profile: Profile | str | None = None, c
     -------
     geopandas.GeoDataFrame
         WGS-84 points with ``facility_id``, ``name``, ``tier``, ``tier_name``, ``floor_area_m2``,
-        ``households_capacity``, ``status``, ``source_row`` and the table's other columns.
+        ``households_capacity``, ``status``, ``source_row`` (the row as the spreadsheet shows
+        it: header = row 1; a GIS layer's features count from 1) and the table's other columns.
 
     Raises
     ------
@@ -76,6 +77,7 @@ def facilities_from_frame(df: pd.DataFrame, *, profile: Profile | str | None = N
     problems: list[dict] = []
     cols = {f: find_column(df.columns, f) for f in ("id", "name", "tier", "floor_area_m2",
                                                    "households_capacity")}
+    first = first_row(df)  # the spreadsheet row of position 0, kept before pandas may drop attrs
     if cols["tier"] is None:
         problems.append(dict(row=None, field="tier", value=None,
                              problem=f"no tier column (found: {', '.join(map(str, df.columns))})",
@@ -91,20 +93,20 @@ def facilities_from_frame(df: pd.DataFrame, *, profile: Profile | str | None = N
     if cols["tier"] is not None:
         for i, raw in enumerate(df[cols["tier"]].tolist()):
             if raw is None or (isinstance(raw, float) and np.isnan(raw)) or str(raw).strip() == "":
-                problems.append(dict(row=i + 1, field=cols["tier"], value=None, problem="no tier",
+                problems.append(dict(row=first + i, field=cols["tier"], value=None, problem="no tier",
                                      fix="give the tier: " + ", ".join(t.code for t in profile.tiers)))
                 continue
             try:
                 tiers[i] = profile.tier(raw).code
             except DataError:
-                problems.append(dict(row=i + 1, field=cols["tier"], value=raw, problem="unknown tier",
+                problems.append(dict(row=first + i, field=cols["tier"], value=raw, problem="unknown tier",
                                      fix="use one of: " + "; ".join(
                                          f"{t.code} / {t.name_zh} / {profile.threshold_minutes(t):g}"
                                          for t in profile.tiers)))
     ids = (df[cols["id"]].astype(str).str.strip() if cols["id"] else
            pd.Series([f"F{i + 1:04d}" for i in range(len(df))]))
     for i in np.flatnonzero(ids.duplicated(keep=False).to_numpy()):
-        problems.append(dict(row=int(i) + 1, field=cols["id"], value=ids.iloc[i], problem="duplicate id",
+        problems.append(dict(row=first + int(i), field=cols["id"], value=ids.iloc[i], problem="duplicate id",
                              fix="give every facility its own id"))
     numbers = {}
     for field in ("floor_area_m2", "households_capacity"):
@@ -117,11 +119,11 @@ def facilities_from_frame(df: pd.DataFrame, *, profile: Profile | str | None = N
         bad = (raw.notna() & raw.astype(str).str.strip().ne("")).to_numpy() & ~np.isfinite(vals)
         bad |= np.isfinite(vals) & (vals < 0)
         for i in np.flatnonzero(bad):
-            problems.append(dict(row=int(i) + 1, field=col, value=raw.iloc[i],
+            problems.append(dict(row=first + int(i), field=col, value=raw.iloc[i],
                                  problem="not a non-negative number", fix="give square metres as a number, or leave it empty"))
         numbers[field] = vals
     if network is not None:
-        problems += _swapped_against_network(df, lon, lat, network, crs)
+        problems += _swapped_against_network(lon, lat, network, crs, first=first)
     if problems:
         raise ValidationError(sorted(problems, key=lambda p: (p["row"] or 0)), file=file)
     names = df[cols["name"]].astype(str) if cols["name"] else ids
@@ -130,7 +132,7 @@ def facilities_from_frame(df: pd.DataFrame, *, profile: Profile | str | None = N
                         "tier_name": [tier_names[t] for t in tiers],
                         "floor_area_m2": numbers["floor_area_m2"],
                         "households_capacity": numbers["households_capacity"],
-                        "status": "ok", "source_row": np.arange(1, len(df) + 1)})
+                        "status": "ok", "source_row": np.arange(first, first + len(df))})
     used = {c for c in cols.values() if c} | {"geometry"} | set(_OUT)
     for col in df.columns:
         if col not in used and find_column([col], "lon") is None and find_column([col], "lat") is None:
@@ -145,12 +147,12 @@ def facilities_from_frame(df: pd.DataFrame, *, profile: Profile | str | None = N
 
 def attach(facilities: gpd.GeoDataFrame, net: WalkNetwork, profile: Profile) -> gpd.GeoDataFrame:
     """Snap facilities to ``net``: ``x``, ``y``, ``edge``, ``along_m``, ``offset_m``; ``status``
-    becomes ``outside_area`` outside the network's area (widened by the snap cap) and
+    becomes ``outside_area`` outside the study area (:meth:`WalkNetwork.study_area`) and
     ``off_network`` beyond the snap cap from every walkable street."""
     fac = facilities.copy()
     x, y = net.from_wgs84(fac.geometry.x.to_numpy(), fac.geometry.y.to_numpy())
     snap = net.snap(x, y, max_metres=profile.snap_cap_metres)
-    inside = shapely.contains_xy(net.hull.buffer(profile.snap_cap_metres), x, y)
+    inside = shapely.contains_xy(net.study_area(profile.snap_cap_metres), x, y)
     status = (fac["status"].astype(str).to_numpy() if "status" in fac.columns
               else np.full(len(fac), "ok", dtype=object))
     status = np.where(~inside, "outside_area",
@@ -206,7 +208,7 @@ def _entrances(df: gpd.GeoDataFrame, polygons: np.ndarray, net: WalkNetwork, lon
     return lon, lat
 
 
-def _swapped_against_network(df, lon, lat, net: WalkNetwork, crs: str) -> list[dict]:
+def _swapped_against_network(lon, lat, net: WalkNetwork, crs: str, *, first: int) -> list[dict]:
     """Rows far outside the network whose swapped coordinates fall inside it."""
     if str(crs).lower() not in ("wgs84", "cgcs2000", "gcj02", "bd09"):
         return []
@@ -217,7 +219,7 @@ def _swapped_against_network(df, lon, lat, net: WalkNetwork, crs: str) -> list[d
     x, y = net.from_wgs84(np.where(ok, lon, 0), np.where(ok, lat, 0))
     sx, sy = net.from_wgs84(np.where(ok, lat, 0), np.where(ok, lon, 0))
     swapped = ok & ~shapely.contains_xy(area, x, y) & shapely.contains_xy(area, sx, sy)
-    return [dict(row=int(i) + 1, field="lon/lat", value=f"{lon[i]:.6f}, {lat[i]:.6f}",
+    return [dict(row=first + int(i), field="lon/lat", value=f"{lon[i]:.6f}, {lat[i]:.6f}",
                  problem="far outside the network, but inside it with longitude and latitude swapped",
                  fix="swap the longitude and latitude columns") for i in np.flatnonzero(swapped)]
 

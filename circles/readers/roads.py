@@ -448,6 +448,7 @@ def network_from_roads(path: str | Path, *, crs: str | int | pyproj.CRS | None =
         edge_v=pieces["v"].to_numpy(), edge_geometry=pieces.geometry.to_numpy(), crs=pieces.crs,
         edge_attrs=pieces[["road_class", "name", "level", "origin", "source_row"]], source=str(path),
         report=report)
+    net.set_extent(shapely.box(*gdf.total_bounds), crs=gdf.crs, source="extent of the road-line layer")
     net.report["read_s"] = round(time.perf_counter() - t0, 3)
     return net
 

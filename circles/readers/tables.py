@@ -6,6 +6,11 @@ Shared by facility tables, service points, candidate sites and population points
 
 from __future__ import annotations
 
+import csv
+import io
+import re
+import warnings
+from itertools import islice
 from pathlib import Path
 
 import geopandas as gpd
@@ -13,13 +18,18 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from ..errors import InputFileError
+from ..errors import DataError, InputFileError
 from .crs import to_wgs84
 
-__all__ = ["ALIASES", "find_column", "read_table", "table_points"]
+__all__ = ["ALIASES", "find_column", "first_row", "read_table", "table_points"]
 
 _GEO_SUFFIXES = {".gpkg", ".geojson", ".json", ".shp", ".gdb", ".fgb", ".parquet"}
-_ENCODINGS = ("utf-8-sig", "gb18030")
+_BOM = b"\xef\xbb\xbf"
+_HEADER_SCAN = 10  # rows searched for the header: Excel exports put titles and notes above it
+# C0 controls but tab, newline and carriage return, which are ordinary text in a cell.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# Coordinates of two pairs closer than this (degrees, about 1 cm) are the same point.
+_SAME_DEGREES = 1e-7
 
 # Accepted header names per field, compared case- and space-insensitively.
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -52,14 +62,45 @@ def find_column(columns, field: str) -> str | None:
     return None
 
 
+def first_row(df: pd.DataFrame) -> int:
+    """The row number a user sees for the first data row of ``df`` (``attrs["first_row"]``).
+
+    2 for a spreadsheet whose header is row 1 (more below title rows), 1 for the first feature
+    of a GIS layer; frames made in memory count like a spreadsheet, layers like a layer.
+    """
+    return int(df.attrs.get("first_row", 1 if isinstance(df, gpd.GeoDataFrame) else 2))
+
+
 def read_table(path: str | Path, *, layer: str | None = None, what: str = "table"
                ) -> pd.DataFrame | gpd.GeoDataFrame:
     """Read a table or layer; a geometry file keeps its geometry and CRS.
 
+    A CSV may be UTF-8 (with or without a byte-order mark) or GBK/GB18030, even behind a
+    byte-order mark. Title rows above the header of a CSV or Excel sheet are skipped when one of
+    the first ten rows holds known column names (:data:`ALIASES`). Control characters are removed
+    from text cells, with a warning naming the column and rows.
+
+    Parameters
+    ----------
+    path
+        CSV/TSV, Excel, GeoJSON, GeoPackage, Shapefile, FileGDB, FlatGeobuf or GeoParquet.
+    layer
+        Layer or sheet name (default: the first).
+    what
+        What the table is, for messages ("facility table").
+
+    Returns
+    -------
+    pandas.DataFrame or geopandas.GeoDataFrame
+        ``attrs["first_row"]`` is the row number the user sees for the first data row: 2 when
+        the header is row 1, more below title rows, 1 for the first feature of a GIS layer.
+        ``attrs["controls_removed"]`` counts the cleaned cells.
+
     Raises
     ------
     InputFileError
-        Missing, empty or unreadable files, or an unsupported format.
+        Missing, empty or unreadable files, an unsupported format, or a title row above a
+        header that names no known column.
 
     """
     path = Path(path)
@@ -72,9 +113,10 @@ def read_table(path: str | Path, *, layer: str | None = None, what: str = "table
         if suffix in (".csv", ".txt", ".tsv"):
             df = _read_csv(path, sep="\t" if suffix == ".tsv" else ",")
         elif suffix in (".xlsx", ".xlsm", ".xls"):
-            df = pd.read_excel(path, sheet_name=layer or 0)
+            df = _read_excel(path, sheet=layer or 0)
         elif suffix in _GEO_SUFFIXES or path.is_dir():
             df = gpd.read_file(path, layer=layer, engine="pyogrio")
+            df.attrs["first_row"] = 1
         else:
             raise InputFileError(f"unsupported {what} format '{suffix}'", file=path,
                                  fix="use CSV, Excel (.xlsx), GeoJSON, GeoPackage or Shapefile")
@@ -85,19 +127,104 @@ def read_table(path: str | Path, *, layer: str | None = None, what: str = "table
                              fix="open it in a spreadsheet or GIS program and export it again") from err
     if len(df) == 0:
         raise InputFileError(f"the {what} has no rows", file=path, fix="check the export; a header alone is not a table")
+    _remove_controls(df, file=path)
     return df
 
 
-def _read_csv(path: Path, sep: str) -> pd.DataFrame:
+def _decode(path: Path) -> str:
+    raw = path.read_bytes()
+    # A mark before GBK bytes comes from tools that add it without re-encoding; decoding the
+    # whole file as GBK would glue the mark to the first header (锘縤d), so it goes first.
+    body = raw[len(_BOM):] if raw.startswith(_BOM) else raw
     last = None
-    for enc in _ENCODINGS:
+    for enc in ("utf-8", "gb18030"):
         try:
-            return pd.read_csv(path, encoding=enc, sep=sep, dtype=str, keep_default_na=False,
-                               na_values=[""])
+            return body.decode(enc)
         except UnicodeDecodeError as err:
             last = err
     raise InputFileError(f"the CSV is neither UTF-8 nor GBK/GB18030 ({last})", file=path,
                          fix="save it as 'CSV UTF-8' from Excel")
+
+
+def _read_csv(path: Path, sep: str) -> pd.DataFrame:
+    text = _decode(path)
+    head = list(islice(csv.reader(io.StringIO(text), delimiter=sep), _HEADER_SCAN))
+    skip = _header_row(head, path)
+    df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""],
+                     skiprows=skip)
+    df.attrs["first_row"] = skip + 2
+    return df
+
+
+def _read_excel(path: Path, sheet: str | int) -> pd.DataFrame:
+    head = pd.read_excel(path, sheet_name=sheet, header=None, nrows=_HEADER_SCAN)
+    rows = head.astype(object).where(head.notna(), None).to_numpy().tolist()
+    skip = _header_row(rows, path)
+    df = pd.read_excel(path, sheet_name=sheet, header=skip)
+    df.attrs["first_row"] = skip + 2
+    return df
+
+
+_KNOWN = {_norm(a) for names in ALIASES.values() for a in names}
+
+
+def _header_row(rows: list[list], path: Path) -> int:
+    """Index of the header among the first rows of a sheet (0: the first row).
+
+    The header is the first row naming at least two known columns, below rows with fewer filled
+    cells than it (titles, notes). Without one, a first row that is a single filled cell above
+    wider rows is a title the header was not recognised under: that is an error, since reading
+    the title as the header would only report every column missing.
+    """
+    filled = [[str(c).strip() for c in r if c is not None and str(c).strip() not in ("", "nan")]
+              for r in rows]
+    known = [sum(_norm(c) in _KNOWN for c in r) for r in filled]
+    if not known or known[0] >= 2:
+        return 0
+    for i, k in enumerate(known):
+        if k >= 2 and all(len(r) < len(filled[i]) for r in filled[:i]):
+            return i
+    if len(filled[0]) == 1:
+        wide = next((i for i, r in enumerate(filled) if len(r) >= 2), None)
+        if wide is not None:
+            raise InputFileError(
+                f"the first row holds only {filled[0][0]!r}, a title, and no row of the first "
+                f"{_HEADER_SCAN} names known columns", file=path, row=1,
+                fix=f"the header seems to be on row {wide + 1}, not row 1: delete the rows above "
+                    "it, and name the columns as the documentation says (name/名称, tier/级别, "
+                    "lon/经度, lat/纬度, pop/人口 ...)")
+    return 0
+
+
+def _remove_controls(df: pd.DataFrame, *, file: Path) -> None:
+    """Remove C0 control characters from text cells and headers, in place, with one warning."""
+    # Removed rather than refused: ESC, NUL and the like are invisible, arrive by copy-paste from
+    # other systems and mean nothing in a name, so a planner could not even see what to fix; left
+    # in, they break the workbook and GeoPackage writers. Tab, newline and carriage return stay:
+    # they are text a user typed (Alt+Enter in Excel), and the writers quote them.
+    first, found, n = first_row(df), [], 0
+    for col in df.columns:
+        if df[col].dtype != object and not pd.api.types.is_string_dtype(df[col]):
+            continue
+        try:
+            hit = df[col].str.contains(_CONTROL, na=False).to_numpy(bool)
+        except AttributeError:  # no text in the column
+            continue
+        if hit.any():
+            df[col] = df[col].mask(hit, df[col].str.replace(_CONTROL, "", regex=True))
+            rows = np.flatnonzero(hit) + first
+            more = f" and {len(rows) - 10} more" if len(rows) > 10 else ""
+            found.append(f"column '{_CONTROL.sub('', str(col))}' row{'s' if len(rows) > 1 else ''} "
+                         f"{', '.join(map(str, rows[:10]))}{more}")
+            n += int(hit.sum())
+    renamed = {c: _CONTROL.sub("", c) for c in df.columns if isinstance(c, str) and _CONTROL.search(c)}
+    if renamed:
+        df.columns = [renamed.get(c, c) for c in df.columns]
+        found.append(f"the header of {len(renamed)} column(s)")
+    df.attrs["controls_removed"] = n
+    if found:
+        warnings.warn(f"{file}: removed control characters (such as \\x00 or \\x1b) from {n} cell(s): "
+                      + "; ".join(found), UserWarning, stacklevel=3)
 
 
 def table_points(df: pd.DataFrame | gpd.GeoDataFrame, *, crs: str = "wgs84", file: str | Path | None = None
@@ -106,17 +233,25 @@ def table_points(df: pd.DataFrame | gpd.GeoDataFrame, *, crs: str = "wgs84", fil
 
     A geometry (its own CRS wins over ``crs``) gives points (polygons: a representative point;
     callers wanting entrances handle polygons first); otherwise lon/lat or x/y columns in ``crs``.
+    Two pairs of columns (lon/lat and 经度/纬度, or x/y in degrees too) must agree where both
+    are given; where one is empty the other is used.
 
     Returns
     -------
     lon, lat : numpy.ndarray
         NaN where the row has no usable coordinates.
     problems : list of dict
-        One per bad row: ``row``, ``field``, ``value``, ``problem``, ``fix``.
+        One per bad row: ``row`` (as the spreadsheet shows it, :func:`first_row`), ``field``,
+        ``value``, ``problem``, ``fix``.
+
+    Raises
+    ------
+    DataError
+        Two coordinate pairs with different values on a row.
 
     """
     problems: list[dict] = []
-    n = len(df)
+    n, first = len(df), first_row(df)
     if isinstance(df, gpd.GeoDataFrame) and df.geometry is not None and df.geometry.notna().any():
         g = df.geometry
         if g.crs is None:
@@ -125,35 +260,35 @@ def table_points(df: pd.DataFrame | gpd.GeoDataFrame, *, crs: str = "wgs84", fil
         lon = np.asarray(shapely.get_x(pts), dtype=float)
         lat = np.asarray(shapely.get_y(pts), dtype=float)
         for i in np.flatnonzero(~np.isfinite(lon)):
-            problems.append(dict(row=int(i) + 1, field="geometry", value=None, problem="no geometry",
+            problems.append(dict(row=int(i) + first, field="geometry", value=None, problem="no geometry",
                                  fix="draw the feature or delete the row"))
         return lon, lat, problems
-    cx, cy = find_column(df.columns, "lon"), find_column(df.columns, "lat")
-    if cx is None or cy is None:
-        cx, cy = find_column(df.columns, "x"), find_column(df.columns, "y")
-    if cx is None or cy is None:
+    pairs = _coordinate_pairs(df.columns)
+    if not pairs:
         problems.append(dict(row=None, field="lon/lat", value=None,
                              problem=f"no coordinate columns (found: {', '.join(map(str, df.columns))})",
                              fix="name them lon/lat (经度/纬度) or x/y, or give a geometry file"))
         return np.full(n, np.nan), np.full(n, np.nan), problems
-    x = pd.to_numeric(df[cx], errors="coerce").to_numpy(float)
-    y = pd.to_numeric(df[cy], errors="coerce").to_numpy(float)
+    cx, cy = pairs[0]
+    x, y = _numbers(df[cx]), _numbers(df[cy])
+    for other in pairs[1:]:
+        x, y = _merge_pair(df, (cx, cy), other, x, y, file=file)
     for col, vals in ((cx, x), (cy, y)):
         for i in np.flatnonzero(~np.isfinite(vals)):
             raw = df[col].iloc[i]
-            problems.append(dict(row=int(i) + 1, field=str(col), value=None if pd.isna(raw) else raw,
+            problems.append(dict(row=int(i) + first, field=str(col), value=None if pd.isna(raw) else raw,
                                  problem="missing" if pd.isna(raw) else "not a number",
                                  fix="give the coordinate as a decimal number"))
     geographic = str(crs).lower() in ("wgs84", "cgcs2000", "gcj02", "bd09", "epsg:4326", "epsg:4490")
     if geographic:
         swapped = np.isfinite(x) & np.isfinite(y) & (np.abs(y) > 90) & (np.abs(x) <= 90)
         for i in np.flatnonzero(swapped):
-            problems.append(dict(row=int(i) + 1, field=f"{cx}/{cy}", value=f"{x[i]}, {y[i]}",
+            problems.append(dict(row=int(i) + first, field=f"{cx}/{cy}", value=f"{x[i]}, {y[i]}",
                                  problem="latitude outside ±90: longitude and latitude look swapped",
                                  fix=f"swap the {cx} and {cy} values"))
         out_of_range = np.isfinite(x) & np.isfinite(y) & ~swapped & ((np.abs(y) > 90) | (np.abs(x) > 180))
         for i in np.flatnonzero(out_of_range):
-            problems.append(dict(row=int(i) + 1, field=f"{cx}/{cy}", value=f"{x[i]}, {y[i]}",
+            problems.append(dict(row=int(i) + first, field=f"{cx}/{cy}", value=f"{x[i]}, {y[i]}",
                                  problem="not a longitude/latitude (projected coordinates?)",
                                  fix="give --crs EPSG:code for projected x/y"))
         bad = swapped | out_of_range
@@ -163,6 +298,45 @@ def table_points(df: pd.DataFrame | gpd.GeoDataFrame, *, crs: str = "wgs84", fil
     if ok.any():
         lon[ok], lat[ok] = to_wgs84(x[ok], y[ok], crs)
     return lon, lat, problems
+
+
+def _numbers(col: pd.Series) -> np.ndarray:
+    return pd.to_numeric(col, errors="coerce").to_numpy(float)
+
+
+def _coordinate_pairs(columns) -> list[tuple[str, str]]:
+    """Every (x, y) pair of columns: lon/lat names in table order first, then x/y names."""
+    out = []
+    for fx, fy in (("lon", "lat"), ("x", "y")):
+        xs = [c for c in columns if find_column([c], fx) is not None]
+        ys = [c for c in columns if find_column([c], fy) is not None]
+        out += list(zip(xs, ys, strict=False))  # a lone lon without lat pairs with nothing
+    return out
+
+
+def _degrees(x: np.ndarray, y: np.ndarray) -> bool:
+    ok = np.isfinite(x) & np.isfinite(y)
+    return bool(ok.any()) and bool(np.all((np.abs(x[ok]) <= 180) & (np.abs(y[ok]) <= 90)))
+
+
+def _merge_pair(df: pd.DataFrame, main: tuple[str, str], other: tuple[str, str], x: np.ndarray,
+                y: np.ndarray, *, file: str | Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """``x``, ``y`` of the ``main`` pair, filled from ``other`` where empty; a conflict is an error."""
+    ox, oy = _numbers(df[other[0]]), _numbers(df[other[1]])
+    if _degrees(x, y) != _degrees(ox, oy):
+        return x, y  # projected x/y beside lon/lat: the same points in another CRS, not a second opinion
+    tol = _SAME_DEGREES if _degrees(x, y) else 0.01  # metres for projected pairs
+    both = np.isfinite(x) & np.isfinite(y) & np.isfinite(ox) & np.isfinite(oy)
+    differ = both & ((np.abs(x - ox) > tol) | (np.abs(y - oy) > tol))
+    if differ.any():
+        i = int(np.flatnonzero(differ)[0])
+        a, b = "/".join(map(str, main)), "/".join(map(str, other))
+        raise DataError(
+            f"two coordinate pairs disagree: {a} = {x[i]:.7g}, {y[i]:.7g} but {b} = {ox[i]:.7g}, "
+            f"{oy[i]:.7g} (on {int(differ.sum())} row(s))", file=file, row=first_row(df) + i,
+            field=f"{a} and {b}", fix=f"keep one pair: delete the {a} or the {b} columns, or make them agree")
+    fill = ~(np.isfinite(x) & np.isfinite(y)) & np.isfinite(ox) & np.isfinite(oy)
+    return np.where(fill, ox, x), np.where(fill, oy, y)
 
 
 def _crs_for_geometry(crs: str):
