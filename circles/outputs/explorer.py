@@ -19,7 +19,7 @@ import pandas as pd
 from ..engine.routing import Anchors, coverage_matrix
 from ..engine.siting import candidate_nodes
 from ..readers.crs import from_wgs84
-from .i18n import t
+from .i18n import localized, t
 from .offline import leaflet_assets
 from .runfolder import write_text
 
@@ -96,7 +96,8 @@ def explorer_data(run, *, spacing_metres: float = 150.0) -> dict:
                                "nnz": int(m.nnz)}
     units = sorted(set(demand["unit"]))
     return {
-        "tiers": [{"code": tr.code, "name": tr.name_zh, "name_en": tr.name_en, "colour": tr.colour,
+        "tiers": [{"code": tr.code, "name": tr.name_zh, "name_zh": tr.name_zh, "name_en": tr.name_en,
+                   "colour": tr.colour,
                    "minutes": round(profile.threshold_minutes(tr.code), 2),
                    "metres": round(profile.threshold_metres(tr.code), 1),
                    "eligible": profile.eligible(tr.code)} for tr in profile.tiers],
@@ -135,25 +136,16 @@ def estimate_size(data: dict) -> int:
     return len(json.dumps(data)) + 200_000
 
 
+_WORDS = ("title", "facilities", "units", "covered_share", "gain", "people", "proposals", "tier", "estimate",
+          "add_as", "hint", "load", "reset", "export_csv", "export_geojson", "covered", "last", "closed", "view")
+
+
 def render(data: dict, *, lang: str = "zh", title: str = "") -> str:
     """The page: Leaflet and the data inlined, no request to anywhere."""
     js, css = leaflet_assets()
-    words = {k: t(k, lang) for k in ("title", "facilities", "units", "covered_share", "gain", "people",
-                                     "proposals", "tier", "estimate")}
-    words.update({
-        "add_as": "新增站点级别" if lang == "zh" else "add new sites as",
-        "hint": ("点击候选点（灰色）新增站点，再次点击移除；点击现有设施可关闭/恢复。" if lang == "zh" else
-                 "Click a candidate (grey) to add a site, again to remove it; click an existing "
-                 "facility to close or reopen it."),
-        "load": "载入选址建议" if lang == "zh" else "load the proposals",
-        "reset": "重置" if lang == "zh" else "reset",
-        "export_csv": "导出 CSV" if lang == "zh" else "export CSV",
-        "export_geojson": "导出 GeoJSON" if lang == "zh" else "export GeoJSON",
-        "covered": "覆盖人口" if lang == "zh" else "covered",
-        "last": "上次变化" if lang == "zh" else "last change",
-        "closed": "已关闭" if lang == "zh" else "closed",
-        "view": "显示级别" if lang == "zh" else "show tier",
-    })
+    words: dict = {k: t(k, lang) for k in _WORDS}
+    # Tier names come from the profile (data): picked here, so the page never branches on language.
+    words["tier_names"] = {tr["code"]: localized(tr, "name", lang) for tr in data["tiers"]}
     payload = json.dumps({"data": data, "words": words, "lang": lang}, ensure_ascii=False)
     payload = payload.replace("</", "<\\/")  # nothing in the data can close the script element
     return _PAGE.replace("%TITLE%", html.escape(f"{words['title']} · {title}")) \
@@ -229,7 +221,7 @@ function styleSite(s) {
   else if (!on) marks[s].setStyle({color: '#000', fillColor: '#fff', fillOpacity: 0.9, dashArray: '2 2'});
   else marks[s].setStyle({color: k === 'existing' ? '#fff' : '#d7191c', opacity: 1, fillColor: t ? t.colour : '#d7191c', fillOpacity: 1, dashArray: null});
   if (map._loaded) marks[s].setRadius(k === 'candidate' ? (on ? 6 : 2.5) : 7);
-  const label = (D.sites.name[s] ? esc(D.sites.name[s]) + ' · ' : '') + esc(t ? (P.lang === 'zh' ? t.name : t.name_en) : '') + (on ? '' : ' · ' + W.closed);
+  const label = (D.sites.name[s] ? esc(D.sites.name[s]) + ' · ' : '') + esc(t ? W.tier_names[t.code] : '') + (on ? '' : ' · ' + W.closed);
   marks[s].bindTooltip(label);
 }
 function styleDots() {
@@ -273,13 +265,13 @@ function reset() { for (let s = 0; s < nS; s++) { active[s] = D.sites.kind[s] ==
 function panel() {
   let h = '<h3>' + esc(W.title) + '</h3><p>' + esc(W.hint) + '</p>';
   if (D.is_estimate) h += '<p class="note">' + esc(W.estimate) + ': ' + esc(D.population_label) + '</p>';
-  h += '<label>' + esc(W.add_as) + ' <select id="addTier">' + D.tiers.map(t => '<option value="' + t.code + '"' + (t.code === addTier ? ' selected' : '') + '>' + esc(P.lang === 'zh' ? t.name : t.name_en) + '</option>').join('') + '</select></label> ';
-  h += '<label>' + esc(W.view) + ' <select id="viewTier">' + D.tiers.map(t => '<option value="' + t.code + '"' + (t.code === view ? ' selected' : '') + '>' + esc(P.lang === 'zh' ? t.name : t.name_en) + '</option>').join('') + '</select></label>';
+  h += '<label>' + esc(W.add_as) + ' <select id="addTier">' + D.tiers.map(t => '<option value="' + t.code + '"' + (t.code === addTier ? ' selected' : '') + '>' + esc(W.tier_names[t.code]) + '</option>').join('') + '</select></label> ';
+  h += '<label>' + esc(W.view) + ' <select id="viewTier">' + D.tiers.map(t => '<option value="' + t.code + '"' + (t.code === view ? ' selected' : '') + '>' + esc(W.tier_names[t.code]) + '</option>').join('') + '</select></label>';
   h += '<table id="tiers"><tr><th>' + esc(W.tier) + '</th><th>' + esc(W.covered) + '</th><th>' + esc(W.covered_share) + '</th><th>' + esc(W.last) + '</th></tr>';
-  for (const t of D.tiers) h += '<tr data-tier="' + t.code + '"><td>' + esc(P.lang === 'zh' ? t.name : t.name_en) + ' (' + t.minutes + ' min)</td><td class="covered">' + fmt(covered[t.code]) + '</td><td>' + (100 * covered[t.code] / total).toFixed(1) + '%</td><td class="gain">' + (lastGain[t.code] ? (lastGain[t.code] > 0 ? '+' : '') + fmt(lastGain[t.code]) : '') + '</td></tr>';
+  for (const t of D.tiers) h += '<tr data-tier="' + t.code + '"><td>' + esc(W.tier_names[t.code]) + ' (' + t.minutes + ' min)</td><td class="covered">' + fmt(covered[t.code]) + '</td><td>' + (100 * covered[t.code] / total).toFixed(1) + '%</td><td class="gain">' + (lastGain[t.code] ? (lastGain[t.code] > 0 ? '+' : '') + fmt(lastGain[t.code]) : '') + '</td></tr>';
   h += '</table><button onclick="loadProposals()">' + esc(W.load) + '</button><button onclick="reset()">' + esc(W.reset) + '</button><button id="exportCsv" onclick="exportCSV()">' + esc(W.export_csv) + '</button><button onclick="exportGeoJSON()">' + esc(W.export_geojson) + '</button>';
   if (D.units.length > 1 || D.units[0] !== '(no unit)') {
-    h += '<h4>' + esc(W.units) + ' · ' + esc(tierOf(view) ? (P.lang === 'zh' ? tierOf(view).name : tierOf(view).name_en) : '') + '</h4><table><tr><th></th><th>' + esc(W.covered) + '</th><th>' + esc(W.covered_share) + '</th></tr>';
+    h += '<h4>' + esc(W.units) + ' · ' + esc(tierOf(view) ? W.tier_names[view] : '') + '</h4><table><tr><th></th><th>' + esc(W.covered) + '</th><th>' + esc(W.covered_share) + '</th></tr>';
     D.units.forEach((u, i) => { h += '<tr><td>' + esc(u) + '</td><td>' + fmt(unitCovered[view][i]) + '</td><td>' + (unitTotal[i] ? (100 * unitCovered[view][i] / unitTotal[i]).toFixed(1) : '0') + '%</td></tr>'; });
     h += '</table>';
   }

@@ -8,8 +8,8 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 
-from ..readers.profiles import get_profile
-from .i18n import t
+from ..readers.profiles import Profile, get_profile
+from .i18n import FALLBACK, localized, t, writes_cjk
 from .runfolder import atomic_path
 from .tables import read_csv
 
@@ -96,63 +96,74 @@ def coverage_figure(run_dir: str | Path, path: str | Path, *, lang: str = "zh", 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.colors import PowerNorm
 
     run = Path(run_dir)
     manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8")) \
         if (run / "manifest.json").exists() else {}
     profile = get_profile(manifest.get("profile") or manifest.get("parameters", {}).get("profile"))
-    font = cjk_font() if lang == "zh" else None
-    if lang == "zh" and font is None:
-        lang = "en"
+    font = cjk_font() if writes_cjk(lang) else None
+    if writes_cjk(lang) and font is None:
+        lang = FALLBACK
     rc = {"font.sans-serif": [font, "DejaVu Sans"], "font.family": "sans-serif"} if font else {}
     with plt.rc_context(rc):
         fig, ax = plt.subplots(figsize=(8, 8))
-        lowest = profile.tiers[-1]
-        gaps = _layer(run / "gaps.gpkg", f"gaps_{lowest.code}")
-        if gaps is not None:
-            tier_name = lowest.name_zh if lang == "zh" else lowest.name_en
-            # A square-root scale: a few dense hexagons would otherwise wash out all the others.
-            norm = PowerNorm(0.5, vmin=0, vmax=max(float(gaps["uncovered_pop"].max()), 1.0))
-            gaps.plot(ax=ax, column="uncovered_pop", cmap="Reds", norm=norm, alpha=0.7, linewidth=0, legend=True,
-                      legend_kwds={"label": f"{t('gaps', lang)} · {tier_name} ({t('people', lang)})",
-                                   "shrink": 0.6})
-        units = _layer(run / "units.gpkg", "units")
-        if units is not None:
-            units.boundary.plot(ax=ax, color="#444444", linewidth=0.8, linestyle="--")
-        handles = []
-        for tier in profile.tiers:
-            area = _layer(run / "isochrones.gpkg", tier.code)
-            if area is not None:
-                area.plot(ax=ax, color=tier.colour, alpha=0.2, edgecolor=tier.colour, linewidth=0.6)
-        fac = read_csv(run / "facilities.csv") if (run / "facilities.csv").exists() else None
-        if fac is not None and len(fac):
-            pts = _points(fac)
-            for tier in profile.tiers:
-                sub = pts[pts["tier"].astype(str) == tier.code]
-                if len(sub):
-                    label = f"{tier.name_zh if lang == 'zh' else tier.name_en} · {t('facilities', lang)}"
-                    handles.append(ax.scatter(sub.geometry.x, sub.geometry.y, s=10 + tier.rank * 12,
-                                              color=tier.colour, edgecolor="white", linewidth=0.8,
-                                              zorder=5, label=f"{label} ({len(sub)})"))
-        prop = read_csv(run / "proposals.csv") if (run / "proposals.csv").exists() else None
-        if prop is not None and len(prop):
-            pp = _points(prop)
-            handles.append(ax.scatter(pp.geometry.x, pp.geometry.y, s=160, color="#d7191c", edgecolor="white",
-                                      zorder=6, label=f"{t('proposals', lang)} ({len(pp)})"))
-            for x, y, rank in zip(pp.geometry.x, pp.geometry.y, pp["rank"], strict=True):
-                ax.annotate(str(int(rank)), (x, y), ha="center", va="center", color="white", fontsize=7,
-                            fontweight="bold", zorder=7)
+        _draw_areas(ax, run, profile, lang)
+        handles = _draw_points(ax, run, profile, lang)
         if handles:
             ax.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.9)
         ax.set_axis_off()
         ax.set_aspect("equal")
-        title = profile.title_zh if lang == "zh" else profile.title_en
         date = str(manifest.get("created", ""))[:10]
-        ax.set_title(f"{t('title', lang)}\n{t('profile', lang)}: {title} · {t('date', lang)}: {date}", fontsize=11)
-        ax.annotate(t("attribution", "en"), xy=(0.01, 0.01), xycoords="axes fraction", fontsize=7)
+        ax.set_title(f"{t('title', lang)}\n{t('profile', lang)}: {localized(profile, 'title', lang)} · "
+                     f"{t('date', lang)}: {date}", fontsize=11)
+        ax.annotate(t("attribution", FALLBACK), xy=(0.01, 0.01), xycoords="axes fraction", fontsize=7)
         path = Path(path)
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
         plt.close(fig)
     return path
+
+
+def _draw_areas(ax, run: Path, profile: Profile, lang: str) -> None:
+    """The lowest tier's uncovered hexagons (with a colour bar), the units and the service areas."""
+    from matplotlib.colors import PowerNorm
+
+    lowest = profile.tiers[-1]
+    gaps = _layer(run / "gaps.gpkg", f"gaps_{lowest.code}")
+    if gaps is not None:
+        # A square-root scale: a few dense hexagons would otherwise wash out all the others.
+        norm = PowerNorm(0.5, vmin=0, vmax=max(float(gaps["uncovered_pop"].max()), 1.0))
+        label = f"{t('gaps', lang)} · {localized(lowest, 'name', lang)} ({t('people', lang)})"
+        gaps.plot(ax=ax, column="uncovered_pop", cmap="Reds", norm=norm, alpha=0.7, linewidth=0, legend=True,
+                  legend_kwds={"label": label, "shrink": 0.6})
+    units = _layer(run / "units.gpkg", "units")
+    if units is not None:
+        units.boundary.plot(ax=ax, color="#444444", linewidth=0.8, linestyle="--")
+    for tier in profile.tiers:
+        area = _layer(run / "isochrones.gpkg", tier.code)
+        if area is not None:
+            area.plot(ax=ax, color=tier.colour, alpha=0.2, edgecolor=tier.colour, linewidth=0.6)
+
+
+def _draw_points(ax, run: Path, profile: Profile, lang: str) -> list:
+    """Facilities per tier and the numbered proposals; their legend handles."""
+    handles = []
+    fac = read_csv(run / "facilities.csv") if (run / "facilities.csv").exists() else None
+    if fac is not None and len(fac):
+        pts = _points(fac)
+        for tier in profile.tiers:
+            sub = pts[pts["tier"].astype(str) == tier.code]
+            if len(sub):
+                label = f"{localized(tier, 'name', lang)} · {t('facilities', lang)} ({len(sub)})"
+                handles.append(ax.scatter(sub.geometry.x, sub.geometry.y, s=10 + tier.rank * 12,
+                                          color=tier.colour, edgecolor="white", linewidth=0.8,
+                                          zorder=5, label=label))
+    prop = read_csv(run / "proposals.csv") if (run / "proposals.csv").exists() else None
+    if prop is not None and len(prop):
+        pp = _points(prop)
+        handles.append(ax.scatter(pp.geometry.x, pp.geometry.y, s=160, color="#d7191c", edgecolor="white",
+                                  zorder=6, label=f"{t('proposals', lang)} ({len(pp)})"))
+        for x, y, rank in zip(pp.geometry.x, pp.geometry.y, pp["rank"], strict=True):
+            ax.annotate(str(int(rank)), (x, y), ha="center", va="center", color="white", fontsize=7,
+                        fontweight="bold", zorder=7)
+    return handles

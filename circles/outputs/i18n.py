@@ -1,10 +1,23 @@
-"""The words of maps, the explorer and reports, in Chinese and English."""
+"""The words of maps, the explorer, figures and reports, in Chinese and English: every page
+string lives here, and no other output module branches on the language.
+
+Names that come from data (a tier's ``name_zh`` / ``name_en``, a profile's ``title_zh`` /
+``title_en``, a service category's names) are picked by :func:`localized`.
+"""
 
 from __future__ import annotations
 
-__all__ = ["STRINGS", "t"]
+from collections.abc import Mapping
 
-STRINGS: dict[str, dict[str, str]] = {
+__all__ = ["FALLBACK", "LANGS", "STRINGS", "bilingual", "html_lang", "localized", "t", "writes_cjk"]
+
+#: The page languages, and the one used when a page cannot be written in the one asked for.
+LANGS = ("zh", "en")
+FALLBACK = "en"
+_CJK_LANGS = frozenset({"zh"})
+_HTML_LANG = {"zh": "zh-CN", "en": "en"}
+
+_MAP = {
     "title": {"zh": "十五分钟生活圈覆盖", "en": "15-minute service circle coverage"},
     "service_area": {"zh": "服务范围", "en": "service area"},
     "facilities": {"zh": "设施", "en": "facilities"},
@@ -40,8 +53,95 @@ STRINGS: dict[str, dict[str, str]] = {
     "attribution": {"zh": "© OpenStreetMap 贡献者", "en": "© OpenStreetMap contributors"},
 }
 
+_EXPLORER = {
+    "add_as": {"zh": "新增站点级别", "en": "add new sites as"},
+    "hint": {"zh": "点击候选点（灰色）新增站点，再次点击移除；点击现有设施可关闭/恢复。",
+             "en": "Click a candidate (grey) to add a site, again to remove it; click an existing "
+                   "facility to close or reopen it."},
+    "load": {"zh": "载入选址建议", "en": "load the proposals"},
+    "reset": {"zh": "重置", "en": "reset"},
+    "export_csv": {"zh": "导出 CSV", "en": "export CSV"},
+    "export_geojson": {"zh": "导出 GeoJSON", "en": "export GeoJSON"},
+    "covered": {"zh": "覆盖人口", "en": "covered"},
+    "last": {"zh": "上次变化", "en": "last change"},
+    "closed": {"zh": "已关闭", "en": "closed"},
+    "view": {"zh": "显示级别", "en": "show tier"},
+}
+
+# Report headings are shown in both languages on a Chinese report (see :func:`bilingual`).
+_REPORT = {
+    "report_title": {"zh": "十五分钟生活圈评估报告", "en": "15-minute service circle audit"},
+    "report_estimate": {"zh": "人口为估算值（{label}），覆盖人数仅供参考。",
+                        "en": "population is an estimate ({label}); treat covered numbers as indicative."},
+    "report_population": {"zh": "人口数据说明", "en": "population"},
+    "report_coverage_by_tier": {"zh": "分级覆盖", "en": "Coverage per tier"},
+    "report_coverage_by_unit": {"zh": "分单元覆盖", "en": "Coverage per unit"},
+    "report_coverage_by_service": {"zh": "分类服务覆盖", "en": "Coverage per service category"},
+    "report_life_circle_score": {"zh": "生活圈达标", "en": "Life-circle score"},
+    "report_service_gaps": {"zh": "服务缺项", "en": "Missing services"},
+    "report_standards": {"zh": "标准核查", "en": "Standards checks"},
+    "report_facilities": {"zh": "设施", "en": "Facilities"},
+    "report_proposals": {"zh": "新增选址建议", "en": "Proposed new sites"},
+    "report_changes": {"zh": "与上期相比的变化", "en": "Changes since the previous audit"},
+    "report_largest_gaps": {"zh": "最大缺口", "en": "Largest gaps (H3 hexagons)"},
+    "report_map": {"zh": "覆盖地图", "en": "Coverage map"},
+    "report_map_note": {"zh": "© OpenStreetMap 贡献者。交互地图见 map.html。",
+                        "en": "© OpenStreetMap contributors. The interactive map is map.html."},
+    "report_provenance": {"zh": "数据来源", "en": "Provenance"},
+    "report_more_rows": {"zh": "… 另有 {n} 行，见 CSV 文件与 report.xlsx。",
+                         "en": "… {n} more rows in the CSV and in report.xlsx."},
+    "report_network": {"zh": "路网：© OpenStreetMap 贡献者（ODbL）。",
+                       "en": "Street network: © OpenStreetMap contributors (ODbL)."},
+    "report_share_axis": {"zh": "覆盖人口比例（蓝）/ 未覆盖（橙），%",
+                          "en": "% of population covered (blue) / not covered (orange)"},
+    "report_share_alt": {"zh": "分级覆盖率", "en": "coverage per tier"},
+}
+
+STRINGS: dict[str, dict[str, str]] = {**_MAP, **_EXPLORER, **_REPORT}
+
 
 def t(key: str, lang: str) -> str:
-    """The word for ``key`` in ``lang`` (``zh`` or ``en``)."""
+    """The word for ``key`` in ``lang`` (``zh`` or ``en``; any other language gets English)."""
     entry = STRINGS[key]
-    return entry.get(lang, entry["en"])
+    return entry.get(lang, entry[FALLBACK])
+
+
+def bilingual(key: str, lang: str, *, sep: str = " · ") -> str:
+    """``key`` in Chinese then English for a Chinese page (reports are shared beyond the office
+    that reads Chinese), in ``lang`` alone otherwise."""
+    if lang in _CJK_LANGS:
+        return t(key, lang) + sep + t(key, FALLBACK)
+    return t(key, lang)
+
+
+def localized(obj, field: str, lang: str) -> str:
+    """A name that comes from data in ``lang``: ``obj.{field}_{lang}`` (or the mapping key),
+    the English one when that is missing or empty.
+
+    Parameters
+    ----------
+    obj
+        A :class:`~circles.readers.profiles.Tier`, a profile, a service category, or a mapping
+        with ``{field}_zh`` / ``{field}_en`` keys.
+    field
+        The name's stem, e.g. ``"name"`` or ``"title"``.
+    lang
+        ``zh`` or ``en``.
+
+    Returns
+    -------
+    str
+
+    """
+    get = obj.get if isinstance(obj, Mapping) else lambda k, d=None: getattr(obj, k, d)
+    return get(f"{field}_{lang}") or get(f"{field}_{FALLBACK}") or ""
+
+
+def html_lang(lang: str) -> str:
+    """The page's ``lang`` / ``language`` value (BCP 47) for ``lang``."""
+    return _HTML_LANG.get(lang, lang)
+
+
+def writes_cjk(lang: str) -> bool:
+    """Whether pages in ``lang`` are written in Chinese characters (figures then need a CJK font)."""
+    return lang in _CJK_LANGS

@@ -18,11 +18,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from branca.element import MacroElement
-from folium.template import Template
 
 from ..readers.profiles import Profile, Tier
-from .i18n import t
+from .i18n import html_lang, localized, t
+from .map_elements import BOX, Attribution, Bind, Legend, Pane, swatch
 from .offline import LEAFLET_CSS, LEAFLET_JS
 
 __all__ = [
@@ -48,8 +47,6 @@ _SERVICE_COLOURS = ["#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65
 # html.escape leaves these alone, yet inside a JavaScript template literal (folium's own
 # popups and tooltips use them) they would interpolate `${...}` or end the string.
 _JS_TEMPLATE_CHARS = str.maketrans({"`": "&#96;", "$": "&#36;", "\\": "&#92;"})
-_BOX = ("background:rgba(255,255,255,.92);padding:6px 10px;font:12px/1.5 sans-serif;"
-        "border-radius:4px;box-shadow:0 1px 4px rgba(0,0,0,.3)")
 
 
 def _esc(value) -> str:
@@ -75,16 +72,6 @@ def _share(value) -> str:
     return f"{f:.1%}" if np.isfinite(f) else ""
 
 
-def _tier_name(tier: Tier, lang: str) -> str:
-    return tier.name_zh if lang == "zh" else tier.name_en
-
-
-def _swatch(colour: str, *, round_: bool = False) -> str:
-    radius = "50%" if round_ else "2px"
-    return (f'<span style="display:inline-block;width:12px;height:12px;margin-right:4px;'
-            f'vertical-align:-1px;border-radius:{radius};background-color:{html.escape(colour)}"></span>')
-
-
 def _geojson(geometry: gpd.GeoSeries, props: pd.DataFrame) -> dict:
     """A FeatureCollection in WGS-84 with coordinates rounded to 6 decimals (~0.1 m), which
     keeps polygon layers about 40 % smaller with no visible change."""
@@ -95,88 +82,18 @@ def _geojson(geometry: gpd.GeoSeries, props: pd.DataFrame) -> dict:
     return json.loads(gdf.to_json(drop_id=False))
 
 
-class _Legend(MacroElement):
-    """A legend box that is on the map exactly while its layer is."""
-
-    _template = Template("""{% macro script(this, kwargs) %}
-        (function () {
-            var layer = {{ this._parent.get_name() }};
-            var legend = L.control({position: "bottomleft"});
-            legend.onAdd = function () {
-                var div = L.DomUtil.create("div", "circles-legend");
-                div.style.cssText = {{ this.style|tojson }};
-                div.innerHTML = {{ this.html|tojson }};
-                return div;
-            };
-            // Child layers' events bubble up to the group: react to the group's own only.
-            layer.on("add", function (e) { if (e.target === layer) { legend.addTo(layer._map); } });
-            layer.on("remove", function (e) { if (e.target === layer) { legend.remove(); } });
-        })();
-    {% endmacro %}""")
-
-    def __init__(self, html_: str):
-        super().__init__()
-        self._name = "Legend"
-        self.html = html_
-        self.style = _BOX
-
-    @staticmethod
-    def rows(title: str, colours: list[str], labels: list[str], note: str = "") -> str:
-        items = "".join(f"<div>{_swatch(c)}{lab}</div>" for c, lab in zip(colours, labels, strict=False))
-        return f"<b>{title}</b>" + (f"<br><small>{note}</small>" if note else "") + items
-
-
-class _Bind(MacroElement):
-    """A popup and/or tooltip bound from JSON strings (no jQuery, no template literal)."""
-
-    _template = Template("""{% macro script(this, kwargs) %}
-        {% if this.popup %}{{ this._parent.get_name() }}.bindPopup({{ this.popup|tojson }}, {maxWidth: 320});{% endif %}
-        {% if this.tooltip %}{{ this._parent.get_name() }}.bindTooltip({{ this.tooltip|tojson }});{% endif %}
-    {% endmacro %}""")
-
-    def __init__(self, *, popup: str = "", tooltip: str = ""):
-        super().__init__()
-        self._name = "Bind"
-        self.popup, self.tooltip = popup, tooltip
-
-
-# Each kind of layer draws in its own pane (and so on its own canvas), stacked so that switching
-# a layer off and on again does not bury the facilities under the hexagons: units at the bottom,
-# then gaps, service areas (Leaflet's overlay pane, 400), points; proposals are DOM markers (600).
-_PANES = {"units": 380, "gaps": 390, "points": 450}
-
-
-class _Pane(MacroElement):
-    """Creates the named map pane (once) before its layer's features are added to the map."""
-
-    _template = Template("""{% macro script(this, kwargs) %}
-        if (!{{ this.map_name }}.getPane({{ this.pane|tojson }})) {
-            {{ this.map_name }}.createPane({{ this.pane|tojson }}).style.zIndex = {{ this.z_index }};
-        }
-    {% endmacro %}""")
-
-    def __init__(self, kind: str):
-        super().__init__()
-        self._name = "Pane"
-        self.pane, self.z_index = f"circles-{kind}", _PANES[kind]
-        self.map_name = ""
-
-    def render(self, **kwargs):
-        parent = self._parent
-        while parent is not None and not isinstance(parent, folium.Map):
-            parent = getattr(parent, "_parent", None)
-        if parent is None:
-            raise ValueError("add the layer to a folium.Map before rendering it")
-        self.map_name = parent.get_name()
-        super().render(**kwargs)
+def _overloaded(df: pd.DataFrame) -> np.ndarray:
+    """Which rows of ``facilities.csv`` are overloaded (the column is text once read back)."""
+    if "overloaded" not in df:
+        return np.zeros(len(df), bool)
+    return df["overloaded"].astype(str).str.lower().isin(["true", "1", "yes"]).to_numpy()
 
 
 def _first_markers(df: pd.DataFrame, profile: Profile, cap: int | None) -> pd.DataFrame:
     """The ``cap`` facilities a planner looks at first: overloaded, higher tier, more served."""
     if cap is None or len(df) <= cap:
         return df
-    over = df["overloaded"].astype(str).str.lower().isin(["true", "1", "yes"]).to_numpy() \
-        if "overloaded" in df else np.zeros(len(df), bool)
+    over = _overloaded(df)
     rank = {tr.code: tr.rank for tr in profile.tiers}
     tier_rank = df["tier"].astype(str).map(rank).fillna(-1).to_numpy(float)
     served = pd.to_numeric(df.get("served_pop", pd.Series(0.0, index=df.index)),
@@ -186,7 +103,7 @@ def _first_markers(df: pd.DataFrame, profile: Profile, cap: int | None) -> pd.Da
 
 
 def _in_pane(fg: folium.FeatureGroup, kind: str) -> str:
-    fg.add_child(_Pane(kind))
+    fg.add_child(Pane(kind))
     return f"circles-{kind}"
 
 
@@ -194,18 +111,6 @@ def _marker(pane: str, **options) -> folium.CircleMarker:
     marker = folium.CircleMarker(**options)
     marker.options["pane"] = pane  # folium's path options leave the pane out
     return marker
-
-
-class _Attribution(MacroElement):
-    """The OSM attribution on a map without tiles (the data is OSM's all the same)."""
-
-    _template = Template("""{% macro script(this, kwargs) %}
-        {{ this._parent.get_name() }}.attributionControl.addAttribution({{ this.text|tojson }});
-    {% endmacro %}""")
-
-    def __init__(self):
-        super().__init__()
-        self.text = ATTRIBUTION
 
 
 def _table(rows: list[tuple[str, str]]) -> str:
@@ -249,18 +154,18 @@ def base_map(bounds, *, offline: bool = False, tiles: str | None = None, title: 
     elif not offline:
         folium.TileLayer("OpenStreetMap", attr=html.escape(ATTRIBUTION), control=False).add_to(m)
     else:
-        m.add_child(_Attribution())
+        m.add_child(Attribution(ATTRIBUTION))
     minx, miny, maxx, maxy = (float(b) for b in bounds)
     m.fit_bounds([[miny, minx], [maxy, maxx]])
     root = m.get_root()
     root.title = _esc(title) or None
     root.header.add_child(folium.Element(
-        f'<meta name="language" content="{"zh-CN" if lang == "zh" else "en"}">'
+        f'<meta name="language" content="{html_lang(lang)}">'
         "<style>.leaflet-popup-content th{text-align:left;padding-right:8px;white-space:nowrap}</style>"))
     if title:
         root.html.add_child(folium.Element(
             f'<div id="circles-title" style="position:fixed;top:10px;left:60px;right:280px;'
-            f'z-index:1000;{_BOX};font-size:15px">{_esc(title)}</div>'))
+            f'z-index:1000;{BOX};font-size:15px">{_esc(title)}</div>'))
     return m
 
 
@@ -288,14 +193,32 @@ def service_area_layer(gdf: gpd.GeoDataFrame, tier: Tier, *, lang: str = "zh", c
     """
     colour = colour or tier.colour
     minutes = f" ({tier.minutes:g} {t('minutes', lang)})" if tier.minutes else ""
-    label = f"{_esc(_tier_name(tier, lang))} · {t('service_area', lang)}{minutes}"
-    fg = folium.FeatureGroup(name=_swatch(colour) + label, show=show)
+    label = f"{_esc(localized(tier, 'name', lang))} · {t('service_area', lang)}{minutes}"
+    fg = folium.FeatureGroup(name=swatch(colour) + label, show=show)
     if len(gdf):
         data = _geojson(gdf.geometry, pd.DataFrame({"label": [label] * len(gdf)}))
         folium.GeoJson(data, style_function=lambda _f, c=colour: {
             "color": c, "weight": 1, "fillColor": c, "fillOpacity": 0.25},
             tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False)).add_to(fg)
     return fg
+
+
+def _facility_props(df: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """The popup values of each facility, escaped and formatted, and its marker's ring colour."""
+
+    def col(name: str, fmt) -> list[str]:
+        return [fmt(v) for v in df[name]] if name in df else [""] * len(df)
+
+    over = _overloaded(df)
+    return pd.DataFrame({
+        "name": col("name", _esc),
+        "floor": col("floor_area_m2", lambda v: _fmt(v, " m²")),
+        "in_circle": col("pop_in_circle", _fmt),
+        "served": col("served_pop", _fmt),
+        "m2": col("m2_per_100_households", lambda v: _fmt(v, " m²")),
+        "over": np.where(over, t("yes", lang), t("no", lang)),
+        "ring": np.where(over, "#222222", "#ffffff"),
+    }, index=df.index)
 
 
 def facilities_layer(df: pd.DataFrame, profile: Profile, *, lang: str = "zh",
@@ -324,21 +247,7 @@ def facilities_layer(df: pd.DataFrame, profile: Profile, *, lang: str = "zh",
     """
     total = df["tier"].astype(str).value_counts()
     df = _first_markers(df, profile, max_markers)
-
-    def col(name: str, fmt) -> list[str]:
-        return [fmt(v) for v in df[name]] if name in df else [""] * len(df)
-
-    over = df["overloaded"].astype(str).str.lower().isin(["true", "1", "yes"]).to_numpy() \
-        if "overloaded" in df else np.zeros(len(df), bool)
-    props = pd.DataFrame({
-        "name": col("name", _esc),
-        "floor": col("floor_area_m2", lambda v: _fmt(v, " m²")),
-        "in_circle": col("pop_in_circle", _fmt),
-        "served": col("served_pop", _fmt),
-        "m2": col("m2_per_100_households", lambda v: _fmt(v, " m²")),
-        "over": np.where(over, t("yes", lang), t("no", lang)),
-        "ring": np.where(over, "#222222", "#ffffff"),
-    }, index=df.index)
+    props = _facility_props(df, lang)
     fields = ["name", "tier", "floor", "in_circle", "served", "m2", "over"]
     aliases = [t(k, lang) for k in ("name", "tier", "floor_area", "in_circle", "served",
                                     "m2_per_100_households", "overloaded")]
@@ -346,10 +255,10 @@ def facilities_layer(df: pd.DataFrame, profile: Profile, *, lang: str = "zh",
     groups = []
     for tier in profile.tiers:
         mask = (df["tier"].astype(str) == tier.code).to_numpy()
-        name = _esc(_tier_name(tier, lang))
+        name = _esc(localized(tier, "name", lang))
         count, of = int(mask.sum()), int(total.get(tier.code, 0))
         shown = f"{count}" if count == of else t("shown_of", lang).format(shown=f"{count:,}", total=f"{of:,}")
-        fg = folium.FeatureGroup(name=f"{_swatch(tier.colour, round_=True)}{name} · "
+        fg = folium.FeatureGroup(name=f"{swatch(tier.colour, round_=True)}{name} · "
                                       f"{t('facilities', lang)} ({shown})")
         if mask.any():
             sub = props[mask].assign(tier=name)
@@ -404,8 +313,8 @@ def gaps_layer(gdf: gpd.GeoDataFrame, *, lang: str = "zh", tier: Tier | None = N
         The layer; its legend shows while the layer is on.
 
     """
-    name = t("gaps", lang) + (f" · {_esc(_tier_name(tier, lang))}" if tier is not None else "")
-    fg = folium.FeatureGroup(name=_swatch(_GAP_COLOURS[3]) + name, show=show)
+    name = t("gaps", lang) + (f" · {_esc(localized(tier, 'name', lang))}" if tier is not None else "")
+    fg = folium.FeatureGroup(name=swatch(_GAP_COLOURS[3]) + name, show=show)
     values = gdf["uncovered_pop"].to_numpy(float) if len(gdf) else np.array([])
     edges = _classes(values, len(_GAP_COLOURS))
     colours = _GAP_COLOURS[len(_GAP_COLOURS) - (len(edges) - 1):]
@@ -423,7 +332,7 @@ def gaps_layer(gdf: gpd.GeoDataFrame, *, lang: str = "zh", tier: Tier | None = N
             "fillOpacity": 0.6}, tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False),
             pane=_in_pane(fg, "gaps")).add_to(fg)
     labels = [f"{lo:,.0f}–{hi:,.0f}" for lo, hi in itertools.pairwise(edges)]
-    fg.add_child(_Legend(_Legend.rows(name, colours, labels, t("legend_gaps", lang))))
+    fg.add_child(Legend(Legend.rows(name, colours, labels, t("legend_gaps", lang))))
     return fg
 
 
@@ -445,8 +354,8 @@ def proposals_layer(df: pd.DataFrame, *, lang: str = "zh", profile: Profile | No
     folium.FeatureGroup
 
     """
-    names = {tr.code: _tier_name(tr, lang) for tr in profile.tiers} if profile is not None else {}
-    fg = folium.FeatureGroup(name=_swatch("#d7191c", round_=True) + t("proposals", lang) + f" ({len(df)})")
+    names = {tr.code: localized(tr, "name", lang) for tr in profile.tiers} if profile is not None else {}
+    fg = folium.FeatureGroup(name=swatch("#d7191c", round_=True) + t("proposals", lang) + f" ({len(df)})")
     # One marker per proposal: the numbers differ, and a siting run proposes tens, not thousands.
     for r in df.to_dict("records"):
         rank = int(r["rank"])
@@ -460,7 +369,7 @@ def proposals_layer(df: pd.DataFrame, *, lang: str = "zh", profile: Profile | No
                 (t("cumulative_share", lang), _share(r.get("cumulative_covered_share"))),
                 (t("nearest_existing", lang), _fmt(r.get("nearest_existing_minutes"), f" {t('minutes', lang)}"))]
         marker = folium.Marker([float(r["lat"]), float(r["lon"])], icon=icon)
-        marker.add_child(_Bind(popup=_table(rows), tooltip=f"#{rank} +{gain} {t('people', lang)}"))
+        marker.add_child(Bind(popup=_table(rows), tooltip=f"#{rank} +{gain} {t('people', lang)}"))
         marker.add_to(fg)
     return fg
 
@@ -502,12 +411,12 @@ def units_layer(gdf: gpd.GeoDataFrame, *, lang: str = "zh", profile: Profile | N
 
     def tier_label(code: str) -> str:
         if profile is not None and code in {tr.code for tr in profile.tiers}:
-            return _esc(_tier_name(profile.tier(code), lang))
+            return _esc(localized(profile.tier(code), "name", lang))
         return _esc(code or t("covered_share", lang))
 
     shade = tier if tier in shares else (list(shares)[-1] if shares else None)
     name = t("units", lang) + (f" · {t('covered_share', lang)} {tier_label(shade)}" if shade is not None else "")
-    fg = folium.FeatureGroup(name=_swatch(_SHARE_COLOURS[-1]) + name, show=show)
+    fg = folium.FeatureGroup(name=swatch(_SHARE_COLOURS[-1]) + name, show=show)
     if not len(gdf):
         return fg
     units = gdf["unit"] if "unit" in gdf else pd.Series(gdf.index, index=gdf.index)
@@ -527,7 +436,7 @@ def units_layer(gdf: gpd.GeoDataFrame, *, lang: str = "zh", profile: Profile | N
         "fillOpacity": 0.35}, tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False),
         pane=_in_pane(fg, "units")).add_to(fg)
     labels = [f"{lo:.0%}–{hi:.0%}" for lo, hi in itertools.pairwise(edges)]
-    fg.add_child(_Legend(_Legend.rows(name, _SHARE_COLOURS, labels)))
+    fg.add_child(Legend(Legend.rows(name, _SHARE_COLOURS, labels)))
     return fg
 
 
@@ -548,12 +457,12 @@ def service_layers(points: gpd.GeoDataFrame, *, lang: str = "zh") -> list[folium
     """
     from ..readers.services import builtin_catalogue
 
-    names = {c.code: (c.name_zh if lang == "zh" else c.name_en) for c in builtin_catalogue()}
+    names = {c.code: localized(c, "name", lang) for c in builtin_catalogue()}
     groups = []
     for i, (code, sub) in enumerate(points.groupby("service", sort=True)):
         colour = _SERVICE_COLOURS[i % len(_SERVICE_COLOURS)]
         label = _esc(names.get(code, code))
-        fg = folium.FeatureGroup(name=f"{_swatch(colour, round_=True)}{label} ({len(sub)})", show=False)
+        fg = folium.FeatureGroup(name=f"{swatch(colour, round_=True)}{label} ({len(sub)})", show=False)
         names_ = sub["name"] if "name" in sub else pd.Series("", index=sub.index)
         props = pd.DataFrame({"label": [f"{label}: {_esc(n)}" for n in names_]}, index=sub.index)
         folium.GeoJson(_geojson(sub.geometry, props),

@@ -6,6 +6,7 @@ the internet.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import folium
@@ -14,7 +15,7 @@ import pandas as pd
 
 from ..errors import CirclesError
 from ..readers.profiles import Profile, get_profile
-from .i18n import t
+from .i18n import LANGS, localized, t
 from .map_layers import (
     ATTRIBUTION,
     base_map,
@@ -31,6 +32,8 @@ from .tables import read_csv
 
 __all__ = [
     "ATTRIBUTION",
+    "MapLayers",
+    "MapPage",
     "base_map",
     "coverage_map",
     "draw_run_map",
@@ -43,13 +46,46 @@ __all__ = [
     "units_layer",
 ]
 
-LANGS = ("zh", "en")
+
+@dataclass(frozen=True)
+class MapLayers:
+    """The data layers of a coverage map; each may be missing (see :func:`coverage_map`)."""
+
+    areas: dict[str, gpd.GeoDataFrame] | None = None
+    facilities: pd.DataFrame | None = None
+    gaps: gpd.GeoDataFrame | None = None
+    proposals: pd.DataFrame | None = None
+    units: gpd.GeoDataFrame | None = None
+    services: gpd.GeoDataFrame | None = None
 
 
-def _bounds(areas, facilities, gaps, proposals, units) -> tuple[float, float, float, float]:
-    series = [g.geometry.to_crs(4326) for g in [*(areas or {}).values(), gaps, units]
+@dataclass(frozen=True)
+class MapPage:
+    """How the map page is drawn: extent, title, language and tiles (see :func:`coverage_map`)."""
+
+    bounds: tuple[float, float, float, float] | None = None
+    title: str = ""
+    lang: str = "zh"
+    offline: bool = False
+    tiles: str | None = None
+
+
+def _options(layers: MapLayers | None, page: MapPage | None,
+             keywords: dict) -> tuple[MapLayers, MapPage]:
+    """The layers and page, with the one-keyword-per-option form (``facilities=...``) applied."""
+    layers, page = layers or MapLayers(), page or MapPage()
+    own = {f.name for f in fields(MapLayers)}, {f.name for f in fields(MapPage)}
+    unknown = set(keywords) - own[0] - own[1]
+    if unknown:
+        raise TypeError(f"coverage_map() got an unexpected keyword argument {sorted(unknown)[0]!r}")
+    layers = replace(layers, **{k: v for k, v in keywords.items() if k in own[0]})
+    return layers, replace(page, **{k: v for k, v in keywords.items() if k in own[1]})
+
+
+def _bounds(layers: MapLayers) -> tuple[float, float, float, float]:
+    series = [g.geometry.to_crs(4326) for g in [*(layers.areas or {}).values(), layers.gaps, layers.units]
               if g is not None and len(g)]
-    for df in (facilities, proposals):
+    for df in (layers.facilities, layers.proposals):
         if df is not None and len(df):
             series.append(gpd.GeoSeries(gpd.points_from_xy(df["lon"], df["lat"]), crs=4326))
     if not series:
@@ -58,68 +94,67 @@ def _bounds(areas, facilities, gaps, proposals, units) -> tuple[float, float, fl
     return (minx, miny, maxx, maxy)
 
 
-def coverage_map(*, profile: Profile, areas: dict[str, gpd.GeoDataFrame] | None = None,
-                 facilities: pd.DataFrame | None = None, gaps: gpd.GeoDataFrame | None = None,
-                 proposals: pd.DataFrame | None = None, units: gpd.GeoDataFrame | None = None,
-                 services: gpd.GeoDataFrame | None = None, bounds=None, title: str = "",
-                 lang: str = "zh", offline: bool = False, tiles: str | None = None) -> folium.Map:
+def coverage_map(*, profile: Profile, layers: MapLayers | None = None, page: MapPage | None = None,
+                 **keywords) -> folium.Map:
     """Compose the full coverage map from its layers, with a layer control.
 
     Parameters
     ----------
     profile
         Tier names and colours.
-    areas
-        Per tier code, the dissolved service area.
-    facilities
-        ``facilities.csv`` rows (see :func:`facilities_layer`).
-    gaps
-        Gap hexagons with a ``tier`` column, of one tier or several: one layer per tier, the
-        lowest tier's on when the page opens.
-    proposals
-        ``proposals.csv`` rows.
-    units
-        Unit polygons with ``unit`` and ``{tier}_covered_share``.
-    services
-        Service points (``service``, ``name``), a layer per category, off at first.
-    bounds
-        Map extent; default: from the layers.
-    title
-        The title shown on the map (escaped).
-    lang
-        ``zh`` or ``en``.
-    offline, tiles
-        As in :func:`base_map`.
+    layers
+        The data layers, or give them one by one as keywords: ``areas`` (per tier code, the
+        dissolved service area), ``facilities`` (``facilities.csv`` rows, see
+        :func:`facilities_layer`), ``gaps`` (hexagons with a ``tier`` column, of one tier or
+        several: one layer per tier, the lowest tier's on when the page opens), ``proposals``
+        (``proposals.csv`` rows), ``units`` (polygons with ``unit`` and
+        ``{tier}_covered_share``), ``services`` (points with ``service`` and ``name``, a layer
+        per category, off at first).
+    page
+        How the page is drawn, or as keywords: ``bounds`` (default: from the layers),
+        ``title`` (escaped), ``lang`` (``zh`` or ``en``), ``offline`` and ``tiles`` (as in
+        :func:`base_map`).
+    **keywords
+        The fields of :class:`MapLayers` and :class:`MapPage`; they override ``layers`` and ``page``.
 
     Returns
     -------
     folium.Map
 
     """
-    m = base_map(bounds or _bounds(areas, facilities, gaps, proposals, units), offline=offline,
-                 tiles=tiles, title=title, lang=lang)
-    if units is not None and len(units):
-        units_layer(units, lang=lang, profile=profile).add_to(m)
-    if gaps is not None and len(gaps) and "tier" not in gaps:
-        gaps_layer(gaps, lang=lang).add_to(m)  # hexagons of one tier that does not say which
-    elif gaps is not None and len(gaps):
-        tiers = [tr for tr in profile.tiers if (gaps["tier"].astype(str) == tr.code).any()]
-        for tier in tiers:
-            gaps_layer(gaps[gaps["tier"].astype(str) == tier.code], lang=lang, tier=tier,
-                       show=tier is tiers[-1]).add_to(m)
+    layers, page = _options(layers, page, keywords)
+    lang = page.lang
+    m = base_map(page.bounds or _bounds(layers), offline=page.offline, tiles=page.tiles, title=page.title,
+                 lang=lang)
+    if layers.units is not None and len(layers.units):
+        units_layer(layers.units, lang=lang, profile=profile).add_to(m)
+    for fg in _gap_layers(layers.gaps, profile, lang):
+        fg.add_to(m)
+    areas = layers.areas or {}
     for tier in profile.tiers:
-        if (areas or {}).get(tier.code) is not None:
+        if areas.get(tier.code) is not None:
             service_area_layer(areas[tier.code], tier, lang=lang).add_to(m)
-    if facilities is not None and len(facilities):
-        for fg in facilities_layer(facilities, profile, lang=lang):
+    if layers.facilities is not None and len(layers.facilities):
+        for fg in facilities_layer(layers.facilities, profile, lang=lang):
             fg.add_to(m)
-    if services is not None and len(services):
-        for fg in service_layers(services, lang=lang):
+    if layers.services is not None and len(layers.services):
+        for fg in service_layers(layers.services, lang=lang):
             fg.add_to(m)
-    if proposals is not None and len(proposals):
-        proposals_layer(proposals, lang=lang, profile=profile).add_to(m)
+    if layers.proposals is not None and len(layers.proposals):
+        proposals_layer(layers.proposals, lang=lang, profile=profile).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     return m
+
+
+def _gap_layers(gaps: gpd.GeoDataFrame | None, profile: Profile, lang: str) -> list[folium.FeatureGroup]:
+    """One gap layer per tier present, the lowest tier's shown; one layer for untagged hexagons."""
+    if gaps is None or not len(gaps):
+        return []
+    if "tier" not in gaps:
+        return [gaps_layer(gaps, lang=lang)]  # hexagons of one tier that does not say which
+    tiers = [tr for tr in profile.tiers if (gaps["tier"].astype(str) == tr.code).any()]
+    return [gaps_layer(gaps[gaps["tier"].astype(str) == tier.code], lang=lang, tier=tier,
+                       show=tier is tiers[-1]) for tier in tiers]
 
 
 def _read_csv(path: Path) -> pd.DataFrame | None:
@@ -186,15 +221,25 @@ def draw_run_map(run_dir: str | Path, *, offline: bool = False, lang: str | None
         A folder that is not a run folder, or an unknown language.
 
     """
-    import pyogrio
-
     run = Path(run_dir)
     manifest = read_run_manifest(run)  # refuses a missing, unfinished, running or corrupt run
     profile = get_profile(manifest.get("profile") or manifest.get("parameters", {}).get("profile"))
     lang = lang or profile.lang
     if lang not in LANGS:
         raise CirclesError(f"unknown map language {lang!r}", field="lang", fix="use zh or en")
-    units = gpd.read_file(run / "units.gpkg") if (run / "units.gpkg").exists() else None
+    m = coverage_map(profile=profile, layers=_run_layers(run, profile),
+                     page=MapPage(title=_run_title(run, manifest, profile, lang), lang=lang,
+                                  offline=offline, tiles=tiles))
+    page = m.get_root().render()
+    if offline:
+        page = inline_assets(page)
+    return write_text(Path(out) if out else run / "map.html", page)
+
+
+def _run_layers(run: Path, profile: Profile) -> MapLayers:
+    """The layers a run folder has files for."""
+    import pyogrio
+
     facilities = _read_csv(run / "facilities.csv")
     if facilities is not None and "status" in facilities:
         facilities = facilities[facilities["status"] == "ok"]
@@ -202,19 +247,19 @@ def draw_run_map(run_dir: str | Path, *, offline: bool = False, lang: str | None
     if (run / "service_points.gpkg").exists() and "service_points" in \
             {str(n) for n, _ in pyogrio.list_layers(run / "service_points.gpkg")}:
         services = gpd.read_file(run / "service_points.gpkg", layer="service_points")
-    profile_title = profile.title_zh if lang == "zh" else profile.title_en
-    parts = [t("title", lang), f"{t('profile', lang)}: {profile_title}",
+    return MapLayers(areas=_read_areas(run / "isochrones.gpkg", profile), facilities=facilities,
+                     gaps=_read_gaps(run / "gaps.gpkg"), proposals=_read_csv(run / "proposals.csv"),
+                     units=gpd.read_file(run / "units.gpkg") if (run / "units.gpkg").exists() else None,
+                     services=services)
+
+
+def _run_title(run: Path, manifest: dict, profile: Profile, lang: str) -> str:
+    """The map's title: what it shows, the profile, the run's date and folder, an estimate's note."""
+    parts = [t("title", lang), f"{t('profile', lang)}: {localized(profile, 'title', lang)}",
              f"{t('date', lang)}: {str(manifest.get('created', ''))[:10]}", run.resolve().name]
     if manifest.get("population", {}).get("is_estimate"):
         parts.append(t("estimate", lang))
-    m = coverage_map(profile=profile, areas=_read_areas(run / "isochrones.gpkg", profile),
-                     facilities=facilities, gaps=_read_gaps(run / "gaps.gpkg"),
-                     proposals=_read_csv(run / "proposals.csv"), units=units, services=services,
-                     title=" · ".join(parts), lang=lang, offline=offline, tiles=tiles)
-    page = m.get_root().render()
-    if offline:
-        page = inline_assets(page)
-    return write_text(Path(out) if out else run / "map.html", page)
+    return " · ".join(parts)
 
 
 def result_map(result, *, isochrones: dict | None = None, gaps: gpd.GeoDataFrame | None = None,

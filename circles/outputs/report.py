@@ -11,22 +11,17 @@ from pathlib import Path
 
 import pandas as pd
 
+from .i18n import FALLBACK, bilingual, html_lang, t
 from .runfolder import atomic_path, write_text
 from .tables import FORMULA_TRIGGERS, clean_text, read_csv
 
 __all__ = ["write_report"]
 
-_TABLES = [  # (file, sheet, English title, Chinese title)
-    ("coverage_by_tier.csv", "coverage_by_tier", "Coverage per tier", "分级覆盖"),
-    ("coverage_by_unit.csv", "coverage_by_unit", "Coverage per unit", "分单元覆盖"),
-    ("coverage_by_service.csv", "coverage_by_service", "Coverage per service category", "分类服务覆盖"),
-    ("life_circle_score.csv", "life_circle_score", "Life-circle score", "生活圈达标"),
-    ("service_gaps.csv", "service_gaps", "Missing services", "服务缺项"),
-    ("standards.csv", "standards", "Standards checks", "标准核查"),
-    ("facilities.csv", "facilities", "Facilities", "设施"),
-    ("proposals.csv", "proposals", "Proposed new sites", "新增选址建议"),
-    ("changes.csv", "changes", "Changes since the previous audit", "与上期相比的变化"),
-]
+# (file, sheet): each table's heading is the i18n key "report_" + sheet.
+_TABLES = [("coverage_by_tier.csv", "coverage_by_tier"), ("coverage_by_unit.csv", "coverage_by_unit"),
+           ("coverage_by_service.csv", "coverage_by_service"), ("life_circle_score.csv", "life_circle_score"),
+           ("service_gaps.csv", "service_gaps"), ("standards.csv", "standards"), ("facilities.csv", "facilities"),
+           ("proposals.csv", "proposals"), ("changes.csv", "changes")]
 
 _CSS = """
 body{font-family:"Noto Sans CJK SC","Microsoft YaHei","PingFang SC",Arial,sans-serif;margin:2em auto;
@@ -71,7 +66,7 @@ def _write_xlsx(sheets: dict[str, pd.DataFrame], path: Path) -> Path:
     return path
 
 
-def _table(df: pd.DataFrame, *, max_rows: int = 60) -> str:
+def _table(df: pd.DataFrame, *, lang: str = FALLBACK, max_rows: int = 60) -> str:
     shown = df.head(max_rows)
     text = shown.to_html(index=False, escape=True, na_rep="", float_format=lambda v: f"{v:,.3f}"
                          if abs(v) < 1 else f"{v:,.0f}")
@@ -79,7 +74,7 @@ def _table(df: pd.DataFrame, *, max_rows: int = 60) -> str:
         text = text.replace("<td>False</td>", '<td class="fail">False</td>').replace(
             "<td>True</td>", '<td class="pass">True</td>')
     if len(df) > max_rows:
-        text += f"<p>… {len(df) - max_rows} more rows in the CSV and in report.xlsx.</p>"
+        text += f"<p>{html.escape(t('report_more_rows', lang).format(n=len(df) - max_rows))}</p>"
     return text
 
 
@@ -89,7 +84,7 @@ def _png(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _share_chart(by_tier: pd.DataFrame, zh: bool) -> str:
+def _share_chart(by_tier: pd.DataFrame) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -101,7 +96,8 @@ def _share_chart(by_tier: pd.DataFrame, zh: bool) -> str:
     ax.barh(labels, 100 - by_tier["covered_share"].fillna(0) * 100,
             left=by_tier["covered_share"].fillna(0) * 100, color="#f4a582")
     ax.set_xlim(0, 100)
-    ax.set_xlabel("% of population covered (blue) / not covered (orange)")
+    # English: the chart is drawn with matplotlib's default font, which has no Chinese glyphs.
+    ax.set_xlabel(t("report_share_axis", FALLBACK))
     for i, v in enumerate(by_tier["covered_share"].fillna(0)):
         ax.text(min(v * 100 + 1, 90), i, f"{v:.1%}", va="center")
     fig.tight_layout()
@@ -148,7 +144,7 @@ def write_report(folder: str | Path, *, run=None, changes: pd.DataFrame | None =
     title
         The report's title (default: the folder's name).
     lang
-        ``"zh"`` or ``"en"`` for section titles (default: both).
+        ``"zh"`` or ``"en"`` for section titles (default and ``"zh"``: Chinese and English).
 
     Returns
     -------
@@ -159,63 +155,76 @@ def write_report(folder: str | Path, *, run=None, changes: pd.DataFrame | None =
     folder = Path(folder)
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8")) \
         if (folder / "manifest.json").exists() else {}
-    zh = lang != "en"
-    title = title or folder.name
-    parts = [f"<!doctype html><html lang=\"{'zh' if zh else 'en'}\"><head><meta charset=\"utf-8\">"
+    lang = lang or "zh"
+    parts = _head(folder, manifest, title or folder.name, lang)
+    if changes is not None:
+        # An in-memory table has not been through write_csv: openpyxl refuses control characters.
+        changes = clean_text(changes)
+    sheets, tables = _tables(folder, changes, lang)
+    parts += tables
+    parts.append(f"<h2>{html.escape(bilingual('report_provenance', lang))}</h2>")
+    inputs = clean_text(pd.DataFrame([{"role": k, **v} for k, v in manifest.get("inputs", {}).items()]))
+    if len(inputs):
+        parts.append(_table(inputs, lang=lang))
+    facts = {"profile": manifest.get("profile"), "created": manifest.get("created"),
+             **{f"version {k}": v for k, v in manifest.get("versions", {}).items()},
+             **{f"seconds {k}": v for k, v in manifest.get("timings_s", {}).items()}}
+    parts.append(_table(pd.DataFrame({"fact": list(facts), "value": [str(v) for v in facts.values()]}), lang=lang))
+    parts.append(f"<p>{html.escape(t('report_network', lang))}</p></body></html>")
+    html_path = write_text(folder / "report.html", "\n".join(parts))
+    return [html_path, _write_xlsx(sheets, folder / "report.xlsx")]
+
+
+def _head(folder: Path, manifest: dict, title: str, lang: str) -> list[str]:
+    """The page's head, title, population notes, the headline figures and the static map."""
+    parts = [f"<!doctype html><html lang=\"{html_lang(lang)}\"><head><meta charset=\"utf-8\">"
              f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
-             f"<h1>{'十五分钟生活圈评估报告 · ' if zh else ''}{html.escape(title)}</h1>"]
+             f"<h1>{html.escape(t('report_title', lang))} · {html.escape(title)}</h1>"]
     pop = manifest.get("population", {})
     if pop.get("is_estimate"):
-        parts.append(f"<p class=\"note\">{'人口为估算值' + '：' if zh else ''}population is an "
-                     f"estimate ({html.escape(str(pop.get('label', '')))}); treat covered numbers "
-                     "as indicative.</p>")
+        note = bilingual("report_estimate", lang, sep=" ").format(label=pop.get("label", ""))
+        parts.append(f"<p class=\"note\">{html.escape(note)}</p>")
     # Rows dropped with --drop-invalid, separators read and how polygons were spread: a
     # reader of the figures must see what the population reader decided.
-    parts += [f"<p class=\"note\">{'人口数据说明：' if zh else ''}population: {html.escape(str(n))}</p>"
+    parts += [f"<p class=\"note\">{html.escape(bilingual('report_population', lang))}: {html.escape(str(n))}</p>"
               for n in pop.get("notes", [])]
     by_tier = _read(folder, "coverage_by_tier.csv")
     if by_tier is not None:
         parts.append("<div>" + "".join(
             f"<span class=\"kpi\">{html.escape(str(r.tier_name if 'tier_name' in by_tier else r.tier))}"
-            f" ({r.threshold_minutes:g} min)<b>{r.covered_share:.1%}</b>{r.covered_pop:,.0f} / "
+            f" ({r.threshold_minutes:g} {t('minutes', lang)})<b>{r.covered_share:.1%}</b>{r.covered_pop:,.0f} / "
             f"{r.population:,.0f}</span>" for r in by_tier.itertuples()) + "</div>")
-        parts.append(f"<img alt=\"coverage per tier\" src=\"{_share_chart(by_tier, zh)}\">")
-    static = _static_map(folder, "zh" if zh else "en")
+        parts.append(f"<img alt=\"{html.escape(t('report_share_alt', lang))}\" src=\"{_share_chart(by_tier)}\">")
+    static = _static_map(folder, lang)
     if static:
-        parts.append(f"<h2>{'覆盖地图 · ' if zh else ''}Coverage map</h2><img alt=\"map\" src=\"{static}\">"
-                     "<p>© OpenStreetMap contributors. The interactive map is map.html.</p>")
+        parts.append(f"<h2>{html.escape(bilingual('report_map', lang))}</h2><img alt=\"map\" src=\"{static}\">"
+                     f"<p>{html.escape(t('report_map_note', lang))}</p>")
+    return parts
+
+
+def _tables(folder: Path, changes: pd.DataFrame | None, lang: str) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """The report's tables: the sheets of ``report.xlsx`` and their HTML sections."""
     sheets: dict[str, pd.DataFrame] = {}
-    if changes is not None:
-        # An in-memory table has not been through write_csv: openpyxl refuses control characters.
-        changes = clean_text(changes)
+    parts: list[str] = []
     if changes is not None and not (folder / "changes.csv").exists():
         sheets["changes"] = changes
-    for file, sheet, en, cn in _TABLES:
+
+    def gaps_section() -> None:
+        gaps = _top_gaps(folder)
+        if gaps is not None:
+            sheets["largest_gaps"] = gaps
+            parts.append(f"<h2>{html.escape(bilingual('report_largest_gaps', lang))}</h2>{_table(gaps, lang=lang)}")
+
+    for file, sheet in _TABLES:
         df = _read(folder, file)
         if df is None and sheet == "changes" and changes is not None:
             df = changes
         if df is None:
             continue
         sheets[sheet] = df
-        parts.append(f"<h2>{cn + ' · ' if zh else ''}{en}</h2>{_table(df)}")
+        parts.append(f"<h2>{html.escape(bilingual('report_' + sheet, lang))}</h2>{_table(df, lang=lang)}")
         if sheet == "coverage_by_unit":
-            gaps = _top_gaps(folder)
-            if gaps is not None:
-                sheets["largest_gaps"] = gaps
-                parts.append(f"<h2>{'最大缺口 · ' if zh else ''}Largest gaps (H3 hexagons)</h2>{_table(gaps)}")
+            gaps_section()
     if "coverage_by_unit" not in sheets:
-        gaps = _top_gaps(folder)
-        if gaps is not None:
-            sheets["largest_gaps"] = gaps
-            parts.append(f"<h2>{'最大缺口 · ' if zh else ''}Largest gaps (H3 hexagons)</h2>{_table(gaps)}")
-    parts.append(f"<h2>{'数据来源 · ' if zh else ''}Provenance</h2>")
-    inputs = clean_text(pd.DataFrame([{"role": k, **v} for k, v in manifest.get("inputs", {}).items()]))
-    if len(inputs):
-        parts.append(_table(inputs))
-    facts = {"profile": manifest.get("profile"), "created": manifest.get("created"),
-             **{f"version {k}": v for k, v in manifest.get("versions", {}).items()},
-             **{f"seconds {k}": v for k, v in manifest.get("timings_s", {}).items()}}
-    parts.append(_table(pd.DataFrame({"fact": list(facts), "value": [str(v) for v in facts.values()]})))
-    parts.append("<p>Street network: © OpenStreetMap contributors (ODbL).</p></body></html>")
-    html_path = write_text(folder / "report.html", "\n".join(parts))
-    return [html_path, _write_xlsx(sheets, folder / "report.xlsx")]
+        gaps_section()
+    return sheets, parts
