@@ -51,13 +51,18 @@ def repair_linework(geoms: np.ndarray, level: np.ndarray, *, snap_metres: float,
     report: dict = {}
     fixes: list[pd.DataFrame] = []
     coords, idx = shapely.get_coordinates(geoms, return_index=True)
-    if snap_metres > 0:
-        coords, idx = _close_gaps(coords, idx, level, snap_metres, report, fixes)
-    else:
-        report.update(gaps_closed=0, ends_joined_to_lines=0, overshoots_trimmed=0)
     line = np.arange(len(geoms))
+    if snap_metres > 0:
+        coords, idx, collapsed = _close_gaps(coords, idx, level, snap_metres, report, fixes)
+        if collapsed.any():  # renumber the lines left, remembering which input line each is
+            line = np.flatnonzero(~collapsed)
+            vertex = ~collapsed[idx]
+            coords, idx = coords[vertex], np.cumsum(~collapsed)[idx[vertex]] - 1
+    else:
+        report.update(gaps_closed=0, short_lines_collapsed=0, ends_joined_to_lines=0, overshoots_trimmed=0)
     if node_crossings:
-        coords, idx, line = _node(coords, idx, level, report, fixes)
+        coords, idx, piece_line = _node(coords, idx, level[line], report, fixes)
+        line = line[piece_line]
         cut = _landing_cuts(coords, idx, level[line])
     else:
         report["crossings_noded"] = 0
@@ -153,103 +158,163 @@ def _fix_points(kind: str, points, metres) -> pd.DataFrame:
 
 # --- gaps ----------------------------------------------------------------------------------------
 
-def _close_gaps(coords, idx, level, tol, report, fixes):
-    """Join dangling ends: to the nearest end within ``tol``, else to the nearest line on their level.
+# A line at least this share of the tolerance long keeps its two ends apart when gaps close (a 1.5 m
+# connector between two junctions stays); a shorter one is digitising noise and may fold into its
+# junction, which is counted (``short_lines_collapsed``).
+_KEEP_SHARE = 0.25
 
-    A dangling end is one no other vertex shares. It moves onto the nearest other end that it may
-    meet (same level, or it is itself a bridge or tunnel end landing), or, mutual nearest dangling
-    ends, both to their mean; an end left over is joined to the nearest line on its level within
-    ``tol`` by inserting a vertex there (the noding then splits that line), and an end that overshot
-    that line is cut back to the crossing.
+
+def _close_gaps(coords, idx, level, tol, report, fixes):
+    """Join dangling ends: with the ends around them within ``tol``, else to the nearest line.
+
+    A dangling end is one no other vertex shares. Ends within ``tol`` of each other cluster
+    transitively (see :func:`_end_groups`); a cluster moves onto the end another line already
+    shares there, or else to its members' mean. A cluster with no shared end, or an end left alone,
+    is then joined to the nearest line on its level within ``tol`` by inserting a vertex there (the
+    noding then splits that line), and an end that overshot that line is cut back to the crossing.
+
+    Returns the coordinates, line index and a mask of the lines that collapsed (shorter than
+    ``_KEEP_SHARE * tol``, both ends in one cluster).
     """
     first, last = _bounds(idx)
     n = len(first)
     ends = np.concatenate([first, last])
-    end_level = np.concatenate([level, level])
-    key = _key(coords)
-    inv, _ = _codes(key)
+    inv, _ = _codes(_key(coords))
     dangling = np.bincount(inv)[inv[ends]] == 1
-
-    # End positions (unique), which levels end at each, and which are a lone dangling end.
-    pinv, pkey = _codes(key[ends])
+    pinv, pkey = _codes(_key(coords[ends]))
     pxy = np.column_stack([pkey.real, pkey.imag])
-    pdang = np.zeros(len(pkey), dtype=bool)
-    pdang[pinv[dangling]] = True
-    lev_codes = np.sort(pd.unique(level))
-    lev_code = np.searchsorted(lev_codes, end_level)
-    pos_level = pd.unique(pinv * len(lev_codes) + lev_code)
-
-    d_pos = np.flatnonzero(pdang)
-    d_level = np.empty(len(pkey))
-    d_level[pinv] = end_level
-    # A short line's end is not snapped to its own other end: that would collapse the line.
-    pos_end = np.empty(len(pkey), dtype=np.int64)
-    pos_end[pinv] = np.arange(2 * n)
-    own = pos_end[d_pos]
+    same = idx[1:] == idx[:-1]
     seg = np.hypot(*np.diff(coords, axis=0).T)
-    line_len = np.bincount(idx[:-1][idx[1:] == idx[:-1]], seg[idx[1:] == idx[:-1]], minlength=n)
-    other_end = np.where(line_len[own % n] < 3 * tol, pinv[(own + n) % (2 * n)], -1)
-    k = int(min(8, len(pkey)))
-    target = np.full(len(d_pos), -1)
-    dist = np.full(len(d_pos), np.inf)
-    if k > 1 and len(d_pos):
-        dd, jj = cKDTree(pxy).query(pxy[d_pos], k=k, distance_upper_bound=tol)
-        code = np.searchsorted(lev_codes, d_level[d_pos])
-        for c in range(k):  # k is at most 8: columns of candidates, nearest first
-            j = jj[:, c]
-            free = (target < 0) & (j < len(pkey)) & (j != d_pos) & (j != other_end)
-            jc = np.where(free, j, 0)
-            same = _isin(jc * len(lev_codes) + code, pos_level)
-            lands = d_level[d_pos] != 0  # a bridge or tunnel end lands on any level
-            ok = free & (same | lands)
-            target[ok], dist[ok] = j[ok], dd[ok, c]
-    has = target >= 0
-    src, dst = d_pos[has], target[has]
-    moved_pos = np.zeros(0, dtype=np.int64)
-    if len(src):
-        g = sparse.coo_matrix((np.ones(len(src)), (src, dst)), shape=(len(pkey), len(pkey)))
-        _, comp = connected_components(g, directed=False)
-        members = pd.unique(np.concatenate([src, dst]))
-        # Each component has one end that is not dangling (the target everybody moves to) or a
-        # pair of mutually nearest dangling ends (which meet halfway).
-        sink = np.full(comp.max() + 1, -1)
-        fixed = members[~pdang[members]]
-        sink[comp[fixed]] = fixed
-        size = np.maximum(np.bincount(comp[members]), 1)
-        cx = np.bincount(comp[members], pxy[members, 0]) / size
-        cy = np.bincount(comp[members], pxy[members, 1]) / size
-        s = sink[comp[members]]
-        new = np.where((s >= 0)[:, None], pxy[np.maximum(s, 0)], np.column_stack([cx, cy])[comp[members]])
-        moved_pos = members[np.hypot(*(new - pxy[members]).T) > 0]
-        newp = pxy.copy()
-        newp[members] = new
-        coords = coords.copy()
-        coords[ends] = newp[pinv]
-        n_comp = len(pd.unique(comp[members]))
-        report["gaps_closed"] = int(len(members) - n_comp)
-        fixes.append(_fix_points("gap_closed", pxy[moved_pos],
-                                 np.hypot(*(newp[moved_pos] - pxy[moved_pos]).T)))
-    else:
-        report["gaps_closed"] = 0
+    line_len = np.bincount(idx[:-1][same], seg[same], minlength=n)
+    group, fixed = _end_groups(pxy, pinv, dangling, np.concatenate([level, level]), line_len, tol)
 
-    # Dangling ends still alone: onto the nearest line of their level.
-    alone = np.zeros(len(pkey), dtype=bool)
-    alone[d_pos[~has]] = True
-    alone[moved_pos] = False
-    e = np.flatnonzero(dangling & alone[pinv])
-    stub = line_len[e % n] < 3 * tol
-    coords, idx, joined, trimmed = _join_to_lines(coords, idx, ends[e], e % n, ends[(e + n) % (2 * n)], stub,
-                                                  level, tol, fixes)
+    # Each group goes to its shared end (the first, should a chain hold two) or to its mean.
+    size = np.bincount(group)
+    sink = np.full(len(size), -1)
+    sink[group[fixed][::-1]] = np.flatnonzero(fixed)[::-1]
+    mean = np.column_stack([np.bincount(group, pxy[:, 0]), np.bincount(group, pxy[:, 1])]) / size[:, None]
+    newp = np.where((sink[group] >= 0)[:, None], pxy[np.maximum(sink[group], 0)], mean[group])
+    shift = np.hypot(*(newp - pxy).T)
+    moved = shift > 0
+    coords = coords.copy()
+    coords[ends] = newp[pinv]
+    report["gaps_closed"] = int((size[group] > 1).sum() - (size > 1).sum())
+    fixes.append(_fix_points("gap_closed", pxy[moved], shift[moved]))
+    collapsed = (group[pinv[:n]] == group[pinv[n:]]) & (line_len < 3 * tol) & (pinv[:n] != pinv[n:])
+    report["short_lines_collapsed"] = int(collapsed.sum())
+    fixes.append(_fix_points("short_line_collapsed", (pxy[pinv[:n]] + pxy[pinv[n:]])[collapsed] / 2,
+                             line_len[collapsed]))
+
+    # Groups with no shared end (lone ends included), from one end each: onto the nearest line.
+    free = np.flatnonzero(sink[group] < 0)
+    _, rep_of = np.unique(group[free], return_index=True)
+    gi = pd.Index(group[free[rep_of]]).get_indexer(group[free])
+    end_at = np.empty(len(pxy), dtype=np.int64)
+    end_at[pinv] = np.arange(2 * n)  # a free position is a dangling end's: one end there
+    e = end_at[free[rep_of]]
+    live = ~collapsed[e % n]
+    e, keep = e[live], np.flatnonzero(live)
+    follow = pd.Index(keep).get_indexer(gi)
+    f_ok = follow >= 0
+    coords, idx, joined, trimmed = _join_to_lines(
+        coords, idx, ends[e], e % n, ends[(e + n) % (2 * n)], line_len[e % n] < 3 * tol, level, tol, fixes,
+        follow=ends[end_at[free[f_ok]]], follow_of=follow[f_ok])
     report["ends_joined_to_lines"] = joined
     report["overshoots_trimmed"] = trimmed
-    return coords, idx
+    return coords, idx, collapsed
 
 
-def _join_to_lines(coords, idx, vert, vline, other, short, level, tol, fixes):
+def _end_groups(pxy, pinv, dangling, end_level, line_len, tol) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster end positions: a group code per position and whether another line shares it.
+
+    Positions within ``tol`` link when one of them is a dangling end that may meet the other (same
+    level, or it is itself a bridge or tunnel end landing), and not across a line's own two ends.
+    The groups are the connected components of those links, so a junction whose every end moved
+    stays one node. A component is split when it would merge two shared ends, fold a line longer
+    than ``_KEEP_SHARE * tol`` (its ends fall in it) or spans more than ``2 * tol`` (a row of
+    ends chaining into one blob): see :func:`_split_groups`.
+    """
+    m, npos = len(pinv), len(pxy)
+    n = m // 2
+    fixed = np.ones(npos, dtype=bool)
+    fixed[pinv[dangling]] = False
+    plev = np.empty(npos)
+    plev[pinv] = end_level  # one level at a dangling position, any at a shared one (not used there)
+    lev_codes = np.sort(pd.unique(end_level))
+    pos_level = pd.unique(pinv * len(lev_codes) + np.searchsorted(lev_codes, end_level))
+    end_at = np.empty(npos, dtype=np.int64)
+    end_at[pinv] = np.arange(m)
+    # Lines that keep their ends apart; from 3 tol on, a line may close on itself (a loop's gap).
+    apart = (line_len >= _KEEP_SHARE * tol) & (line_len < 3 * tol)
+    partner = np.where(~fixed & apart[end_at % n], pinv[(end_at + n) % m], -1)
+    i, j = cKDTree(pxy).query_pairs(tol, output_type="ndarray").T.reshape(2, -1)
+
+    def meets(a, b):
+        lands = plev[a] != 0
+        return ~fixed[a] & (lands | _isin(b * len(lev_codes) + np.searchsorted(lev_codes, plev[a]), pos_level))
+
+    ok = (meets(i, j) | meets(j, i)) & (partner[i] != j) & (partner[j] != i)
+    i, j = i[ok], j[ok]
+    comp = _components(i, j, npos)
+    a, b = pinv[:n], pinv[n:]
+    inner = apart & (comp[a] == comp[b]) & (a != b)
+    size = np.bincount(comp)
+    centre = np.column_stack([np.bincount(comp, pxy[:, 0]), np.bincount(comp, pxy[:, 1])]) / size[:, None]
+    span = np.zeros(len(size))
+    np.maximum.at(span, comp, np.hypot(*(pxy - centre[comp]).T))
+    bad = (np.bincount(comp[fixed], minlength=len(size)) > 1) | (span > tol)
+    bad[comp[a[inner]]] = True
+    if bad.any():
+        comp = _split_groups(pxy, comp, bad, fixed, i, j, a[inner], b[inner], tol)
+    return comp, fixed
+
+
+def _split_groups(pxy, comp, bad, fixed, i, j, ia, ib, tol) -> np.ndarray:
+    """Split the components marked ``bad`` around their anchors.
+
+    Rule: the anchors of a component are its shared ends and the ends of the lines inside it.
+    Anchors link only closer than half the shortest such line (never two shared ends, never a
+    line's own ends); every other end joins its nearest anchor in the component. A component with
+    no anchor (a chain of ends) is cut at links longer than ``tol / 2``.
+    """
+    npos = len(pxy)
+    anchor = fixed & bad[comp]
+    anchor[ia] = anchor[ib] = True
+    rho = np.full(len(bad), float(tol))
+    np.minimum.at(rho, comp[ia], np.hypot(*(pxy[ia] - pxy[ib]).T) / 2)
+    d = np.hypot(*(pxy[i] - pxy[j]).T)
+    in_bad = bad[comp[i]]
+    own = pd.Index(np.r_[ia * npos + ib, ib * npos + ia]).get_indexer(i * npos + j) >= 0
+    link = in_bad & anchor[i] & anchor[j] & (d < rho[comp[i]]) & ~(fixed[i] & fixed[j]) & ~own
+    n_anchor = np.bincount(comp[anchor], minlength=len(bad))
+    chain = in_bad & (n_anchor[comp[i]] == 0) & (d <= tol / 2)
+    sub = _components(np.r_[i[link | chain]], np.r_[j[link | chain]], npos)
+    label = np.where(bad[comp], npos + sub, comp)
+    rest = np.flatnonzero(bad[comp] & ~anchor & (n_anchor[comp] > 0))
+    anchors = np.flatnonzero(anchor)
+    if len(rest) and len(anchors):
+        k = int(min(8, len(anchors)))
+        _, jj = cKDTree(pxy[anchors]).query(pxy[rest], k=k)
+        jj = jj.reshape(len(rest), k)
+        hit = comp[anchors[jj]] == comp[rest][:, None]  # nearest first: the first in the component
+        col = np.argmax(hit, axis=1)
+        found = hit[np.arange(len(rest)), col]
+        label[rest[found]] = label[anchors[jj[found, col[found]]]]
+    return pd.factorize(label)[0]
+
+
+def _components(i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:
+    g = sparse.coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n))
+    return connected_components(g, directed=False)[1]
+
+
+def _join_to_lines(coords, idx, vert, vline, other, short, level, tol, fixes, *, follow, follow_of):
     """Move end vertices ``vert`` (of lines ``vline``) onto the nearest segment of another line.
 
-    A short line whose other end (vertex ``other``) is on that segment too is a stub hanging from
-    it: joining would fold it onto the line, so it is left as it is.
+    The vertices ``follow`` (ends clustered with ``vert[follow_of]``) move with them. No end joins
+    a line that ends where it is (its own cluster). A short line whose other end (vertex ``other``)
+    is on that segment too is a stub hanging from it: joining would fold it onto the line, so it is
+    left as it is.
     """
     if not len(vert):
         return coords, idx, 0, 0
@@ -257,13 +322,15 @@ def _join_to_lines(coords, idx, vert, vline, other, short, level, tol, fixes):
     sa = np.flatnonzero(same)  # segment i runs from vertex sa[i] to sa[i] + 1
     a, b = coords[sa], coords[sa + 1]
     seg_line = idx[sa]
-    first, _ = _bounds(idx)
+    first, last = _bounds(idx)
     seg_ord = sa - first[seg_line]
     segs = shapely.linestrings(np.stack([a, b], axis=1))
     tree = shapely.STRtree(segs)
     pts = shapely.points(coords[vert])
     pi, sj = tree.query(pts, predicate="dwithin", distance=tol)
-    ok = (seg_line[sj] != vline[pi]) & (level[seg_line[sj]] == level[vline[pi]])
+    here = _key(coords[vert])[pi]
+    ends_here = (_key(coords[first[seg_line[sj]]]) == here) | (_key(coords[last[seg_line[sj]]]) == here)
+    ok = (seg_line[sj] != vline[pi]) & (level[seg_line[sj]] == level[vline[pi]]) & ~ends_here
     pi, sj = pi[ok], sj[ok]
     if not len(pi):
         return coords, idx, 0, 0
@@ -302,9 +369,15 @@ def _join_to_lines(coords, idx, vert, vline, other, short, level, tol, fixes):
     fixes.append(_fix_points("end_joined_to_line", coords[v], moved))
     coords = coords.copy()
     coords[v] = q
+    to = np.full((len(vert), 2), np.nan)
+    to[pi] = q
+    go = ~np.isnan(to[follow_of, 0])
+    coords[follow[go]] = to[follow_of[go]]
+    shift = np.zeros(len(vert))
+    shift[pi] = moved
     ins = ~(at_a | at_b)
     coords, idx, _ = _insert(coords, idx, seg_line[sj[ins]], seg_ord[sj[ins]] + t[ins], q[ins])
-    return coords, idx, int((moved > 0).sum()), int(cross.sum())
+    return coords, idx, int((shift[follow_of[go]] > 0).sum()), int(cross.sum())
 
 
 # --- noding ---------------------------------------------------------------------------------------
@@ -317,7 +390,7 @@ def _node(coords, idx, level, report, fixes):
     seg_line = idx[sa]
     in_key = _key(coords)
     out_coords, out_idx, out_line = [], [], []
-    new_points = []
+    new_points, overlaps = [], []
     base = 0
     overlap = 0.0
     for lv in np.sort(pd.unique(level)):  # a handful of levels: one GEOS call each
@@ -344,6 +417,11 @@ def _node(coords, idx, level, report, fixes):
         if len(lost):  # GEOS moved a piece by more than a millimetre: take the nearest segment
             nearest[lost] = tree.query_nearest(mid[lost], all_matches=False)[1]
         owner = seg_line[segs[nearest]]
+        # A piece on segments of two or more lines is where GEOS merged overlapping lines.
+        share = pd.DataFrame({"p": pi, "l": seg_line[segs[sj]]}).drop_duplicates()["p"].value_counts()
+        share = share[share > 1]
+        overlaps.append(_fix_points("overlap_merged", mid[share.index.to_numpy()],
+                                    shapely.length(pieces[share.index.to_numpy()]) * (share.to_numpy() - 1)))
         c, i = shapely.get_coordinates(pieces, return_index=True)
         f, la = _bounds(i)
         ek = _key(np.vstack([c[f], c[la]]))
@@ -355,6 +433,9 @@ def _node(coords, idx, level, report, fixes):
     new = pd.unique(np.concatenate(new_points))
     report["crossings_noded"] = len(new)
     report["overlap_metres_dropped"] = round(max(overlap, 0.0), 1)
+    overlaps = pd.concat(overlaps, ignore_index=True)
+    report["overlaps_merged"] = len(overlaps)
+    fixes.append(overlaps)
     fixes.append(_fix_points("crossing_noded", np.column_stack([new.real, new.imag]), 0.0))
     return np.concatenate(out_coords), np.concatenate(out_idx), np.concatenate(out_line)
 
