@@ -16,8 +16,14 @@ momepy's ``close_gaps`` before it, which is what closing the gaps costs there; i
 square of the layer (3.8 s at 20k segments, 15 s at 50k, past 15 minutes at 500k), so it runs,
 beside ours, on a layer of ``--momepy-segments`` (default 50,000).
 
+Junction jitter (issue 16): a clean 4 km street grid, one feature per block side, so four ends meet
+at every crossing, with a lane into the middle of every other block ending on the street, against
+the same layer with every end moved 0.1-0.4 m in a random direction (as digitised layers have it).
+Both are repaired and built, and the coverage of the same facilities and the same residents is
+printed per tier with the difference; the target is the clean layer's coverage within 0.5 %.
+
 Usage: python scripts/bench_roads.py [--segments 500000] [--spacing 100] [--step 20] [--per-feature 5]
-       [--momepy [--momepy-segments 50000]]
+       [--momepy [--momepy-segments 50000]] [--jitter-only]
 """
 
 from __future__ import annotations
@@ -26,12 +32,16 @@ import argparse
 import resource
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
+import pyproj
 import shapely
 
+from circles import compute_coverage, facilities_from_frame
 from circles.engine.network import WalkNetwork
 from circles.readers.roads import network_from_roads, read_road_lines
 
@@ -99,7 +109,11 @@ def main() -> None:
     ap.add_argument("--per-feature", type=int, default=5, help="segments per feature")
     ap.add_argument("--momepy", action="store_true", help="also time momepy.close_gaps + union_all")
     ap.add_argument("--momepy-segments", type=int, default=50_000, help="layer size for the momepy peer")
+    ap.add_argument("--jitter-only", action="store_true", help="only the junction-jitter coverage check")
     args = ap.parse_args()
+    jitter_coverage()
+    if args.jitter_only:
+        return
     gdf = layer(args.segments, args.spacing, args.step, args.per_feature)
     n_seg = int(shapely.get_num_coordinates(gdf.geometry.to_numpy()).sum() - len(gdf))
     with tempfile.TemporaryDirectory() as tmp:
@@ -133,6 +147,66 @@ def main() -> None:
             t_mm, mnet = peer(path, momepy=True)
             print(f"  peer momepy.close_gaps + union_all: {t_mm:.1f} s: {mnet.n_nodes:,} nodes, "
                   f"{mnet.n_edges:,} edges, {mnet.report['components']:,} components")
+
+
+def junction_layers(blocks: int = 40, size: float = 100.0, seed: int = 1) -> tuple[list, list]:
+    """The clean grid (with lanes) and the same lines with every end moved 0.1-0.4 m."""
+    rng = np.random.default_rng(seed)
+    k = np.arange(blocks + 1) * size
+    i, j = np.meshgrid(np.arange(blocks), np.arange(blocks + 1), indexing="ij")
+    a = np.column_stack([k[i.ravel()], k[j.ravel()]])  # one feature per block side, both ways
+    starts = np.vstack([a, a[:, ::-1]])
+    east = a + np.array([size, 0.0])
+    stops = np.vstack([east, east[:, ::-1]])
+    bi, bj = np.meshgrid(np.arange(0, blocks, 2), np.arange(blocks), indexing="ij")
+    lane = np.column_stack([k[bi.ravel()] + size / 2, k[bj.ravel()]])  # from the street into the block
+    starts = np.vstack([starts, lane])
+    stops = np.vstack([stops, lane + np.array([0.0, size / 2])])
+    ends = np.vstack([starts, stops])
+    r, t = rng.uniform(0.1, 0.4, len(ends)), rng.uniform(0, 2 * np.pi, len(ends))
+    moved = ends + np.column_stack([r * np.cos(t), r * np.sin(t)])
+    m = len(starts)
+
+    def lines(e):
+        return list(shapely.linestrings(np.stack([e[:m], e[m:]], axis=1) + np.asarray(ORIGIN)))
+
+    return lines(ends), lines(moved)
+
+
+def jitter_coverage(n_people: int = 20_000, seed: int = 2) -> None:
+    """Coverage on the clean and the jittered layer, same facilities and residents."""
+    clean, moved = junction_layers()
+    rng = np.random.default_rng(seed)
+    to_lonlat = pyproj.Transformer.from_crs(4547, 4326, always_xy=True)
+    x0, y0 = ORIGIN
+    fx, fy = rng.uniform(200, 3800, (2, 60))
+    lon, lat = to_lonlat.transform(x0 + fx, y0 + fy)
+    fac = pd.DataFrame({"name": [f"f{q}" for q in range(60)], "lon": lon, "lat": lat,
+                        "tier": np.repeat(["district", "community", "station"], [4, 16, 40])})
+    px, py = rng.uniform(0, 4000, (2, n_people))
+    plon, plat = to_lonlat.transform(x0 + px, y0 + py)
+    demand = gpd.GeoDataFrame({"pop": rng.integers(1, 40, n_people).astype(float)},
+                              geometry=shapely.points(plon, plat), crs=4326)
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, lines in (("clean", clean), ("jittered", moved)):
+            path = Path(tmp) / f"{label}.gpkg"
+            gpd.GeoDataFrame(geometry=lines, crs=4547).to_file(path, engine="pyogrio")
+            t = time.perf_counter()
+            net = network_from_roads(path)
+            built = time.perf_counter() - t
+            with warnings.catch_warnings():  # residents near the layer's edge: the same on both layers
+                warnings.simplefilter("ignore", UserWarning)
+                cov = compute_coverage(net, facilities_from_frame(fac, network=net), demand)
+            rows[label] = cov.by_tier().set_index("tier")["covered_pop"]
+            rep = net.report["repairs"]
+            print(f"{label}: {len(lines):,} lines -> {net.n_nodes:,} nodes, {net.n_edges:,} edges, "
+                  f"{net.report['components']:,} components, {built:.2f} s; gaps closed "
+                  f"{rep['gaps_closed']:,}, ends joined to lines {rep['ends_joined_to_lines']:,}")
+    table = pd.DataFrame(rows)
+    table["difference_%"] = (100 * (table["jittered"] / table["clean"] - 1)).round(3)
+    print("covered people per tier, same facilities and residents (target: within 0.5 %):")
+    print(table.to_string())
 
 
 def pyogrio_count(path: Path) -> int:

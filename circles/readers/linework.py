@@ -312,7 +312,7 @@ def _join_to_lines(coords, idx, vert, vline, other, short, level, tol, fixes, *,
     """Move end vertices ``vert`` (of lines ``vline``) onto the nearest segment of another line.
 
     The vertices ``follow`` (ends clustered with ``vert[follow_of]``) move with them. No end joins
-    a line that ends where it is (its own cluster). A short line whose other end (vertex ``other``)
+    a line that ends where it is (its own cluster), nor another line's end. A short line whose other end (vertex ``other``)
     is on that segment too is a stub hanging from it: joining would fold it onto the line, so it is
     left as it is.
     """
@@ -340,8 +340,15 @@ def _join_to_lines(coords, idx, vert, vline, other, short, level, tol, fixes, *,
     t = np.clip(((p - a[sj]) * ab).sum(1) / ll, 0, 1)
     q = a[sj] + t[:, None] * ab
     d = np.hypot(*(p - q).T)
+    # Onto another line's end is an end meeting an end: the clustering kept those apart (a line's
+    # own two ends, a split junction), so it is not undone here.
+    run = np.sqrt(ll)
+    at_end = (((sa[sj] == first[seg_line[sj]]) & (t * run <= MM))
+              | ((sa[sj] + 1 == last[seg_line[sj]]) & ((1 - t) * run <= MM)))
+    d = np.where(at_end, np.inf, d)
     order = np.lexsort((d, pi))
     best = order[np.r_[True, pi[order][1:] != pi[order][:-1]]]
+    best = best[np.isfinite(d[best])]
     best = best[~(short[pi[best]] & (shapely.distance(shapely.points(coords[other[pi[best]]]), segs[sj[best]]) <= tol))]
     pi, sj, t, q, d = pi[best], sj[best], t[best], q[best], d[best]
     # An end past the line (its last segment crosses it) is cut back to the crossing instead.
@@ -357,7 +364,7 @@ def _join_to_lines(coords, idx, vert, vline, other, short, level, tol, fixes, *,
         s_r = (w[:, 0] * s_ab[:, 1] - w[:, 1] * s_ab[:, 0]) / den
         s_t = (w[:, 0] * r[:, 1] - w[:, 1] * r[:, 0]) / den
     cross = (np.abs(den) > 1e-12) & (s_r > 0) & (s_r <= 1) & (s_t >= 0) & (s_t <= 1)
-    xq = coords[prev] + s_r[:, None] * r
+    xq = coords[prev] + np.where(cross, s_r, 0.0)[:, None] * r
     cross &= np.hypot(*(xq - coords[v]).T) <= tol
     q = np.where(cross[:, None], xq, q)
     t = np.where(cross, s_t, t)

@@ -259,8 +259,9 @@ def repair_lines(gdf: gpd.GeoDataFrame, *, snap_metres: float = 2.0, node_crossi
         ``source_row`` (1-based row of ``gdf``) and the source row's attributes.
     dict
         Counts of every fix: ``multilines_split``, ``zero_length_dropped``, ``duplicates_dropped``,
-        ``gaps_closed``, ``ends_joined_to_lines``, ``overshoots_trimmed``, ``crossings_noded``,
-        ``overlap_metres_dropped``, ``rings_split``, ``lines_split``, ``slivers_dropped``.
+        ``gaps_closed``, ``short_lines_collapsed``, ``ends_joined_to_lines``, ``overshoots_trimmed``,
+        ``crossings_noded``, ``overlap_metres_dropped``, ``overlaps_merged``, ``rings_split``,
+        ``lines_split``, ``slivers_dropped``.
 
     """
     pieces, _, report, _ = _repair(gdf, snap_metres=snap_metres, node_crossings=node_crossings)
