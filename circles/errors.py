@@ -29,7 +29,8 @@ class CirclesError(Exception):
     file
         The file the problem is in, if any.
     row
-        The 1-based data row (header excluded) or record, if any.
+        The row as the user's spreadsheet shows it (header = row 1, so the first data row is
+        row 2, more below title rows; a GIS layer's features count from 1), if any.
     field
         The column, layer or key, if any.
     fix
