@@ -9,23 +9,31 @@ pieces, and each larger area is merged with the smaller one, so areas nest (up t
 floating-point noise, far below a square millimetre).
 
 Everything is in the network CRS and in metres; :func:`to_wgs84` converts a layer for output.
+The cutting and buffering of the reached streets is in :mod:`circles.engine.street_buffers`.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from scipy import sparse
+from numpy.typing import ArrayLike
 
 from ..errors import DataError
+from .anchors import Anchors, anchor_status, check_anchors
 from .network import WalkNetwork
-from .routing import Anchors, anchor_status, check_anchors, nearest, reach, tier_codes
+from .routing import nearest, reach, tier_codes
+from .street_buffers import ReachedNodes, reached_areas
+
+if TYPE_CHECKING:
+    import pyproj
+
+    from ..readers.profiles import Profile, Tier
 
 __all__ = ["FACILITY_AREAS_DEFAULT", "distance_bands", "facility_area_cap", "facility_areas_note",
            "facility_isochrones", "tier_isochrones", "to_wgs84"]
@@ -34,11 +42,6 @@ __all__ = ["FACILITY_AREAS_DEFAULT", "distance_bands", "facility_area_cap", "fac
 #: grows with the count (a POI dump of 100,000 facilities needs hours and gigabytes), while the
 #: coverage figures, the dissolved tier areas and the rings do not need them.
 FACILITY_AREAS_DEFAULT = 2000
-
-_QUAD_SEGS = 4  # arc segments per quarter circle at ends and bends: 30 m buffer, <= 0.6 m off
-_THREADS = 2  # GEOS releases the GIL in shapely's vectorised functions
-_EPS_M = 1e-9
-_INCIDENCE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def to_wgs84(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -79,7 +82,8 @@ def facility_area_cap(value: str | int | None = None) -> int | None:
     return int(number)
 
 
-def facility_areas_note(n_facilities: int, value: str | int | None = None) -> dict:
+def facility_areas_note(n_facilities: int, value: str | int | None = None
+                        ) -> dict[str, str | int | bool]:
     """Whether per-facility areas are drawn for ``n_facilities`` under the setting, and why not.
 
     Parameters
@@ -111,7 +115,7 @@ def facility_areas_note(n_facilities: int, value: str | int | None = None) -> di
 
 def facility_isochrones(net: WalkNetwork, facilities: Anchors, *,
                         limit_metres: float | Sequence[float], buffer_metres: float = 30.0,
-                        ids: Sequence | None = None, metres_per_minute: float | None = None
+                        ids: ArrayLike | None = None, metres_per_minute: float | None = None
                         ) -> gpd.GeoDataFrame:
     """One service-area polygon per facility (and per limit).
 
@@ -155,8 +159,8 @@ def facility_isochrones(net: WalkNetwork, facilities: Anchors, *,
     src = np.flatnonzero(facilities.ok)
     src_origin = (src[:, None] * m + np.arange(m)[None, :]).ravel()
     src_rows = np.repeat(src, m)
-    geom = _areas(net, origin, dist.col[rr], dist.data[rr], limits, src_origin,
-                  facilities.subset(src_rows), buffer_metres, k)
+    geom = reached_areas(net, ReachedNodes(origin, dist.col[rr], dist.data[rr]), limits, src_origin,
+                         facilities.subset(src_rows), buffer_metres=buffer_metres, n_groups=k)
     status = anchor_status(net, facilities)
     out = pd.DataFrame({"facility": fac_r,
                         "id": np.repeat(np.arange(k) if ids is None else np.asarray(ids), m),
@@ -177,12 +181,13 @@ def _dissolved(net: WalkNetwork, sources: Anchors, limits: np.ndarray, buffer_me
     nn, jj = np.nonzero(within)
     src = np.flatnonzero(sources.ok)
     m = len(limits)
-    return _areas(net, jj, node[nn], dist[node[nn]], limits, np.tile(np.arange(m), len(src)),
-                  sources.subset(np.repeat(src, m)), buffer_metres, 1)
+    return reached_areas(net, ReachedNodes(jj, node[nn], dist[node[nn]]), limits,
+                         np.tile(np.arange(m), len(src)), sources.subset(np.repeat(src, m)),
+                         buffer_metres=buffer_metres, n_groups=1)
 
 
-def tier_isochrones(net: WalkNetwork, facilities: Anchors, tiers: np.ndarray, profile, *,
-                    buffer_metres: float | None = None, ids: Sequence | None = None,
+def tier_isochrones(net: WalkNetwork, facilities: Anchors, tiers: np.ndarray, profile: Profile, *,
+                    buffer_metres: float | None = None, ids: ArrayLike | None = None,
                     per_facility: bool = True) -> dict[str, gpd.GeoDataFrame]:
     """Service areas per tier: a dissolved area per tier and each facility's own area.
 
@@ -216,7 +221,7 @@ def tier_isochrones(net: WalkNetwork, facilities: Anchors, tiers: np.ndarray, pr
     """
     buffer = float(profile.street_buffer_metres if buffer_metres is None else buffer_metres)
     codes = tier_codes(np.asarray(tiers), profile)
-    ids = np.arange(len(facilities)) if ids is None else np.asarray(ids)
+    fac_ids = np.arange(len(facilities)) if ids is None else np.asarray(ids)
     speed = float(profile.metres_per_minute)
     layers: dict[str, gpd.GeoDataFrame] = {}
     parts = []
@@ -224,32 +229,41 @@ def tier_isochrones(net: WalkNetwork, facilities: Anchors, tiers: np.ndarray, pr
         metres = float(profile.threshold_metres(tier.code))
         eligible = np.isin(codes, list(profile.eligible(tier.code))) & facilities.ok
         geom = _dissolved(net, facilities.subset(eligible), np.array([metres]), buffer)
-        layers[tier.code] = gpd.GeoDataFrame(
-            {"tier": [tier.code], "name_zh": [tier.name_zh], "name_en": [tier.name_en],
-             "minutes": [metres / speed], "metres": [metres], "facilities": [int(eligible.sum())],
-             "area_km2": shapely.area(geom) / 1e6}, geometry=geom, crs=net.crs)
+        layers[tier.code] = _tier_layer(tier, geom, metres, speed, int(eligible.sum()), net.crs)
         own = np.flatnonzero(codes == tier.code)
         if per_facility and len(own):
             part = facility_isochrones(net, facilities.subset(own), limit_metres=metres,
-                                       buffer_metres=buffer, ids=ids[own], metres_per_minute=speed)
+                                       buffer_metres=buffer, ids=fac_ids[own], metres_per_minute=speed)
             part["facility"] = own
             part.insert(2, "tier", tier.code)
             parts.append(part)
-    if not per_facility:
-        return layers
-    if parts:
-        fac = pd.concat(parts, ignore_index=True).sort_values("facility", kind="stable")
-        layers["facilities"] = gpd.GeoDataFrame(fac.reset_index(drop=True), geometry="geometry",
-                                                crs=net.crs)
-    else:
-        layers["facilities"] = gpd.GeoDataFrame(
-            {"facility": [], "id": [], "tier": [], "status": [], "metres": [], "minutes": [],
-             "area_km2": []}, geometry=[], crs=net.crs)
+    if per_facility:
+        layers["facilities"] = _facilities_layer(parts, net.crs)
     return layers
 
 
+def _tier_layer(tier: Tier, geom: np.ndarray, metres: float, speed: float, n_facilities: int,
+                crs: pyproj.CRS) -> gpd.GeoDataFrame:
+    """The one-row layer of a tier's dissolved area."""
+    return gpd.GeoDataFrame(
+        {"tier": [tier.code], "name_zh": [tier.name_zh], "name_en": [tier.name_en],
+         "minutes": [metres / speed], "metres": [metres], "facilities": [n_facilities],
+         "area_km2": shapely.area(geom) / 1e6}, geometry=geom, crs=crs)
+
+
+def _facilities_layer(parts: list[gpd.GeoDataFrame], crs: pyproj.CRS) -> gpd.GeoDataFrame:
+    """Every facility's own area, in facility order (an empty layer with the columns if none)."""
+    if parts:
+        fac = pd.concat(parts, ignore_index=True).sort_values("facility", kind="stable")
+        return gpd.GeoDataFrame(fac.reset_index(drop=True), geometry="geometry", crs=crs)
+    return gpd.GeoDataFrame(
+        {"facility": [], "id": [], "tier": [], "status": [], "metres": [], "minutes": [],
+         "area_km2": []}, geometry=[], crs=crs)
+
+
 def distance_bands(net: WalkNetwork, facilities: Anchors, *, minutes: Sequence[float] = (5, 10, 15),
-                   profile=None, buffer_metres: float | None = None) -> gpd.GeoDataFrame:
+                   profile: str | Path | Profile | None = None,
+                   buffer_metres: float | None = None) -> gpd.GeoDataFrame:
     """Rings of walking time from the nearest facility: 0-5, 5-10, 10-15 minutes.
 
     Parameters
@@ -291,222 +305,3 @@ def distance_bands(net: WalkNetwork, facilities: Anchors, *, minutes: Sequence[f
                         "to_minutes": mins, "from_metres": lo * speed, "to_metres": mins * speed,
                         "area_km2": shapely.area(rings) / 1e6})
     return gpd.GeoDataFrame(out, geometry=rings, crs=net.crs)
-
-
-# --- reached pieces and polygons -----------------------------------------------------------------
-
-def _areas(net: WalkNetwork, origin: np.ndarray, node: np.ndarray, dist: np.ndarray,
-           limits: np.ndarray, src_origin: np.ndarray, src: Anchors, buffer_metres: float,
-           n_groups: int) -> np.ndarray:
-    """Buffered reached streets of each group (a facility, or all facilities) at each limit.
-
-    Parameters
-    ----------
-    net
-        The walking network.
-    origin, node, dist
-        Reached nodes: their origin ``group * len(limits) + level`` and their distance (within
-        that level's limit).
-    limits
-        The limits in metres, increasing.
-    src_origin, src
-        The sources of each origin (for the stretch of their own edge and the walk to it).
-    buffer_metres
-        The street buffer.
-    n_groups
-        Number of groups; the result has ``n_groups * len(limits)`` polygons.
-
-    """
-    m = len(limits)
-    lim_o = np.tile(limits, n_groups)
-    p_origin, edge, t0, t1 = _pieces(net, origin, node, dist, lim_o, src_origin, src)
-    lines = _substrings(net, edge, t0, t1)
-    # The off-network walk from each source to its street belongs to its area too.
-    if src.x is not None and len(src):
-        sx, sy = src.snap_xy(net)
-        ok = src.ok & np.isfinite(src.x) & (src.offset_m > 0) & (src.offset_m <= lim_o[src_origin])
-        walk = shapely.linestrings(np.stack([np.column_stack([src.x[ok], src.y[ok]]),
-                                             np.column_stack([sx[ok], sy[ok]])], axis=1))
-        p_origin = np.concatenate([p_origin, src_origin[ok]])
-        lines = np.concatenate([lines, walk])
-    areas = _street_areas(p_origin, lines, n_groups * m, buffer_metres).reshape(n_groups, m)
-    # A larger limit reaches a superset of the streets, so its area contains the smaller one's;
-    # a union with it makes that hold exactly, where the buffers' arcs are drawn differently.
-    for j in range(1, m):
-        areas[:, j] = _threaded(shapely.union, areas[:, j], areas[:, j - 1])
-    return areas.ravel()
-
-
-def _pieces(net: WalkNetwork, origin: np.ndarray, node: np.ndarray, dist: np.ndarray,
-            limit: np.ndarray, src_origin: np.ndarray, src: Anchors
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The reached stretches ``[t0, t1]`` (metres from ``u``) of each edge, per origin.
-
-    A point ``t`` along edge ``(u, v)`` is reached when ``d(u) + t``, ``d(v) + length - t`` or,
-    for a source on that edge, ``offset + |along - t|`` is within the limit: up to three
-    intervals, merged where they overlap.
-    """
-    inc = _incidence(net)
-    deg = np.diff(inc.indptr)[node]
-    o = np.repeat(origin, deg)
-    d = np.repeat(dist, deg)
-    pos = np.repeat(inc.indptr[node], deg) + np.arange(deg.sum()) - np.repeat(np.cumsum(deg) - deg, deg)
-    e = inc.indices[pos]
-    from_u = inc.data[pos] > 0
-    length = net.edge_length[e]
-    room = limit[o] - d
-    start = np.where(from_u, 0.0, np.maximum(length - room, 0.0))
-    end = np.where(from_u, np.minimum(room, length), length)
-    s_ok = np.flatnonzero(src.ok)
-    s_e = src.edge[s_ok]
-    s_room = limit[src_origin[s_ok]] - src.offset_m[s_ok]
-    s_keep = s_room >= 0
-    s_len = net.edge_length[s_e]
-    s_a = np.minimum(src.along_m[s_ok], s_len)
-    key = np.concatenate([o * net.n_edges + e, (src_origin[s_ok] * net.n_edges + s_e)[s_keep]])
-    start = np.concatenate([start, np.maximum(s_a - s_room, 0.0)[s_keep]])
-    end = np.concatenate([end, np.minimum(s_a + s_room, s_len)[s_keep]])
-    key, start, end = _merge_intervals(key, start, end)
-    return key // net.n_edges, key % net.n_edges, start, end
-
-
-def _merge_intervals(key: np.ndarray, start: np.ndarray, end: np.ndarray
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Union of intervals sharing a key (one row per disjoint piece)."""
-    if len(key) == 0:
-        return key, start, end
-    order = np.lexsort((start, key))
-    key, start, end = key[order], start[order], end[order]
-    new_key = np.ones(len(key), dtype=bool)
-    new_key[1:] = key[1:] != key[:-1]
-    # Lift each key's values above every earlier key's so one running maximum serves all keys.
-    lift = (np.cumsum(new_key) - 1) * (float(end.max()) + 1.0)
-    reach_end = np.maximum.accumulate(end + lift) - lift
-    new_piece = new_key.copy()
-    new_piece[1:] |= start[1:] > reach_end[:-1]
-    first = np.flatnonzero(new_piece)
-    return key[first], start[first], np.maximum.reduceat(end, first)
-
-
-def _incidence(net: WalkNetwork) -> sparse.csr_matrix:
-    """Node × edge incidence; data 1 where the node is the edge's ``u`` end, -1 at ``v``."""
-    inc = _INCIDENCE.get(net)
-    if inc is None:
-        e = np.arange(net.n_edges)
-        inc = sparse.csr_matrix((np.concatenate([np.ones(net.n_edges), -np.ones(net.n_edges)]),
-                                 (np.concatenate([net.edge_u, net.edge_v]), np.concatenate([e, e]))),
-                                shape=(net.n_nodes, net.n_edges))
-        _INCIDENCE[net] = inc  # a network's arrays never change once it is built
-    return inc
-
-
-def _substrings(net: WalkNetwork, edge: np.ndarray, t0: np.ndarray, t1: np.ndarray) -> np.ndarray:
-    """The stretch ``[t0, t1]`` metres of each edge's geometry (whole edges reused as they are)."""
-    length = net.edge_length[edge]
-    out = net.edge_geometry[edge].copy()
-    part = np.flatnonzero((t0 > _EPS_M) | (t1 < length - _EPS_M))
-    if len(part) == 0:
-        return out
-    g = out[part]
-    scale = shapely.length(g) / length[part]
-    a, b = t0[part] * scale, t1[part] * scale
-    coords, which = shapely.get_coordinates(g, return_index=True)
-    step = np.hypot(*np.diff(coords, axis=0).T)
-    step[which[1:] != which[:-1]] = 0.0
-    cum = np.concatenate([[0.0], np.cumsum(step)])
-    cum -= cum[np.searchsorted(which, which)]  # distance along its own line
-    inner = (cum > a[which]) & (cum < b[which])
-    ends = shapely.get_coordinates(shapely.line_interpolate_point(np.concatenate([g, g]),
-                                                                  np.concatenate([a, b])))
-    n = len(part)
-    pts = np.concatenate([ends[:n], coords[inner], ends[n:]])
-    idx = np.concatenate([np.arange(n), which[inner], np.arange(n)])
-    rank = np.concatenate([np.zeros(n), 1.0 + np.flatnonzero(inner), np.full(n, np.inf)])
-    order = np.lexsort((rank, idx))
-    out[part] = shapely.linestrings(pts[order], indices=idx[order])
-    return out
-
-
-def _threaded(func, *arrays: np.ndarray) -> np.ndarray:
-    """``func`` over equal-length object arrays, in halves on two threads (GEOS frees the GIL)."""
-    parts = [np.array_split(a, _THREADS) for a in arrays]
-    with ThreadPoolExecutor(_THREADS) as pool:
-        done = pool.map(lambda i: func(*(p[i] for p in parts)), range(_THREADS))
-        return np.concatenate(list(done))
-
-
-def _street_areas(group: np.ndarray, lines: np.ndarray, n: int, buffer_metres: float
-                  ) -> np.ndarray:
-    """The union of each group's lines buffered by ``buffer_metres``; empty where none."""
-    out = np.array([shapely.Polygon()] * n, dtype=object)
-    if len(lines) == 0:
-        return out
-    order = np.argsort(group, kind="stable")
-    group, lines = group[order], lines[order]
-    present = np.unique(group)
-    # Cut the groups into contiguous runs of about equal work for the threads.
-    counts = np.searchsorted(group, present, side="right") - np.searchsorted(group, present)
-    cuts = np.searchsorted(np.cumsum(counts), np.arange(1, _THREADS) * counts.sum() / _THREADS)
-    chunks = [c for c in np.split(present, cuts) if len(c)]
-
-    def work(chunk: np.ndarray) -> np.ndarray:
-        lo = np.searchsorted(group, chunk[0])
-        hi = np.searchsorted(group, chunk[-1], side="right")
-        return _buffered(np.searchsorted(chunk, group[lo:hi]), lines[lo:hi], len(chunk),
-                         buffer_metres)
-
-    with ThreadPoolExecutor(len(chunks)) as pool:
-        out[np.concatenate(chunks)] = np.concatenate(list(pool.map(work, chunks)))
-    return out
-
-
-def _buffered(group: np.ndarray, lines: np.ndarray, n: int, r: float) -> np.ndarray:
-    """Buffer of each group's lines (``group`` sorted, every one of ``0..n-1`` present).
-
-    A union of hundreds of overlapping street buffers is slow in GEOS, so the area is built
-    from the faces (blocks) the lines enclose instead: within a block, a point is within ``r``
-    of the streets exactly when it is within ``r`` of the block's edge or of a line inside it.
-    So the area is the enclosed region grown by ``r``, less each block shrunk by ``r``, plus the
-    buffers of the lines that bound no block (dead ends, partly reached edges, bridges).
-    """
-    # Noding first: pieces may cross without a shared node, and cuts end inside edges.
-    solid = shapely.length(lines) > 0
-    noded = shapely.union_all(_collect(lines[solid], group[solid], n)[:, None], axis=1)
-    faces, cuts, dangles, rings = shapely.polygonize_full(noded[:, None], axis=1)
-    f_parts, f_group = shapely.get_parts(faces, return_index=True)
-    blocks = _collect(f_parts, f_group, n)[:, None]
-    try:  # faces of one noded line set tile their region exactly: a coverage
-        enclosed = shapely.coverage_union_all(blocks, axis=1)
-    except shapely.errors.GEOSException:  # pragma: no cover - a robustness fallback
-        enclosed = shapely.union_all(blocks, axis=1)
-    # Chains of loose segments merged into one line each: fewer buffers to union.
-    loose, l_group = shapely.get_parts(shapely.line_merge(shapely.union(shapely.union(
-        cuts, dangles), rings)), return_index=True)
-    # Pieces of zero length (a limit met exactly at a node) are points: buffered as discs.
-    loose = np.concatenate([loose, lines[~solid]])
-    l_group = np.concatenate([l_group, group[~solid]])
-    extra = shapely.union_all(_collect(shapely.buffer(loose, r, quad_segs=_QUAD_SEGS), l_group,
-                                       n)[:, None], axis=1)
-    grown = shapely.union(shapely.buffer(enclosed, r, quad_segs=_QUAD_SEGS), extra)
-    cores = shapely.buffer(f_parts, -r, quad_segs=_QUAD_SEGS)
-    keep = ~shapely.is_empty(cores)
-    cores, c_group = cores[keep], f_group[keep]
-    near = shapely.intersects(cores, extra[c_group])
-    cores[near] = shapely.difference(cores[near], extra[c_group[near]])
-    c_parts, c_idx = shapely.get_parts(cores, return_index=True)
-    c_parts, c_group = c_parts[shapely.area(c_parts) > 0], c_group[c_idx][shapely.area(c_parts) > 0]
-    holes = _collect(c_parts, c_group, n, multipolygons=True)
-    return shapely.difference(grown, holes)
-
-
-def _collect(geoms: np.ndarray, group: np.ndarray, n: int, *, multipolygons: bool = False
-             ) -> np.ndarray:
-    """One collection per group ``0..n-1`` (empty where a group has nothing)."""
-    empty = shapely.MultiPolygon() if multipolygons else shapely.GeometryCollection()
-    out = np.array([empty] * n, dtype=object)
-    if len(geoms):
-        order = np.argsort(group, kind="stable")
-        here, dense = np.unique(group[order], return_inverse=True)
-        make = shapely.multipolygons if multipolygons else shapely.geometrycollections
-        out[here] = make(geoms[order], indices=dense)
-    return out

@@ -2,29 +2,46 @@
 
 Existing facilities stay fixed; only people not already covered count. Solvers are built from a
 sparse candidate × demand coverage matrix (spopt style: ``from_cost_matrix(...)``, then
-``.solve()``, results as attributes).
+``.solve()``, results as attributes). The search itself is in :mod:`circles.engine.siting_search`.
 """
 
 from __future__ import annotations
 
-import heapq
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import sparse
 
 from ..errors import DataError
 from .siting_models import fewest_sites, lagrangian_bound, solve_milp, upper_bound
+from .siting_search import SitingProblem, greedy_sites, marginal_gains, perturb_sites, swap_sites
+
+if TYPE_CHECKING:
+    from .network import WalkNetwork
 
 __all__ = ["CoverageTarget", "MaximalCovering", "candidate_nodes"]
 
 
-def candidate_nodes(net, *, spacing_metres: float = 100.0, exclude_xy: tuple[np.ndarray, np.ndarray] | None = None,
+def candidate_nodes(net: WalkNetwork, *, spacing_metres: float = 100.0,
+                    exclude_xy: tuple[np.ndarray, np.ndarray] | None = None,
                     exclude_metres: float = 50.0) -> np.ndarray:
     """Network nodes thinned to about one per ``spacing_metres`` square, existing sites excluded.
 
     In each grid square the node nearest the square's centre is kept (vectorised: one sort).
+
+    Parameters
+    ----------
+    net
+        The walking network.
+    spacing_metres
+        The side of the grid squares.
+    exclude_xy
+        Existing sites (x and y in the network CRS); nodes near them are left out.
+    exclude_metres
+        How near to an existing site a node is left out.
 
     Returns
     -------
@@ -46,15 +63,6 @@ def candidate_nodes(net, *, spacing_metres: float = 100.0, exclude_xy: tuple[np.
         near = tree.query(np.column_stack([net.x[nodes], net.y[nodes]]), distance_upper_bound=exclude_metres)[0]
         nodes = nodes[~np.isfinite(near)]
     return np.sort(nodes)
-
-
-@dataclass
-class _Problem:
-    coverage: sparse.csr_matrix  # candidates × demand; value = metres + 1 (0 = not covered)
-    weights: np.ndarray          # people per demand point not already covered
-    capacity: np.ndarray | None  # people per candidate, or None
-    total: float                 # everyone the shares are relative to
-    already: float               # people covered before siting
 
 
 @dataclass
@@ -99,7 +107,7 @@ class MaximalCovering:
 
     """
 
-    problem: _Problem
+    problem: SitingProblem
     selected: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))
     gains: np.ndarray = field(default_factory=lambda: np.array([]))
     objective: float = 0.0
@@ -111,9 +119,9 @@ class MaximalCovering:
     explanation: str = ""
 
     @classmethod
-    def from_cost_matrix(cls, coverage, weights: np.ndarray, *, max_metres: float | None = None,
-                         already_covered: np.ndarray | None = None, capacity: float | np.ndarray | None = None
-                         ) -> MaximalCovering:
+    def from_cost_matrix(cls, coverage: ArrayLike | sparse.spmatrix | sparse.sparray, weights: ArrayLike,
+                         *, max_metres: float | None = None, already_covered: ArrayLike | None = None,
+                         capacity: ArrayLike | None = None) -> MaximalCovering:
         """Build from a candidates × demand matrix.
 
         Parameters
@@ -151,12 +159,12 @@ class MaximalCovering:
                 raise DataError(f"{len(cap)} capacities for {cov.shape[0]} candidates", field="capacity",
                                 fix="give one capacity, or one per candidate row")
             cap = np.broadcast_to(cap, (cov.shape[0],)).copy()
-        return cls(problem=_Problem(cov, np.where(done, 0.0, w), cap, total, float(w[done].sum())))
+        return cls(problem=SitingProblem(cov, np.where(done, 0.0, w), cap, total, float(w[done].sum())))
 
     def evaluate(self, sites: np.ndarray) -> np.ndarray:
         """People each of ``sites`` (candidate rows) newly covers, taken in that order; under a
         capacity each serves the nearest people left, up to its capacity."""
-        return _marginal_gains(self.problem, np.asarray(sites, dtype=np.int64).reshape(-1))
+        return marginal_gains(self.problem, np.asarray(sites, dtype=np.int64).reshape(-1))
 
     @property
     def covered_share(self) -> float:
@@ -194,18 +202,18 @@ class MaximalCovering:
 
     def _solve_greedy(self, p: int, time_limit_s: float) -> None:
         prob = self.problem
-        sel, _ = _greedy(prob, max_sites=p)
+        sel, _ = greedy_sites(prob, max_sites=p)
         self.solver, self.status = "greedy (lazy)", "done"
         if prob.capacity is None and len(sel):
             # Rounds scale with the model so the search costs about the same everywhere and
             # the answer is reproducible (the time limit is only a safety net).
             rounds = int(np.clip(4e7 / max(prob.coverage.nnz, 1), 10, 200))
-            sel = _perturb(prob, _swap(prob, sel), p, rounds=rounds, seconds=time_limit_s)
+            sel = perturb_sites(prob, swap_sites(prob, sel), p, rounds=rounds, seconds=time_limit_s)
             self.solver = "greedy (lazy) + swap search"
-            sel = sel[_marginal_gains(prob, sel) > 0]
-            order = np.argsort(-_marginal_gains(prob, sel), kind="stable")
+            sel = sel[marginal_gains(prob, sel) > 0]
+            order = np.argsort(-marginal_gains(prob, sel), kind="stable")
             sel = sel[order]
-        gains = _marginal_gains(prob, sel)
+        gains = marginal_gains(prob, sel)
         self.selected, self.gains = sel, gains
         self.upper_bound = upper_bound(prob, p, lower=float(gains.sum()), time_limit_s=time_limit_s)
 
@@ -214,10 +222,10 @@ class MaximalCovering:
         if prob.capacity is not None:
             raise DataError("the exact solver does not model capacities", field="capacity",
                             fix="use the greedy solver with capacities, or drop --capacity")
-        start, _ = _greedy(prob, max_sites=p)
-        start = _swap(prob, start) if len(start) else start
+        start, _ = greedy_sites(prob, max_sites=p)
+        start = swap_sites(prob, start) if len(start) else start
         sel, obj, bound, status = _milp(prob, p, time_limit_s, start=start)
-        gains = _marginal_gains(prob, sel)
+        gains = marginal_gains(prob, sel)
         order = np.argsort(-gains, kind="stable")
         sel, gains = sel[order], gains[order]
         keep = gains > 0  # the MILP must open p sites; one that adds nobody is no proposal
@@ -229,7 +237,7 @@ class MaximalCovering:
         self.solver = "exact MILP (HiGHS)"
 
 
-def _shortfall(prob: _Problem, wanted: int, got: int) -> str:
+def _shortfall(prob: SitingProblem, wanted: int, got: int) -> str:
     """Why fewer sites than asked were chosen ('' when there is no shortfall)."""
     if got >= wanted:
         return ""
@@ -247,7 +255,8 @@ def _shortfall(prob: _Problem, wanted: int, got: int) -> str:
     return "; ".join(why)
 
 
-def _coverage(matrix, n_demand: int, max_metres: float | None) -> sparse.csr_matrix:
+def _coverage(matrix: ArrayLike | sparse.spmatrix | sparse.sparray, n_demand: int,
+              max_metres: float | None) -> sparse.csr_matrix:
     """The solvers' form: candidates × demand CSR, value = metres + 1 (so 0 m stays stored)."""
     if sparse.issparse(matrix):
         cov = sparse.csr_matrix(matrix, dtype=np.float64, copy=True)
@@ -280,143 +289,14 @@ def _coverage(matrix, n_demand: int, max_metres: float | None) -> sparse.csr_mat
     return cov
 
 
-def _rows(cov: sparse.csr_matrix, j: int) -> tuple[np.ndarray, np.ndarray]:
-    a, b = cov.indptr[j], cov.indptr[j + 1]
-    return cov.indices[a:b], cov.data[a:b]
-
-
-def _gain(prob: _Problem, left: np.ndarray, j: int) -> float:
-    idx, _ = _rows(prob.coverage, j)
-    g = float(left[idx].sum())
-    return min(g, prob.capacity[j]) if prob.capacity is not None else g
-
-
-def _take(prob: _Problem, left: np.ndarray, j: int) -> float:
-    """Assign people to site ``j`` (nearest first under a capacity); returns how many."""
-    idx, dist = _rows(prob.coverage, j)
-    if prob.capacity is None:
-        g = float(left[idx].sum())
-        left[idx] = 0.0
-        return g
-    order = np.argsort(dist, kind="stable")
-    idx = idx[order]
-    cum = np.cumsum(left[idx])
-    cap = prob.capacity[j]
-    full = cum <= cap
-    taken = float(cum[full][-1]) if full.any() else 0.0
-    left[idx[full]] = 0.0
-    k = int(full.sum())
-    if k < len(idx) and cap > taken:  # the first point that does not fit is served in part
-        left[idx[k]] -= cap - taken
-        taken = cap
-    return taken
-
-
-def _greedy(prob: _Problem, *, max_sites: int, stop_at: float | None = None,
-            start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    left = prob.weights.copy()
-    chosen, gains = [], []
-    covered = prob.already
-    for j in (start if start is not None else []):  # sites kept from an earlier answer
-        got = _take(prob, left, int(j))
-        chosen.append(int(j))
-        gains.append(got)
-        covered += got
-    gains0 = np.asarray(prob.coverage.astype(bool) @ left).ravel()
-    if prob.capacity is not None:
-        gains0 = np.minimum(gains0, prob.capacity)
-    if chosen:
-        gains0[chosen] = 0.0
-    heap = [(-g, j) for j, g in enumerate(gains0) if g > 0]
-    heapq.heapify(heap)
-    while heap and len(chosen) < max_sites:
-        _neg, j = heapq.heappop(heap)
-        g = _gain(prob, left, j)
-        if heap and g < -heap[0][0] - 1e-9:
-            if g > 0:
-                heapq.heappush(heap, (-g, j))
-            continue
-        if g <= 0:
-            break
-        got = _take(prob, left, j)
-        chosen.append(j)
-        gains.append(got)
-        covered += got
-        if stop_at is not None and covered >= stop_at - 1e-9:
-            break
-    return np.array(chosen, dtype=np.int64), np.array(gains, dtype=float)
-
-
-def _swap(prob: _Problem, sel: np.ndarray, *, max_rounds: int = 20) -> np.ndarray:
-    """1-swap local search: replace a chosen site by the best other one while that gains people.
-
-    Each test is one sparse product over all candidates, so a round costs ``p`` products.
-    """
-    A = prob.coverage.astype(bool).astype(np.float64).tocsr()
-    At = A.T.tocsr()
-    w = prob.weights
-    sel = list(sel)
-    chosen = np.zeros(A.shape[0], dtype=bool)
-    chosen[sel] = True
-    count = np.asarray(At @ chosen.astype(float)).ravel()
-    for _ in range(max_rounds):
-        improved = False
-        for pos, j in enumerate(list(sel)):
-            idx = A.indices[A.indptr[j]:A.indptr[j + 1]]
-            lost = float(w[idx][count[idx] == 1].sum())
-            count[idx] -= 1
-            free = np.where(count == 0, w, 0.0)
-            gain = np.asarray(A @ free).ravel()
-            gain[chosen] = -1.0
-            k = int(np.argmax(gain))
-            if gain[k] > lost + 1e-9:
-                sel[pos] = k
-                chosen[j], chosen[k] = False, True
-                count[A.indices[A.indptr[k]:A.indptr[k + 1]]] += 1
-                improved = True
-            else:
-                count[idx] += 1
-        if not improved:
-            break
-    return np.asarray(sel, dtype=np.int64)
-
-
-def _perturb(prob: _Problem, sel: np.ndarray, p: int, *, rounds: int, seconds: float, seed: int = 0
-             ) -> np.ndarray:
-    """Iterated local search: drop a few sites at random, refill greedily, swap; keep the best.
-
-    ``rounds`` rounds, deterministic for a seed; ``seconds`` only stops a runaway search.
-    """
-    rng = np.random.default_rng(seed)
-    best = np.asarray(sel)
-    best_obj = float(_marginal_gains(prob, best).sum())
-    t0 = time.perf_counter()
-    k = max(1, p // 10)
-    for _ in range(rounds):
-        if time.perf_counter() - t0 > seconds or len(best) <= k:
-            break
-        keep = np.delete(best, rng.choice(len(best), k, replace=False))
-        trial, _ = _greedy(prob, max_sites=p, start=keep)
-        trial = _swap(prob, trial, max_rounds=3)
-        obj = float(_marginal_gains(prob, trial).sum())
-        if obj > best_obj + 1e-9:
-            best, best_obj = trial, obj
-    return best
-
-
-def _marginal_gains(prob: _Problem, sel: np.ndarray) -> np.ndarray:
-    left = prob.weights.copy()
-    return np.array([_take(prob, left, int(j)) for j in sel], dtype=float)
-
-
-def _milp(prob: _Problem, p: int, time_limit_s: float, *, start: np.ndarray | None = None
+def _milp(prob: SitingProblem, p: int, time_limit_s: float, *, start: np.ndarray | None = None
           ) -> tuple[np.ndarray, float, float, str]:
     if prob.weights.sum() == 0:
         return np.array([], dtype=np.int64), 0.0, 0.0, "optimal"
     sel, bound, status = solve_milp(prob, p, time_limit_s, start=start)
-    obj = float(_marginal_gains(prob, sel).sum()) if len(sel) else 0.0
+    obj = float(marginal_gains(prob, sel).sum()) if len(sel) else 0.0
     if start is not None and len(start):
-        start_obj = float(_marginal_gains(prob, start).sum())
+        start_obj = float(marginal_gains(prob, start).sum())
         if start_obj > obj:
             sel, obj = start, start_obj
     return sel, obj, bound, status
@@ -444,7 +324,7 @@ class CoverageTarget:
 
     """
 
-    problem: _Problem
+    problem: SitingProblem
     selected: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))
     gains: np.ndarray = field(default_factory=lambda: np.array([]))
     reached: bool = False
@@ -453,10 +333,13 @@ class CoverageTarget:
     explanation: str = ""
     solver: str = "greedy set cover"
     seconds: float = 0.0
+    # People beyond the snap cap, for the explanation only: not an argument, not in the repr.
+    _offnetwork: float = field(default=0.0, init=False, repr=False, compare=False)
 
     @classmethod
-    def from_cost_matrix(cls, coverage, weights, *, max_metres: float | None = None, already_covered=None,
-                         capacity=None, offnetwork_pop: float = 0.0) -> CoverageTarget:
+    def from_cost_matrix(cls, coverage: ArrayLike | sparse.spmatrix | sparse.sparray, weights: ArrayLike,
+                         *, max_metres: float | None = None, already_covered: ArrayLike | None = None,
+                         capacity: ArrayLike | None = None, offnetwork_pop: float = 0.0) -> CoverageTarget:
         """As :meth:`MaximalCovering.from_cost_matrix`; ``offnetwork_pop`` (people beyond the
         snap cap, counted in the total) is named in the explanation."""
         mc = MaximalCovering.from_cost_matrix(coverage, weights, max_metres=max_metres,
@@ -479,7 +362,7 @@ class CoverageTarget:
         reachable = prob.already + float(prob.weights[reachable_idx].sum())
         self.reachable_share = reachable / prob.total if prob.total else np.nan
         target = share * prob.total
-        self.selected, self.gains = _greedy(prob, max_sites=prob.coverage.shape[0], stop_at=target)
+        self.selected, self.gains = greedy_sites(prob, max_sites=prob.coverage.shape[0], stop_at=target)
         covered = prob.already + self.gains.sum()
         self.reached = covered >= target - 1e-9
         if self.reached:
@@ -497,7 +380,7 @@ class CoverageTarget:
         why = [f"the target {share:.1%} cannot be reached: at most {covered / prob.total:.1%} "
                f"with {len(self.selected)} new sites"]
         if unreachable > 0:
-            off = getattr(self, "_offnetwork", 0.0)
+            off = self._offnetwork
             why.append(f"{unreachable:,.0f} people are within the threshold of no candidate site"
                        + (f" ({off:,.0f} of them off-network, beyond the snap cap from any street)"
                           if off else " (on network islands or far from every candidate)"))

@@ -1,4 +1,4 @@
-"""HiGHS models and proven bounds behind :mod:`circles.siting`.
+"""HiGHS models and proven bounds behind :mod:`circles.engine.siting`.
 
 The functions take the siting problem (``coverage``: candidates × demand CSR whose stored
 entries are the covered pairs; ``weights``: people per demand point not yet covered).

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
+
+from ..constants import PERSONS_PER_HOUSEHOLD
+
+if TYPE_CHECKING:
+    from ..readers.profiles import Profile
+    from .coverage import CoverageResult
 
 __all__ = ["check_standards"]
 
@@ -16,7 +24,7 @@ def _services(fac: pd.DataFrame) -> pd.Series:
     return fac["services"].fillna("").astype(str)
 
 
-def check_standards(result) -> pd.DataFrame:
+def check_standards(result: CoverageResult) -> pd.DataFrame:
     """Pass/fail of every standard the profile sets that the data can answer.
 
     Checks per facility: floor area per 100 households served (e.g. ≥ 30 m²), minimum floor
@@ -37,34 +45,51 @@ def check_standards(result) -> pd.DataFrame:
 
     """
     p = result.profile
-    std = p.standards
     src = p.sources if hasattr(p, "sources") else {}
     fac = result.facilities[result.facilities["status"] == "ok"]
     name = fac.get("name", fac.get("facility_id")).astype(str)
-    rows: list[dict] = []
+    rows = [*_floor_area_per_household(fac, name, p.standards, src),
+            *_minimum_floor_area(fac, name, p, src),
+            *_population_range(fac, name, p, src),
+            *_schools(fac, result.input_pop, p.standards, src)]
+    return pd.DataFrame(rows, columns=_COLUMNS)
 
+
+def _floor_area_per_household(fac: pd.DataFrame, name: pd.Series, std: dict,
+                              src: dict) -> list[dict]:
     per100 = std.get("floor_area_m2_per_100_households")
-    if per100 is not None and "m2_per_100_households" in fac.columns:
-        v = fac["m2_per_100_households"].to_numpy(float)
-        for n, t, val in zip(name, fac["tier"], v, strict=True):
-            if np.isfinite(val):
-                rows.append(dict(check="floor area per 100 households served", subject=n, tier=t,
-                                 value=round(float(val), 2), standard=f">= {per100}", unit="m²",
-                                 passed=bool(val >= per100),
-                                 source=src.get("floor_area_m2_per_100_households", "")))
+    if per100 is None or "m2_per_100_households" not in fac.columns:
+        return []
+    rows = []
+    v = fac["m2_per_100_households"].to_numpy(float)
+    for n, t, val in zip(name, fac["tier"], v, strict=True):
+        if np.isfinite(val):
+            rows.append(dict(check="floor area per 100 households served", subject=n, tier=t,
+                             value=round(float(val), 2), standard=f">= {per100}", unit="m²",
+                             passed=bool(val >= per100),
+                             source=src.get("floor_area_m2_per_100_households", "")))
+    return rows
 
+
+def _minimum_floor_area(fac: pd.DataFrame, name: pd.Series, p: Profile, src: dict) -> list[dict]:
     area = pd.to_numeric(fac.get("floor_area_m2"), errors="coerce") if "floor_area_m2" in fac else None
-    if area is not None:
-        for tier in p.tiers:
-            minimum = tier.min_floor_area_m2 or std.get("min_community_space_m2")
-            if minimum is None:
-                continue
-            sel = (fac["tier"] == tier.code).to_numpy() & area.notna().to_numpy()
-            for n, val in zip(name[sel], area[sel], strict=True):
-                rows.append(dict(check="minimum floor area", subject=n, tier=tier.code,
-                                 value=float(val), standard=f">= {minimum}", unit="m²",
-                                 passed=bool(val >= minimum), source=src.get("min_floor_area", "")))
+    if area is None:
+        return []
+    rows = []
+    for tier in p.tiers:
+        minimum = tier.min_floor_area_m2 or p.standards.get("min_community_space_m2")
+        if minimum is None:
+            continue
+        sel = (fac["tier"] == tier.code).to_numpy() & area.notna().to_numpy()
+        for n, val in zip(name[sel], area[sel], strict=True):
+            rows.append(dict(check="minimum floor area", subject=n, tier=tier.code,
+                             value=float(val), standard=f">= {minimum}", unit="m²",
+                             passed=bool(val >= minimum), source=src.get("min_floor_area", "")))
+    return rows
 
+
+def _population_range(fac: pd.DataFrame, name: pd.Series, p: Profile, src: dict) -> list[dict]:
+    rows = []
     for tier in p.tiers:
         rng = tier.population_range
         if not rng:
@@ -75,9 +100,14 @@ def check_standards(result) -> pd.DataFrame:
                              tier=tier.code, value=round(float(val)), standard=f"{rng[0]}–{rng[1]}",
                              unit="people", passed=bool(rng[0] <= val <= rng[1]),
                              source=src.get("population_range", "")))
+    return rows
 
-    households = result.input_pop / float(std.get("persons_per_household", 2.62))
+
+def _schools(fac: pd.DataFrame, input_pop: float, std: dict, src: dict) -> list[dict]:
+    """Kindergartens and primary schools for the study area's households, when listed."""
+    households = input_pop / float(std.get("persons_per_household", PERSONS_PER_HOUSEHOLD))
     services = _services(fac)
+    rows = []
     for code, key, label in (("kindergarten", "kindergarten_households", "kindergartens"),
                              ("primary_school", "primary_school_households", "primary schools")):
         per = std.get(key)
@@ -88,4 +118,4 @@ def check_standards(result) -> pd.DataFrame:
         rows.append(dict(check=f"{label} for the households of the study area", subject="study area",
                          tier="", value=have, standard=f">= {need} (one per {per:,.0f} households)",
                          unit="facilities", passed=have >= need, source=src.get(key, "")))
-    return pd.DataFrame(rows, columns=_COLUMNS)
+    return rows

@@ -116,18 +116,43 @@ def estimate_from_osm(osm_path: str | Path, *, total_pop: float | None = None,
         ``is_estimate`` True; ``source`` and ``label`` start with "estimate".
 
     """
-    if total_pop is not None and density_per_km2 is not None:
-        raise DataError("give total_pop or density_per_km2, not both", field="total_pop/density_per_km2",
-                        fix="scale the estimate one way")
-    for name, v in (("total_pop", total_pop), ("density_per_km2", density_per_km2)):
-        if v is not None and not v > 0:
-            raise DataError(f"{name} must be positive (got {v})", field=name, fix=f"give a positive {name}")
+    _check_scale(total_pop, density_per_km2)
     res = osm_residential(osm_path, area=area)
     if not len(res):
         raise DataError("the extract has no residential buildings or land use to estimate population from"
                         + (" in the study area" if area is not None else ""), file=osm_path,
                         fix="give a population raster, polygons or points (--population)")
     local = res.estimate_utm_crs()
+    b_pts, gx, gy, weight, land = _floor_points(res, local)
+    per_m2, how = _per_m2(weight, total_pop, density_per_km2)
+    lon, lat = to_wgs84(np.concatenate([shapely.get_x(b_pts), gx]),
+                        np.concatenate([shapely.get_y(b_pts), gy]), local)
+    source = np.repeat(["estimate: OSM residential buildings", "estimate: OSM residential land use"],
+                       [len(b_pts), len(gx)])
+    out = gpd.GeoDataFrame({"pop": weight * per_m2, "source": source}, geometry=shapely.points(lon, lat), crs=4326)
+    n_lu = int((res["kind"] == "land use").to_numpy().sum())
+    label = (f"estimate from OSM: {len(b_pts):,} residential buildings and {n_lu:,} residential "
+             f"land-use polygons ({shapely.area(land).sum() / 1e6:.2f} km²), {how}")
+    return make_demand(out, float(out["pop"].sum()) if total_pop is None else float(total_pop), [], label,
+                       is_estimate=True)
+
+
+def _check_scale(total_pop: float | None, density_per_km2: float | None) -> None:
+    if total_pop is not None and density_per_km2 is not None:
+        raise DataError("give total_pop or density_per_km2, not both", field="total_pop/density_per_km2",
+                        fix="scale the estimate one way")
+    for name, v in (("total_pop", total_pop), ("density_per_km2", density_per_km2)):
+        if v is not None and not v > 0:
+            raise DataError(f"{name} must be positive (got {v})", field=name, fix=f"give a positive {name}")
+
+
+def _floor_points(res: gpd.GeoDataFrame, local):
+    """Where the residential floor area is, in ``local`` metres.
+
+    A point per building, and a 50 m grid over the residential land use for the floor area its
+    mapped buildings do not account for. Returns the building points, the x and y of the grid
+    points used, the floor area of every point (buildings first) and the land-use polygons.
+    """
     geoms = res.to_crs(local).geometry.to_numpy()
     is_lu = (res["kind"] == "land use").to_numpy()
     bld = np.flatnonzero(~is_lu)
@@ -144,20 +169,15 @@ def estimate_from_osm(osm_path: str | Path, *, total_pop: float | None = None,
     owner, x, y = grid_points(land, 50.0)
     grid_floor = rest[owner] / np.bincount(owner, minlength=len(land))[owner]
     use = grid_floor > 0
-    weight = np.concatenate([floor_b, grid_floor[use]])
+    return b_pts, x[use], y[use], np.concatenate([floor_b, grid_floor[use]]), land
+
+
+def _per_m2(weight: np.ndarray, total_pop: float | None, density_per_km2: float | None) -> tuple[float, str]:
+    """People per m² of floor, and how the estimate was scaled (for its label)."""
     if total_pop is not None:
-        per_m2, how = total_pop / weight.sum(), f"scaled to a total of {total_pop:,.0f}"
-    else:
-        density = density_per_km2 or DEFAULT_DENSITY_PER_KM2
-        per_m2 = density / (_LAND_FLOOR_RATIO * 1e6)
-        how = (f"{density:,.0f} people/km² on residential land, {1 / per_m2:.0f} m² of floor a person"
-               + ("" if density_per_km2 else " (default; scale with total_pop= or density_per_km2=)"))
-    lon, lat = to_wgs84(np.concatenate([shapely.get_x(b_pts), x[use]]),
-                        np.concatenate([shapely.get_y(b_pts), y[use]]), local)
-    source = np.repeat(["estimate: OSM residential buildings", "estimate: OSM residential land use"],
-                       [len(bld), int(use.sum())])
-    out = gpd.GeoDataFrame({"pop": weight * per_m2, "source": source}, geometry=shapely.points(lon, lat), crs=4326)
-    label = (f"estimate from OSM: {len(bld):,} residential buildings and {int(is_lu.sum()):,} residential "
-             f"land-use polygons ({shapely.area(land).sum() / 1e6:.2f} km²), {how}")
-    return make_demand(out, float(out["pop"].sum()) if total_pop is None else float(total_pop), [], label,
-                   is_estimate=True)
+        return total_pop / weight.sum(), f"scaled to a total of {total_pop:,.0f}"
+    density = density_per_km2 or DEFAULT_DENSITY_PER_KM2
+    per_m2 = density / (_LAND_FLOOR_RATIO * 1e6)
+    how = (f"{density:,.0f} people/km² on residential land, {1 / per_m2:.0f} m² of floor a person"
+           + ("" if density_per_km2 else " (default; scale with total_pop= or density_per_km2=)"))
+    return per_m2, how

@@ -99,44 +99,76 @@ def from_raster(path: str | Path, *, area=None, max_cell_metres: float = 100.0, 
     Demand
 
     """
-    import rasterio
-    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
-    from rasterio.warp import transform_bounds
     from rasterio.windows import Window
 
     path = Path(path)
+    with _open(path) as src:
+        if src.crs is None or src.transform.is_identity:
+            raise DataError("the raster has no CRS or no georeferencing", file=path, field="crs",
+                            fix="set it in a GIS program (WorldPop and GHS-POP ship with one)")
+        area = area_wgs84(area)
+        r0, r1, c0, c1 = _study_window(src, area, path)
+        data = src.read(band, window=Window(c0, r0, c1 - c0, r1 - r0), masked=True).astype(float)
+        t, crs = src.transform, src.crs
+    pop, rows, cols, excl = _populated_cells(data, (r0, c0), t, crs, path, band, drop_invalid=drop_invalid)
+    kx, ky = _subgrid(t, crs, rows, max_cell_metres)
+    notes, counts = [], {}
+    split = f", cells split {kx}×{ky}" if kx * ky > 1 else ""
+    if kx * ky > 1 and residential is not None:
+        # A 250 m census cell is mostly not housing: its people go where they live.
+        lon, lat, sub_pop, notes, counts = _on_housing(rows, cols, pop, t, crs, residential, area)
+        split = ", cells spread over residential parts"
+    else:
+        lon, lat, sub_pop = _cell_points(rows, cols, pop, t, crs, kx, ky)
+    inside = _inside(area, lon, lat, sub_pop, path, excl)
+    out = gpd.GeoDataFrame({"pop": sub_pop[inside], "source": f"raster: {path.name}"},
+                           geometry=shapely.points(lon[inside], lat[inside]), crs=4326)
+    return make_demand(out, float(pop.sum()), excl, f"raster {path.name}{split}", notes=notes, counts=counts)
+
+
+def _open(path: Path):
+    """The raster, open; a missing, empty or unreadable file is an :class:`InputFileError`."""
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+
     if not path.exists():
         raise InputFileError("the population raster does not exist", file=path, fix="check the path")
     if path.is_file() and path.stat().st_size == 0:
         raise InputFileError("the population raster is empty", file=path, fix="export it again")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # reported below as an error
-            src = rasterio.open(path)
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # reported by the caller as an error
+            return rasterio.open(path)
     except RasterioIOError as err:
         raise InputFileError(f"cannot read the raster ({err})", file=path,
                              fix="give a GeoTIFF; open it in a GIS program and export it again") from err
-    with src:
-        if src.crs is None or src.transform.is_identity:
-            raise DataError("the raster has no CRS or no georeferencing", file=path, field="crs",
-                            fix="set it in a GIS program (WorldPop and GHS-POP ship with one)")
-        area = area_wgs84(area)
-        if area is not None:
-            bounds = transform_bounds("EPSG:4326", src.crs, *shapely.bounds(area), densify_pts=21)
-            win = _window(src, bounds)
-            if win is None:
-                rb = src.bounds
-                raise DataError(f"the raster ({rb.left:.4g}, {rb.bottom:.4g}, {rb.right:.4g}, {rb.top:.4g} "
-                                f"in {src.crs.to_string()}) does not overlap the study area", file=path,
-                                fix="use a raster that covers the network's city")
-        else:
-            if src.width * src.height > _MAX_RASTER_CELLS:
-                raise DataError(f"the raster has {src.width * src.height:,} cells: too many to read whole",
-                                file=path, fix="pass area= (read_population takes it from the network)")
-            win = (0, src.height, 0, src.width)
-        r0, r1, c0, c1 = win
-        data = src.read(band, window=Window(c0, r0, c1 - c0, r1 - r0), masked=True).astype(float)
-        t, crs = src.transform, src.crs
+
+
+def _study_window(src, area, path: Path) -> tuple[int, int, int, int]:
+    """(row0, row1, col0, col1) to read: the window around the study area, or the whole raster."""
+    from rasterio.warp import transform_bounds
+
+    if area is None:
+        if src.width * src.height > _MAX_RASTER_CELLS:
+            raise DataError(f"the raster has {src.width * src.height:,} cells: too many to read whole",
+                            file=path, fix="pass area= (read_population takes it from the network)")
+        return (0, src.height, 0, src.width)
+    bounds = transform_bounds("EPSG:4326", src.crs, *shapely.bounds(area), densify_pts=21)
+    win = _window(src, bounds)
+    if win is None:
+        rb = src.bounds
+        raise DataError(f"the raster ({rb.left:.4g}, {rb.bottom:.4g}, {rb.right:.4g}, {rb.top:.4g} "
+                        f"in {src.crs.to_string()}) does not overlap the study area", file=path,
+                        fix="use a raster that covers the network's city")
+    return win
+
+
+def _populated_cells(data, origin: tuple[int, int], t, crs, path: Path, band: int, *, drop_invalid: bool):
+    """The people, row and column of every cell holding people, and the cells excluded.
+
+    Nodata cells are ignored; NaN cells are excluded; negative cells are an error, or excluded with
+    ``drop_invalid``.
+    """
     values = data.filled(np.nan)
     nodata = np.ma.getmaskarray(data)
     nan = ~nodata & ~np.isfinite(values)
@@ -146,13 +178,16 @@ def from_raster(path: str | Path, *, area=None, max_cell_metres: float = 100.0, 
         excl.append({"reason": "NaN cells (no data, not counted)", "pop": 0.0, "rows": f"{int(nan.sum())} cells",
                      "n": int(nan.sum())})
     if negative.any():
-        excl.append(_negative(negative, values, (r0, c0), t, crs, path, band, drop_invalid=drop_invalid))
+        excl.append(_negative(negative, values, origin, t, crs, path, band, drop_invalid=drop_invalid))
     rows, cols = np.nonzero(~nodata & np.isfinite(values) & (values > 0))
     if not len(rows):
         raise DataError("the raster holds no people over the study area (every cell nodata, NaN, negative or 0)",
                         file=path, fix="check the raster covers the city and holds people per cell")
-    pop = values[rows, cols]
-    rows, cols = rows + r0, cols + c0
+    return values[rows, cols], rows + origin[0], cols + origin[1], excl
+
+
+def _subgrid(t, crs, rows: np.ndarray, max_cell_metres: float) -> tuple[int, int]:
+    """Points across and down each cell: cells wider or taller than ``max_cell_metres`` split."""
     width_m, height_m = np.hypot(t.a, t.d), np.hypot(t.b, t.e)
     if crs.is_geographic:
         lat = t.f + t.e * (rows.mean() + 0.5)
@@ -161,28 +196,29 @@ def from_raster(path: str | Path, *, area=None, max_cell_metres: float = 100.0, 
         factor = crs.linear_units_factor[1] if crs.linear_units else 1.0
         width_m, height_m = width_m * factor, height_m * factor
     kx, ky = (max(1, int(np.ceil(s / max_cell_metres - 1e-9))) for s in (width_m, height_m))
-    notes, counts = [], {}
-    split = f", cells split {kx}×{ky}" if kx * ky > 1 else ""
-    if kx * ky > 1 and residential is not None:
-        # A 250 m census cell is mostly not housing: its people go where they live.
-        lon, lat, sub_pop, notes, counts = _on_housing(rows, cols, pop, t, crs, residential, area)
-        split = ", cells spread over residential parts"
-    else:
-        ox, oy = np.meshgrid((np.arange(kx) + 0.5) / kx, (np.arange(ky) + 0.5) / ky)
-        cc = (cols[:, None] + ox.ravel()[None, :]).ravel()
-        rr = (rows[:, None] + oy.ravel()[None, :]).ravel()
-        lon, lat = to_wgs84(t.a * cc + t.b * rr + t.c, t.d * cc + t.e * rr + t.f, crs)
-        sub_pop = np.repeat(pop / (kx * ky), kx * ky)
+    return kx, ky
+
+
+def _cell_points(rows: np.ndarray, cols: np.ndarray, pop: np.ndarray, t, crs, kx: int, ky: int):
+    """A regular ``kx`` × ``ky`` sub-grid of points in each cell sharing its people: (lon, lat, pop)."""
+    ox, oy = np.meshgrid((np.arange(kx) + 0.5) / kx, (np.arange(ky) + 0.5) / ky)
+    cc = (cols[:, None] + ox.ravel()[None, :]).ravel()
+    rr = (rows[:, None] + oy.ravel()[None, :]).ravel()
+    lon, lat = to_wgs84(t.a * cc + t.b * rr + t.c, t.d * cc + t.e * rr + t.f, crs)
+    return lon, lat, np.repeat(pop / (kx * ky), kx * ky)
+
+
+def _inside(area, lon: np.ndarray, lat: np.ndarray, pop: np.ndarray, path: Path, excl: list) -> np.ndarray:
+    """Which points lie in the study area; the people outside it are added to ``excl``."""
     inside = np.ones(len(lon), dtype=bool)
-    if area is not None:
-        inside = shapely.contains_xy(area, lon, lat)
-        if not inside.any():
-            raise DataError("no populated cell of the raster lies in the study area", file=path,
-                            fix="use a raster that covers the network's city")
-        if not inside.all():
-            excl.append({"reason": "outside the study area (read in the window around it)",
-                         "pop": float(sub_pop[~inside].sum()), "rows": f"{int((~inside).sum())} points",
-                         "n": int((~inside).sum())})
-    out = gpd.GeoDataFrame({"pop": sub_pop[inside], "source": f"raster: {path.name}"},
-                           geometry=shapely.points(lon[inside], lat[inside]), crs=4326)
-    return make_demand(out, float(pop.sum()), excl, f"raster {path.name}{split}", notes=notes, counts=counts)
+    if area is None:
+        return inside
+    inside = shapely.contains_xy(area, lon, lat)
+    if not inside.any():
+        raise DataError("no populated cell of the raster lies in the study area", file=path,
+                        fix="use a raster that covers the network's city")
+    if not inside.all():
+        excl.append({"reason": "outside the study area (read in the window around it)",
+                     "pop": float(pop[~inside].sum()), "rows": f"{int((~inside).sum())} points",
+                     "n": int((~inside).sum())})
+    return inside

@@ -192,31 +192,11 @@ def service_points(*, facilities: gpd.GeoDataFrame | None = None, table: str | P
     catalogue = catalogue or builtin_catalogue()
     frames = []
     if facilities is not None and "services" in facilities.columns:
-        codes = parse_services(facilities["services"], catalogue, file=None, field="services")
-        rows = [(i, c) for i, cs in enumerate(codes) for c in cs]
-        if rows:
-            idx = np.array([r[0] for r in rows])
-            f = facilities.iloc[idx]
-            frames.append(gpd.GeoDataFrame({"service": [r[1] for r in rows], "name": f["name"].astype(str).to_numpy(),
-                                            "source": "facility", "facility_id": f["facility_id"].astype(str).to_numpy()},
-                                           geometry=f.geometry.to_numpy(), crs=4326))
+        own = _from_facilities(facilities, catalogue)
+        if own is not None:
+            frames.append(own)
     if table is not None:
-        df = read_table(table, what="service points")
-        col = find_column(df.columns, "service")
-        if col is None:
-            raise DataError(f"no service column (found {', '.join(map(str, df.columns))})", file=table,
-                            field="service", fix="name it 'service' (服务/类别)")
-        codes = parse_services(df[col], catalogue, file=table, field=str(col))
-        lon, lat, problems = table_points(df, crs=crs, file=table)
-        if problems:
-            raise ValidationError(problems, file=table)
-        name_col = find_column(df.columns, "name")
-        rows = [(i, c) for i, cs in enumerate(codes) for c in cs]
-        idx = np.array([r[0] for r in rows], dtype=int)
-        frames.append(gpd.GeoDataFrame({"service": [r[1] for r in rows],
-                                        "name": (df[name_col].astype(str).to_numpy()[idx] if name_col else ""),
-                                        "source": "table", "facility_id": ""},
-                                       geometry=shapely.points(lon[idx], lat[idx]), crs=4326))
+        frames.append(_from_table(table, catalogue, crs))
     merged = 0
     if osm is not None:
         o = _osm_points(osm, catalogue)
@@ -227,6 +207,39 @@ def service_points(*, facilities: gpd.GeoDataFrame | None = None, table: str | P
            gpd.GeoDataFrame({"service": [], "name": [], "source": [], "facility_id": []}, geometry=[], crs=4326))
     out.attrs["merged"] = merged
     return out
+
+
+def _from_facilities(facilities: gpd.GeoDataFrame, catalogue: list[Category]) -> gpd.GeoDataFrame | None:
+    """A row per facility and category its ``services`` cell lists; ``None`` when none lists any."""
+    codes = parse_services(facilities["services"], catalogue, file=None, field="services")
+    rows = [(i, c) for i, cs in enumerate(codes) for c in cs]
+    if not rows:
+        return None
+    idx = np.array([r[0] for r in rows])
+    f = facilities.iloc[idx]
+    return gpd.GeoDataFrame({"service": [r[1] for r in rows], "name": f["name"].astype(str).to_numpy(),
+                             "source": "facility", "facility_id": f["facility_id"].astype(str).to_numpy()},
+                            geometry=f.geometry.to_numpy(), crs=4326)
+
+
+def _from_table(table: str | Path, catalogue: list[Category], crs: str) -> gpd.GeoDataFrame:
+    """A row per point and category of a table of service points."""
+    df = read_table(table, what="service points")
+    col = find_column(df.columns, "service")
+    if col is None:
+        raise DataError(f"no service column (found {', '.join(map(str, df.columns))})", file=table,
+                        field="service", fix="name it 'service' (服务/类别)")
+    codes = parse_services(df[col], catalogue, file=table, field=str(col))
+    lon, lat, problems = table_points(df, crs=crs, file=table)
+    if problems:
+        raise ValidationError(problems, file=table)
+    name_col = find_column(df.columns, "name")
+    rows = [(i, c) for i, cs in enumerate(codes) for c in cs]
+    idx = np.array([r[0] for r in rows], dtype=int)
+    return gpd.GeoDataFrame({"service": [r[1] for r in rows],
+                             "name": (df[name_col].astype(str).to_numpy()[idx] if name_col else ""),
+                             "source": "table", "facility_id": ""},
+                            geometry=shapely.points(lon[idx], lat[idx]), crs=4326)
 
 
 def _osm_points(osm, catalogue: list[Category]) -> gpd.GeoDataFrame:

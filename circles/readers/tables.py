@@ -250,19 +250,10 @@ def table_points(df: pd.DataFrame | gpd.GeoDataFrame, *, crs: str = "wgs84", fil
         Two coordinate pairs with different values on a row.
 
     """
-    problems: list[dict] = []
     n, first = len(df), first_row(df)
     if isinstance(df, gpd.GeoDataFrame) and df.geometry is not None and df.geometry.notna().any():
-        g = df.geometry
-        if g.crs is None:
-            g = g.set_crs(_crs_for_geometry(crs))
-        pts = shapely.point_on_surface(g.to_crs(4326).to_numpy())
-        lon = np.asarray(shapely.get_x(pts), dtype=float)
-        lat = np.asarray(shapely.get_y(pts), dtype=float)
-        for i in np.flatnonzero(~np.isfinite(lon)):
-            problems.append(dict(row=int(i) + first, field="geometry", value=None, problem="no geometry",
-                                 fix="draw the feature or delete the row"))
-        return lon, lat, problems
+        return _geometry_points(df.geometry, crs, first)
+    problems: list[dict] = []
     pairs = _coordinate_pairs(df.columns)
     if not pairs:
         problems.append(dict(row=None, field="lon/lat", value=None,
@@ -279,25 +270,45 @@ def table_points(df: pd.DataFrame | gpd.GeoDataFrame, *, crs: str = "wgs84", fil
             problems.append(dict(row=int(i) + first, field=str(col), value=None if pd.isna(raw) else raw,
                                  problem="missing" if pd.isna(raw) else "not a number",
                                  fix="give the coordinate as a decimal number"))
-    geographic = str(crs).lower() in ("wgs84", "cgcs2000", "gcj02", "bd09", "epsg:4326", "epsg:4490")
-    if geographic:
-        swapped = np.isfinite(x) & np.isfinite(y) & (np.abs(y) > 90) & (np.abs(x) <= 90)
-        for i in np.flatnonzero(swapped):
-            problems.append(dict(row=int(i) + first, field=f"{cx}/{cy}", value=f"{x[i]}, {y[i]}",
-                                 problem="latitude outside ±90: longitude and latitude look swapped",
-                                 fix=f"swap the {cx} and {cy} values"))
-        out_of_range = np.isfinite(x) & np.isfinite(y) & ~swapped & ((np.abs(y) > 90) | (np.abs(x) > 180))
-        for i in np.flatnonzero(out_of_range):
-            problems.append(dict(row=int(i) + first, field=f"{cx}/{cy}", value=f"{x[i]}, {y[i]}",
-                                 problem="not a longitude/latitude (projected coordinates?)",
-                                 fix="give --crs EPSG:code for projected x/y"))
-        bad = swapped | out_of_range
-        x, y = np.where(bad, np.nan, x), np.where(bad, np.nan, y)
+    if str(crs).lower() in ("wgs84", "cgcs2000", "gcj02", "bd09", "epsg:4326", "epsg:4490"):
+        x, y = _in_degrees(x, y, (cx, cy), first, problems)
     ok = np.isfinite(x) & np.isfinite(y)
     lon, lat = np.full(n, np.nan), np.full(n, np.nan)
     if ok.any():
         lon[ok], lat[ok] = to_wgs84(x[ok], y[ok], crs)
     return lon, lat, problems
+
+
+def _geometry_points(g: gpd.GeoSeries, crs: str, first: int) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """Lon/lat of each feature (polygons: a representative point); a missing geometry is a problem."""
+    problems: list[dict] = []
+    if g.crs is None:
+        g = g.set_crs(_crs_for_geometry(crs))
+    pts = shapely.point_on_surface(g.to_crs(4326).to_numpy())
+    lon = np.asarray(shapely.get_x(pts), dtype=float)
+    lat = np.asarray(shapely.get_y(pts), dtype=float)
+    for i in np.flatnonzero(~np.isfinite(lon)):
+        problems.append(dict(row=int(i) + first, field="geometry", value=None, problem="no geometry",
+                             fix="draw the feature or delete the row"))
+    return lon, lat, problems
+
+
+def _in_degrees(x: np.ndarray, y: np.ndarray, cols: tuple[str, str], first: int, problems: list[dict]
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Geographic x/y with swapped or out-of-range pairs blanked, each a problem appended."""
+    cx, cy = cols
+    swapped = np.isfinite(x) & np.isfinite(y) & (np.abs(y) > 90) & (np.abs(x) <= 90)
+    for i in np.flatnonzero(swapped):
+        problems.append(dict(row=int(i) + first, field=f"{cx}/{cy}", value=f"{x[i]}, {y[i]}",
+                             problem="latitude outside ±90: longitude and latitude look swapped",
+                             fix=f"swap the {cx} and {cy} values"))
+    out_of_range = np.isfinite(x) & np.isfinite(y) & ~swapped & ((np.abs(y) > 90) | (np.abs(x) > 180))
+    for i in np.flatnonzero(out_of_range):
+        problems.append(dict(row=int(i) + first, field=f"{cx}/{cy}", value=f"{x[i]}, {y[i]}",
+                             problem="not a longitude/latitude (projected coordinates?)",
+                             fix="give --crs EPSG:code for projected x/y"))
+    bad = swapped | out_of_range
+    return np.where(bad, np.nan, x), np.where(bad, np.nan, y)
 
 
 def _numbers(col: pd.Series) -> np.ndarray:
