@@ -10,7 +10,8 @@ from .engine import synthetic  # so circles.synthetic.make_city works after a pl
 from .engine.coverage import CoverageResult, compute_coverage
 from .engine.gaps import gap_hexagons
 from .engine.isochrones import distance_bands, facility_isochrones, tier_isochrones
-from .engine.network import WalkNetwork, load_network
+from .engine.network import WalkNetwork
+from .engine.placement import attach
 from .engine.routing import Anchors, coverage_matrix, nearest, nearest_by_tier, reach
 from .engine.service_access import ServiceAccess, service_access
 from .engine.siting import CoverageTarget, MaximalCovering, candidate_nodes
@@ -27,12 +28,19 @@ from .errors import (
 from .outputs.maps import coverage_map, draw_run_map, result_map
 from .outputs.network_file import save_network
 from .readers.crs import from_wgs84, gcj02_to_wgs84, to_wgs84, wgs84_to_gcj02
-from .readers.facilities import facilities_from_frame, from_osm, read_facilities
-from .readers.population import Demand, estimate_from_osm, read_population
+from .readers.facilities import from_osm
+from .readers.population import Demand, estimate_from_osm
 from .readers.profiles import Profile, Tier, get_profile, list_profiles
 from .readers.services import builtin_catalogue, load_catalogue, service_points
 from .runs.audit import load_config, run_audit
 from .runs.compare import compare_audits
+from .runs.load import (
+    facilities_from_frame,
+    load_network,
+    network_from_roads,
+    read_facilities,
+    read_population,
+)
 from .runs.pipeline import RunInputs, coverage_run, isochrone_layers, site_run
 
 _install_moved()  # circles.network, circles.figures...: the old flat paths, as aliases
@@ -58,6 +66,7 @@ __all__ = [
     "ValidationError",
     "WalkNetwork",
     "__version__",
+    "attach",
     "builtin_catalogue",
     "candidate_nodes",
     "check_standards",
@@ -83,6 +92,7 @@ __all__ = [
     "load_network",
     "nearest",
     "nearest_by_tier",
+    "network_from_roads",
     "reach",
     "read_facilities",
     "read_population",

@@ -11,6 +11,7 @@ import importlib
 import importlib.abc
 import importlib.util
 import sys
+import types
 
 MOVED = {
     "crs": "readers.crs", "osm": "readers.osm", "roads": "readers.roads", "linework": "readers.linework",
@@ -28,11 +29,39 @@ MOVED = {
 }
 
 
+# Names that left their old module when the rooms were drawn (issue 17): the old path still finds them.
+RENAMED = {
+    "facilities": {"attach": "engine.placement", "read_facilities": "runs.load",
+                   "facilities_from_frame": "runs.load"},
+    "roads": {"network_from_roads": "runs.load"},
+    "network": {"load_network": "runs.load", "default_network_path": "readers.files"},
+    "io": {"require_file": "readers.files"},
+    "population": {"read_population": "runs.load"},
+}
+
+
+class _Proxy(types.ModuleType):
+    """An old module path whose names now live in two rooms."""
+
+    def __init__(self, name: str, target: str, renamed: dict[str, str]) -> None:
+        super().__init__(name)
+        self.__target = target
+        self.__renamed = renamed
+
+    def __getattr__(self, attr: str):
+        home = self.__renamed.get(attr)
+        module = importlib.import_module(f"{__package__}.{home}" if home else self.__target)
+        return getattr(module, attr)
+
+
 class _Alias(importlib.abc.Loader):
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, old: str) -> None:
         self.target = target
+        self.old = old
 
     def create_module(self, spec):
+        if self.old in RENAMED:
+            return _Proxy(spec.name, self.target, RENAMED[self.old])
         return importlib.import_module(self.target)
 
     def exec_module(self, module) -> None:
@@ -44,7 +73,7 @@ class _MovedFinder(importlib.abc.MetaPathFinder):
         package, _, old = fullname.rpartition(".")
         if package != __package__ or old not in MOVED:
             return None
-        return importlib.util.spec_from_loader(fullname, _Alias(f"{__package__}.{MOVED[old]}"))
+        return importlib.util.spec_from_loader(fullname, _Alias(f"{__package__}.{MOVED[old]}", old))
 
 
 def install() -> None:

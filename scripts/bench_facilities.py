@@ -76,7 +76,7 @@ def routing_floor(net, fac_path: Path) -> float:
     """SciPy's bounded multi-source Dijkstra from all facility nodes, one pass per tier."""
     from scipy.sparse import csgraph
 
-    from circles.readers.facilities import read_facilities
+    from circles import read_facilities
     from circles.readers.profiles import get_profile
 
     profile = get_profile("deyang")
@@ -108,7 +108,7 @@ def main() -> None:
     ap.add_argument("--extra", nargs="*", default=[], help="more arguments for the big run")
     opts = ap.parse_args()
 
-    from circles.engine.network import load_network
+    from circles import load_network
 
     base = Path(opts.keep) if opts.keep else Path(tempfile.mkdtemp(prefix="bench-facilities-"))
     base.mkdir(parents=True, exist_ok=True)

@@ -174,7 +174,7 @@ def _line(label: str, seconds: float, extra: str = "") -> None:
 
 
 def chengdu(profile, quick: bool) -> None:
-    from circles.engine.network import load_network
+    from circles import load_network
 
     net = load_network(PBF)
     print(f"\nChengdu: {net.n_nodes:,} nodes, {net.n_edges:,} edges")

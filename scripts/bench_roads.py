@@ -41,9 +41,9 @@ import pandas as pd
 import pyproj
 import shapely
 
-from circles import compute_coverage, facilities_from_frame
+from circles import compute_coverage, facilities_from_frame, network_from_roads
 from circles.engine.network import WalkNetwork
-from circles.readers.roads import network_from_roads, read_road_lines
+from circles.readers.roads import read_road_lines
 
 ORIGIN = (520_000.0, 3_380_000.0)  # near Wuhan, inside EPSG:4547's zone
 

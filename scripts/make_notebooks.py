@@ -118,7 +118,7 @@ net.summary()"""),
     new_code_cell("""if FACILITIES:
     facilities = circles.read_facilities(FACILITIES, profile=profile, network=net)
 else:
-    from circles.readers.facilities import attach
+    from circles import attach
     facilities = attach(circles.from_osm(OSM_PATH, profile), net, profile)
 facilities.groupby("tier").size()"""),
     new_code_cell("""population = (circles.read_population(POPULATION, network=net, profile=profile) if POPULATION

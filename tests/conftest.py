@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from circles.engine.network import WalkNetwork, load_network
+from circles import WalkNetwork, load_network
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 

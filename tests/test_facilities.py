@@ -7,9 +7,8 @@ import pyproj
 import pytest
 import shapely
 
-from circles import ValidationError
+from circles import ValidationError, facilities_from_frame, from_osm, read_facilities
 from circles.readers.crs import from_wgs84
-from circles.readers.facilities import facilities_from_frame, from_osm, read_facilities
 
 ROWS = [
     {"名称": "锦江片区中心", "级别": "片区级", "经度": 104.0810, "纬度": 30.6570, "面积": 1800, "编号": "A1"},
@@ -153,3 +152,10 @@ def test_entrance_columns_set_where_a_complex_meets_the_street(tmp_path, chengdu
     fac = facilities_from_frame(df, network=chengdu_net)
     assert fac.geometry.x.iloc[0] == pytest.approx(lon[200])
     assert fac["offset_m"].iloc[0] < 1.0
+
+
+def test_an_empty_name_is_the_facility_id():
+    df = pd.DataFrame({"id": ["S1", "S2"], "name": ["社区服务站", ""], "tier": ["驿站级", "驿站级"],
+                       "lon": [104.06, 104.07], "lat": [30.66, 30.67]})
+    fac = facilities_from_frame(df)
+    assert list(fac["name"]) == ["社区服务站", "S2"]

@@ -10,8 +10,14 @@ import pytest
 import shapely
 from scipy.sparse import csgraph
 
-from circles import CirclesError, InputFileError, NetworkError, OfflineError
-from circles.engine.network import WalkNetwork, load_network
+from circles import (
+    CirclesError,
+    InputFileError,
+    NetworkError,
+    OfflineError,
+    WalkNetwork,
+    load_network,
+)
 from circles.engine.synthetic import make_city
 
 # Hand-written OSM XML: one way per walking-filter rule, all meeting at node 1 so that the kept

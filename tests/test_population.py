@@ -9,7 +9,7 @@ import shapely
 from pyproj import Transformer
 from rasterio.transform import from_origin
 
-from circles import DataError, InputFileError
+from circles import DataError, InputFileError, read_population
 from circles.engine.coverage import compute_coverage
 from circles.readers.crs import wgs84_to_gcj02
 from circles.readers.population import (
@@ -18,7 +18,6 @@ from circles.readers.population import (
     from_polygons,
     from_raster,
     osm_residential,
-    read_population,
 )
 from circles.readers.population_osm import DEFAULT_DENSITY_PER_KM2
 from circles.readers.profiles import get_profile
@@ -127,7 +126,7 @@ def test_large_cells_are_split_into_sub_points(tmp_path):
 
 
 def test_raster_and_polygon_grid_describe_the_same_people(tmp_path, chengdu_net, data_dir):
-    from circles.readers.facilities import read_facilities
+    from circles import read_facilities
 
     v = _grid()
     d_r = from_raster(_raster(tmp_path / "p.tif", v))

@@ -9,9 +9,9 @@ import shapely
 from scipy.sparse import csgraph
 from scipy.spatial import cKDTree
 
-from circles.engine.network import WalkNetwork, load_network
+from circles import WalkNetwork, load_network, network_from_roads
 from circles.errors import InputFileError, NetworkError
-from circles.readers.roads import network_from_roads, read_road_lines, repair_lines
+from circles.readers.roads import read_road_lines, repair_lines
 
 UTM = 32648  # central Chengdu
 X0, Y0 = 404_000.0, 3_390_000.0

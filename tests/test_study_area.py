@@ -17,9 +17,9 @@ import pyproj
 import pytest
 import shapely
 
+from circles import WalkNetwork, load_network
 from circles.engine.coverage import compute_coverage
-from circles.engine.network import WalkNetwork, load_network
-from circles.readers.facilities import attach
+from circles.engine.placement import attach
 from circles.readers.osm import read_osm_bounds
 from circles.readers.profiles import get_profile
 from circles.runs.proposals import candidate_anchors

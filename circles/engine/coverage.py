@@ -23,6 +23,7 @@ import shapely
 from ..errors import DataError
 from ..readers.profiles import Profile, get_profile
 from .network import WalkNetwork
+from .placement import attach, place
 from .routing import Anchors, coverage_matrix, nearest_by_tier
 
 __all__ = ["TABLE_COLUMNS", "CoverageResult", "compute_coverage"]
@@ -79,12 +80,12 @@ class CoverageResult:
     demand: gpd.GeoDataFrame
     facilities: gpd.GeoDataFrame
     network: WalkNetwork
+    demand_anchors: Anchors
+    facility_anchors: Anchors
     outside_extra_pop: float = 0.0
     population_label: str = ""
     is_estimate: bool = False
     units: gpd.GeoDataFrame | None = None
-    demand_anchors: Anchors | None = None
-    facility_anchors: Anchors | None = None
     edge_pop: float | None = None
     edge_metres: float = 0.0
     notes: list = field(default_factory=list)
@@ -191,10 +192,8 @@ class CoverageResult:
 
 def facility_anchors(facilities: gpd.GeoDataFrame, net: WalkNetwork, profile: Profile
                      ) -> tuple[gpd.GeoDataFrame, Anchors]:
-    """Snap facilities (WGS-84) to ``net`` (see :func:`circles.facilities.attach`); returns the
+    """Snap facilities (WGS-84) to ``net`` (see :func:`circles.engine.placement.attach`); returns the
     frame with ``status`` and anchors for every row."""
-    from ..readers.facilities import attach
-
     fac = attach(facilities, net, profile)
     snap = fac[["edge", "along_m", "offset_m"]].assign(snapped=fac["edge"].to_numpy() >= 0)
     return fac, Anchors.from_snap(snap)
@@ -238,19 +237,37 @@ def compute_coverage(net: WalkNetwork, facilities: gpd.GeoDataFrame, demand, *,
     profile = get_profile(profile)
     points, outside_extra, label, is_estimate = _demand_parts(demand)
     pts = points.to_crs(4326) if points.crs is not None else points.set_crs(4326)
-    x, y = net.from_wgs84(pts.geometry.x.to_numpy(), pts.geometry.y.to_numpy())
     # Beyond the study area (which stops at the extract's edge) people are outside, not uncovered.
-    inside = shapely.contains_xy(net.study_area(profile.snap_cap_metres), x, y)
-    snap = net.snap(np.where(inside, x, np.nan), np.where(inside, y, np.nan),
-                    max_metres=profile.snap_cap_metres)
-    status = np.where(~inside, "outside", np.where(snap["snapped"].to_numpy(), "ok", "off_network"))
-
+    placed = place(net, pts.geometry.x.to_numpy(), pts.geometry.y.to_numpy(), profile=profile,
+                   crs="wgs84")
+    x, y, snap, status, inside = placed.x, placed.y, placed.snap, placed.status, placed.inside
     fac, fac_anchors = facility_anchors(facilities, net, profile)
     usable = fac["status"].to_numpy() == "ok"
     demand_anchors = Anchors.from_snap(snap)
-    out = pts.copy()
-    out["status"] = status
-    out["offset_m"] = snap["offset_m"].to_numpy()
+    out = pts.assign(status=status, offset_m=snap["offset_m"].to_numpy())
+    times = _tier_times(net, fac, fac_anchors, demand_anchors, profile, horizon_factor=horizon_factor)
+    for col in times.columns:
+        # Nobody off the network or outside reaches a facility, whatever the snap found.
+        out[col] = np.where(status == "ok", times[col].to_numpy(), -1 if col.endswith("_facility") else np.inf)
+    unit_gdf, out["unit"] = _assign_units(units, out, unit_column) if units is not None else (None, _NO_UNIT)
+    edge_metres = max(profile.threshold_metres(t.code) for t in profile.tiers)
+    edge_pop, notes = _edge_population(net, x, y, inside, out["pop"].to_numpy(float), edge_metres)
+    result = CoverageResult(profile=profile, demand=out, facilities=fac, network=net,
+                            outside_extra_pop=outside_extra, population_label=label,
+                            is_estimate=is_estimate, units=unit_gdf,
+                            demand_anchors=demand_anchors, facility_anchors=fac_anchors,
+                            edge_pop=edge_pop, edge_metres=edge_metres, notes=notes)
+    from .isochrones import facility_areas_note
+
+    own = bool(facility_areas_note(int(usable.sum()), facility_areas)["written"])
+    _facility_loads(result, fac_anchors, demand_anchors, own_circles=own)
+    return result
+
+
+def _tier_times(net: WalkNetwork, fac: gpd.GeoDataFrame, fac_anchors: Anchors, demand_anchors: Anchors,
+                profile: Profile, *, horizon_factor: float) -> pd.DataFrame:
+    """Metres to the nearest usable facility of each tier (nesting honoured) and its row in ``fac``."""
+    usable = fac["status"].to_numpy() == "ok"
     tiers = fac["tier"].astype(str).to_numpy()
     limit = horizon_factor * max(profile.threshold_metres(t.code) for t in profile.tiers)
     times = nearest_by_tier(net, fac_anchors.subset(usable), tiers[usable], profile,
@@ -261,29 +278,7 @@ def compute_coverage(net: WalkNetwork, facilities: gpd.GeoDataFrame, demand, *,
         col = f"{tier.code}_facility"
         idx = times[col].to_numpy()
         times[col] = np.where(idx >= 0, rows[np.maximum(idx, 0)] if len(rows) else -1, -1)
-    for col in times.columns:
-        out[col] = times[col].to_numpy()
-    out.loc[status != "ok", [c for c in times.columns if not c.endswith("_facility")]] = np.inf
-    out.loc[status != "ok", [c for c in times.columns if c.endswith("_facility")]] = -1
-
-    unit_gdf = None
-    if units is not None:
-        unit_gdf, out["unit"] = _assign_units(units, out, unit_column)
-    else:
-        out["unit"] = _NO_UNIT
-
-    edge_metres = max(profile.threshold_metres(t.code) for t in profile.tiers)
-    edge_pop, notes = _edge_population(net, x, y, inside, out["pop"].to_numpy(float), edge_metres)
-    result = CoverageResult(profile=profile, demand=out, facilities=fac, network=net,
-                            outside_extra_pop=outside_extra, population_label=label,
-                            is_estimate=is_estimate, units=unit_gdf,
-                            demand_anchors=demand_anchors, facility_anchors=fac_anchors,
-                            edge_pop=edge_pop, edge_metres=edge_metres, notes=notes)
-    from .isochrones import facility_areas_note
-
-    own = facility_areas_note(int(usable.sum()), facility_areas)["written"]
-    _facility_loads(result, fac_anchors, demand_anchors, own_circles=own)
-    return result
+    return times
 
 
 def _edge_population(net: WalkNetwork, x: np.ndarray, y: np.ndarray, inside: np.ndarray,
@@ -366,7 +361,7 @@ def _facility_loads(result: CoverageResult, fac_anchors: Anchors, demand_anchors
         hit = result.covered_mask(tier.code) & (nearest >= 0)
         load = np.bincount(nearest[hit], weights=pop[hit], minlength=len(fac))
         served[rows] = load[rows]
-    pph = float(profile.standards.get("persons_per_household", 2.62))
+    pph = profile.persons_per_household
     fac["pop_in_circle"] = np.round(in_circle, 1)
     fac["served_pop"] = np.round(served, 1)
     fac["served_households"] = np.round(served / pph, 1)

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
@@ -21,9 +22,12 @@ from scipy.sparse import csgraph
 
 from ..errors import InputFileError, NetworkError
 from ..readers.crs import WGS84, utm_crs
-from ..readers.network_file import is_saved_network, read_saved_network
+from ..readers.network_file import read_saved_network
 
-__all__ = ["WalkNetwork", "load_network"]
+if TYPE_CHECKING:
+    from ..readers.roads import RoadLines
+
+__all__ = ["WalkNetwork"]
 
 _MIN_LENGTH_M = 1e-3  # zero-length edges would be dropped by SciPy's sparse graph routines
 
@@ -31,7 +35,7 @@ _MIN_LENGTH_M = 1e-3  # zero-length edges would be dropped by SciPy's sparse gra
 class WalkNetwork:
     """An undirected walking network in a projected (metric) CRS.
 
-    Build one with :func:`load_network`, :meth:`from_lines`, :meth:`from_osmnx` or
+    Build one with :func:`circles.load_network`, :meth:`from_lines`, :meth:`from_osmnx` or
     :meth:`load`; pedestrians ignore one-way rules, so every edge is walkable both ways.
 
     Attributes
@@ -61,7 +65,8 @@ class WalkNetwork:
 
     """
 
-    def __init__(self, *, x: np.ndarray, y: np.ndarray, node_id: np.ndarray, edge_u: np.ndarray,
+    # One keyword per array of the graph: grouping them would only rename the arrays.
+    def __init__(self, *, x: np.ndarray, y: np.ndarray, node_id: np.ndarray, edge_u: np.ndarray,  # noqa: PLR0913
                  edge_v: np.ndarray, edge_geometry: np.ndarray, crs: pyproj.CRS,
                  edge_attrs: pd.DataFrame | None = None, report: dict | None = None) -> None:
         self.x = np.ascontiguousarray(x, dtype=np.float64)
@@ -80,7 +85,7 @@ class WalkNetwork:
     # --- construction -------------------------------------------------------------------------
 
     @classmethod
-    def from_lines(cls, *, x: np.ndarray, y: np.ndarray, node_id: np.ndarray | None,
+    def from_lines(cls, *, x: np.ndarray, y: np.ndarray, node_id: np.ndarray | None,  # noqa: PLR0913
                    edge_u: np.ndarray, edge_v: np.ndarray, edge_geometry: np.ndarray | None,
                    crs: pyproj.CRS, edge_attrs: pd.DataFrame | None = None,
                    keep_largest: bool = True, source: str = "", report: dict | None = None,
@@ -122,51 +127,40 @@ class WalkNetwork:
         y = np.asarray(y, dtype=np.float64)
         u = np.asarray(edge_u, dtype=np.int64)
         v = np.asarray(edge_v, dtype=np.int64)
-        n = len(x)
-        node_id = np.arange(n, dtype=np.int64) if node_id is None else np.asarray(node_id)
+        node_id = np.arange(len(x), dtype=np.int64) if node_id is None else np.asarray(node_id)
         attrs = (edge_attrs.reset_index(drop=True) if edge_attrs is not None and edge_attrs.shape[1]
                  else pd.DataFrame(index=pd.RangeIndex(len(u))))
-        if edge_geometry is None:
-            coords = np.stack([np.column_stack([x[u], y[u]]), np.column_stack([x[v], y[v]])], axis=1)
-            geom = shapely.linestrings(coords)
-        else:
-            geom = _orient(np.asarray(edge_geometry, dtype=object), x[u], y[u])
-        length = shapely.length(geom)
-
-        # Self-loops add nothing to shortest paths; exact duplicates (a two-way street read in
-        # both directions) would double the edges to buffer and snap to.
-        keep = u != v
-        a, b = np.minimum(u, v), np.maximum(u, v)
-        key = pd.DataFrame({"a": a, "b": b, "l": np.round(length, 2)})
-        keep &= ~key.duplicated().to_numpy()
-        u, v, geom, length, attrs = u[keep], v[keep], geom[keep], length[keep], attrs[keep]
-        rep = dict(report or {})
-        rep.update(source=str(source), nodes_read=int(n), edges_read=len(keep),
-                   duplicate_or_loop_edges_dropped=int((~keep).sum()))
+        geom = _edge_geometry(x, y, u, v, edge_geometry)
+        rep = {**(report or {}), "source": str(source), "nodes_read": len(x), "edges_read": len(u)}
+        u, v, geom, attrs = _without_loops_and_duplicates(u, v, geom, attrs, rep)
         if len(u) == 0:
             raise NetworkError("no walkable edge left to build a network from", file=source or None,
                                fix="check the source covers streets a pedestrian may use")
-
-        used = np.unique(np.concatenate([u, v]))
-        graph = _csr(np.searchsorted(used, u), np.searchsorted(used, v), length, len(used))
-        n_comp, labels = csgraph.connected_components(graph, directed=False)
-        keep_nodes = used
-        comp_dropped = 0
-        if keep_largest and n_comp > 1:
-            sizes = np.bincount(labels)
-            largest = int(np.argmax(sizes))
-            keep_nodes = used[labels == largest]
-            comp_dropped = n_comp - 1
+        keep_nodes = _component_nodes(u, v, shapely.length(geom), rep, keep_largest=keep_largest)
         inside = np.isin(u, keep_nodes) & np.isin(v, keep_nodes)
-        rep.update(components=int(n_comp), components_dropped=int(comp_dropped),
-                   nodes_dropped=int(len(used) - len(keep_nodes)),
-                   km_dropped=round(float(length[~inside].sum()) / 1000, 3))
         u, v, geom, attrs = u[inside], v[inside], geom[inside], attrs[inside]
         net = cls(x=x[keep_nodes], y=y[keep_nodes], node_id=node_id[keep_nodes],
                   edge_u=np.searchsorted(keep_nodes, u), edge_v=np.searchsorted(keep_nodes, v),
                   edge_geometry=geom, crs=crs, edge_attrs=attrs.reset_index(drop=True), report=rep)
         net.report.update(nodes=net.n_nodes, edges=net.n_edges, km=round(net.km, 3),
                           crs=net.crs.to_string(), build_s=round(time.perf_counter() - t0, 3))
+        return net
+
+    @classmethod
+    def from_road_lines(cls, lines: RoadLines) -> WalkNetwork:
+        """Build from a road-line layer read and repaired by :func:`circles.readers.roads.read_road_network`.
+
+        Edges carry ``road_class``, ``name``, ``level``, ``origin`` (``city``/``osm``) and
+        ``source_row``; ``report["repairs"]`` counts every fix; the layer's extent bounds the study area.
+        """
+        pieces = lines.pieces
+        net = cls.from_lines(
+            x=lines.node_xy[:, 0], y=lines.node_xy[:, 1], node_id=lines.node_id,
+            edge_u=pieces["u"].to_numpy(), edge_v=pieces["v"].to_numpy(),
+            edge_geometry=pieces.geometry.to_numpy(), crs=pieces.crs,
+            edge_attrs=pieces[["road_class", "name", "level", "origin", "source_row"]],
+            source=lines.source, report=dict(lines.report))
+        net.set_extent(lines.extent, crs=pieces.crs, source="extent of the road-line layer")
         return net
 
     @classmethod
@@ -268,7 +262,8 @@ class WalkNetwork:
         return _csr(self.edge_u, self.edge_v, self.edge_length, self.n_nodes)
 
     @cached_property
-    def _tree(self) -> shapely.STRtree:
+    def edge_tree(self) -> shapely.STRtree:
+        """A spatial index of ``edge_geometry`` (positions are edge indices)."""
         return shapely.STRtree(self.edge_geometry)
 
     @cached_property
@@ -414,7 +409,7 @@ class WalkNetwork:
         edge = np.full(n, -1, dtype=np.int64)
         dist = np.full(n, np.inf)
         r = float(np.clip(np.median(self.edge_length) / 2, 15.0, cap if cap else np.inf))
-        i, j = self._tree.query(shapely.box(x - r, y - r, x + r, y + r))
+        i, j = self.edge_tree.query(shapely.box(x - r, y - r, x + r, y + r))
         if len(i):
             if self._segments is not None:
                 d = self._seg_project(x[i], y[i], j)[3]
@@ -431,7 +426,7 @@ class WalkNetwork:
             edge[pts_i[keep]], dist[pts_i[keep]] = j[first][keep], d[first][keep]
         rest = np.flatnonzero(edge < 0)
         if len(rest):
-            idx, dd = self._tree.query_nearest(shapely.points(x[rest], y[rest]), max_distance=cap,
+            idx, dd = self.edge_tree.query_nearest(shapely.points(x[rest], y[rest]), max_distance=cap,
                                                return_distance=True, all_matches=False)
             edge[rest[idx[0]]], dist[rest[idx[0]]] = idx[1], dd
         if cap is not None:
@@ -522,6 +517,47 @@ def _osm_extent(box, lon: np.ndarray, lat: np.ndarray) -> tuple[object, str]:
     return box, "OSM header bounds"
 
 
+def _edge_geometry(x: np.ndarray, y: np.ndarray, u: np.ndarray, v: np.ndarray,
+                   given: np.ndarray | None) -> np.ndarray:
+    """Each edge's line from its ``u`` end to its ``v`` end: the given ones oriented, else straight."""
+    if given is None:
+        return shapely.linestrings(np.stack([np.column_stack([x[u], y[u]]),
+                                             np.column_stack([x[v], y[v]])], axis=1))
+    return _orient(np.asarray(given, dtype=object), x[u], y[u])
+
+
+def _without_loops_and_duplicates(u: np.ndarray, v: np.ndarray, geom: np.ndarray, attrs: pd.DataFrame,
+                                  report: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
+    """The edges without self-loops and exact duplicates (same ends, same length), counted in ``report``.
+
+    Self-loops add nothing to shortest paths; exact duplicates (a two-way street read in both
+    directions) would double the edges to buffer and snap to.
+    """
+    keep = u != v
+    key = pd.DataFrame({"a": np.minimum(u, v), "b": np.maximum(u, v),
+                        "l": np.round(shapely.length(geom), 2)})
+    keep &= ~key.duplicated().to_numpy()
+    report["duplicate_or_loop_edges_dropped"] = int((~keep).sum())
+    return u[keep], v[keep], geom[keep], attrs[keep]
+
+
+def _component_nodes(u: np.ndarray, v: np.ndarray, length: np.ndarray, report: dict, *,
+                     keep_largest: bool) -> np.ndarray:
+    """The nodes (sorted) to keep: those of the largest connected component, or all used ones;
+    what is dropped is counted in ``report``."""
+    used = np.unique(np.concatenate([u, v]))
+    graph = _csr(np.searchsorted(used, u), np.searchsorted(used, v), length, len(used))
+    n_comp, labels = csgraph.connected_components(graph, directed=False)
+    keep_nodes = used
+    if keep_largest and n_comp > 1:
+        keep_nodes = used[labels == int(np.argmax(np.bincount(labels)))]
+    inside = np.isin(u, keep_nodes) & np.isin(v, keep_nodes)
+    report.update(components=int(n_comp), components_dropped=int(n_comp - 1 if keep_largest else 0),
+                  nodes_dropped=int(len(used) - len(keep_nodes)),
+                  km_dropped=round(float(length[~inside].sum()) / 1000, 3))
+    return keep_nodes
+
+
 def _csr(u: np.ndarray, v: np.ndarray, length: np.ndarray, n: int) -> sparse.csr_matrix:
     rows = np.concatenate([u, v])
     cols = np.concatenate([v, u])
@@ -545,70 +581,3 @@ def _orient(geom: np.ndarray, ux: np.ndarray, uy: np.ndarray) -> np.ndarray:
         geom = geom.copy()
         geom[flip] = shapely.reverse(geom[flip])
     return geom
-
-
-def default_network_path() -> Path:
-    """The embedded Chengdu extract used when no network is given."""
-    here = Path(__file__).resolve().parent.parent  # the circles package folder
-    for candidate in (here / "data" / "chengdu.osm.pbf", here.parent / "data" / "chengdu.osm.pbf"):
-        if candidate.exists():
-            return candidate
-    raise InputFileError("the embedded Chengdu extract is missing from this installation",
-                         file="data/chengdu.osm.pbf",
-                         fix="install circles from its source folder (pip install -e .) or give --network")
-
-
-def load_network(source: str | Path | None = None, *, crs: str | None = None,
-                 progress: Callable[[str], None] | None = None, **options) -> WalkNetwork:
-    """Build or load a walking network from any supported source.
-
-    Parameters
-    ----------
-    source
-        An OSM extract (``.osm.pbf``, ``.osm``, ``.osm.bz2``, ``.osm.gz``), a saved network
-        (``.gpkg`` written by :meth:`WalkNetwork.save`), a road-line file (GeoPackage, Shapefile,
-        GeoJSON, File Geodatabase), a place name (online, through osmnx), or ``None`` for the
-        embedded Chengdu extract.
-    crs
-        For road-line files without a CRS.
-    progress
-        Called with each stage's name.
-    **options
-        Passed to the road-line reader (``snap_metres``, ``add_osm``...).
-
-    Returns
-    -------
-    WalkNetwork
-
-    """
-    from ..readers.osm import download_graph, is_osm_file
-
-    if isinstance(source, WalkNetwork):
-        return source
-    path = default_network_path() if source is None else Path(str(source))
-    if is_osm_file(path):
-        return WalkNetwork.from_osm(path, progress=progress)
-    if path.exists():
-        if path.suffix.lower() == ".gpkg" and is_saved_network(path):
-            return WalkNetwork.load(path)
-        from ..readers.roads import network_from_roads
-
-        return network_from_roads(path, crs=crs, progress=progress, **options)
-    if path.suffix.lower() in {".gpkg", ".shp", ".geojson", ".json", ".gdb", ".parquet"} or \
-            "/" in str(source) or "\\" in str(source):
-        raise InputFileError("the network file does not exist", file=path,
-                             fix="check the path; without --network the embedded Chengdu extract is used")
-    net = WalkNetwork.from_osmnx(download_graph(str(source)))
-    net.set_extent(_place_polygon(str(source)), source="the place's polygon")
-    return net
-
-
-def _place_polygon(place: str):
-    """The boundary osmnx geocoded the place to (answered from its cache), or ``None``."""
-    try:
-        import osmnx as ox
-
-        gdf = ox.geocode_to_gdf(place)
-        return gdf.to_crs(4326).geometry.union_all() if len(gdf) else None
-    except Exception:  # no boundary at hand: the hull alone bounds the study area
-        return None

@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 
 from ..readers.services import Category, parse_services
+from .placement import snap_cap_metres
 from .routing import Anchors, coverage_matrix, nearest
+
+if TYPE_CHECKING:
+    from .coverage import CoverageResult
 
 __all__ = ["ServiceAccess", "service_access"]
 
@@ -35,14 +41,16 @@ class ServiceAccess:
 
     """
 
-    result: object
+    result: CoverageResult
     catalogue: list[Category]
     metres: dict[str, np.ndarray]
     covered: dict[str, np.ndarray]
-    points: object
+    points: gpd.GeoDataFrame
     warnings: list[str] = field(default_factory=list)
 
-    def _weights(self, c: Category) -> tuple[np.ndarray, float, str]:
+    def weights(self, c: Category) -> tuple[np.ndarray, float, str]:
+        """The people a category counts (its group's column when the population has one), the
+        people outside the study area it adds to the total, and the group's name."""
         d = self.result.demand
         if c.group and c.group in d.columns:
             return d[c.group].to_numpy(float), 0.0, c.group
@@ -54,7 +62,7 @@ class ServiceAccess:
         everyone = np.ones(len(self.result.demand), dtype=bool)
         rows = []
         for c in self.catalogue:
-            w, extra, group = self._weights(c)
+            w, extra, group = self.weights(c)
             metres = c.threshold_metres(mpm)
             rows.append({"service": c.code, "service_name": c.name_zh,
                          "threshold_minutes": round(metres / mpm, 2), "threshold_metres": round(metres, 1),
@@ -94,7 +102,7 @@ class ServiceAccess:
         ok = self.result.demand["status"].to_numpy() == "ok"
         out = []
         for c in self.required:
-            w, _, _ = self._weights(c)
+            w, _, _ = self.weights(c)
             lacking = float(w[mask & ok & ~self.covered[c.code]].sum())
             if lacking > 0:
                 out.append((c.code, lacking))
@@ -131,12 +139,12 @@ class ServiceAccess:
             if sel.any():
                 m = coverage_matrix(res.network, anchors.subset(sel), res.demand_anchors,
                                     limit_metres=res.profile.threshold_metres(t.code)).astype(bool).tocsr()
-                for k, row in zip(np.flatnonzero(sel), range(m.shape[0]), strict=True):
-                    catchment[k] = m.indices[m.indptr[row]:m.indptr[row + 1]]
+                for j, row in zip(np.flatnonzero(sel).tolist(), range(m.shape[0]), strict=True):
+                    catchment[j] = m.indices[m.indptr[row]:m.indptr[row + 1]]
         offers = (parse_services(fac["services"].iloc[ok_fac], self.catalogue, file=None, field="services")
                   if "services" in fac else [[] for _ in ok_fac])
         for c in self.required:
-            w, _, _ = self._weights(c)
+            w, _, _ = self.weights(c)
             near = coverage_matrix(res.network, anchors, res.demand_anchors,
                                    limit_metres=c.threshold_metres(mpm)).astype(bool).tocsr()
             lacking = ok & ~self.covered[c.code]
@@ -215,7 +223,7 @@ def service_access(result, points, catalogue: list[Category]) -> ServiceAccess:
     ok = result.demand["status"].to_numpy() == "ok"
     x, y = net.from_wgs84(points.geometry.x.to_numpy(), points.geometry.y.to_numpy()) if len(points) else \
         (np.array([]), np.array([]))
-    snap = net.snap(x, y, max_metres=result.profile.snap_cap_metres)
+    snap = net.snap(x, y, max_metres=snap_cap_metres(result.profile))
     codes = points["service"].to_numpy() if len(points) else np.array([])
     metres, covered, notes = {}, {}, []
     for c in catalogue:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..engine.placement import in_study_area, snap_cap_metres
 from ..engine.routing import Anchors, coverage_matrix
 from ..engine.siting import candidate_nodes
 from ..readers.crs import from_wgs84
@@ -54,7 +55,7 @@ def _aggregate(result) -> tuple[pd.DataFrame, Anchors, bool]:
     net = result.network
     x, y = net.from_wgs84(g["lon"].to_numpy(), g["lat"].to_numpy())
     snap = net.snap(np.where(g["status"] == "ok", x, np.nan), np.where(g["status"] == "ok", y, np.nan),
-                    max_metres=result.profile.snap_cap_metres)
+                    max_metres=snap_cap_metres(result.profile))
     return g[["lon", "lat", "pop", "unit", "status"]], Anchors.from_snap(snap), True
 
 
@@ -68,14 +69,14 @@ def explorer_data(run, *, spacing_metres: float = 150.0) -> dict:
     existing = fac[ok]
     nodes = candidate_nodes(net, spacing_metres=spacing_metres,
                             exclude_xy=(existing["x"].to_numpy(float), existing["y"].to_numpy(float)))
-    nodes = nodes[net.in_study_area(net.x[nodes], net.y[nodes], margin_metres=profile.snap_cap_metres)]
+    nodes = nodes[in_study_area(net, net.x[nodes], net.y[nodes], profile)]
     clon, clat = net.to_wgs84(net.x[nodes], net.y[nodes])
     proposals = getattr(run, "extras", {}).get("proposals") if hasattr(run, "extras") else None
     prop_lon = np.asarray(proposals["lon"], float) if proposals is not None and len(proposals) else np.array([])
     prop_lat = np.asarray(proposals["lat"], float) if proposals is not None and len(proposals) else np.array([])
     # Sites: existing facilities, then the proposals, then the thinned candidate nodes.
     px, py = net.from_wgs84(prop_lon, prop_lat)
-    p_snap = net.snap(px, py, max_metres=profile.snap_cap_metres)
+    p_snap = net.snap(px, py, max_metres=snap_cap_metres(profile))
     anchors = _concat([result.facility_anchors.subset(ok), Anchors.from_snap(p_snap),
                        Anchors.at_nodes(net, nodes)])
     lon = np.concatenate([existing.geometry.x.to_numpy(), prop_lon, np.asarray(clon)])

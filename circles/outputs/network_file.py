@@ -15,7 +15,7 @@ from ..errors import InputFileError
 from ..readers.network_file import EDGE_LAYER, NODE_LAYER
 from .runfolder import atomic_path
 
-__all__ = ["save_network"]
+__all__ = ["save_network", "write_repaired_lines"]
 
 
 def save_network(net, path: str | Path) -> Path:
@@ -47,4 +47,31 @@ def save_network(net, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         net.nodes_gdf().to_file(tmp, layer=NODE_LAYER, driver="GPKG", engine="pyogrio")
         edges.to_file(tmp, layer=EDGE_LAYER, driver="GPKG", engine="pyogrio", layer_metadata=meta)
+    return path
+
+
+def write_repaired_lines(path: str | Path, lines) -> Path:
+    """Write road lines as repaired (layer ``repaired``) and the place of every fix (layer ``fixes``).
+
+    Parameters
+    ----------
+    path
+        A ``.gpkg`` file, written to a temporary name and renamed into place, so the bureau can fix
+        its source.
+    lines : circles.readers.roads.RoadLines
+        The repaired layer.
+
+    Returns
+    -------
+    pathlib.Path
+
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".gpkg":
+        raise InputFileError("the repaired lines are written as a GeoPackage", file=path,
+                             fix="give the file a .gpkg suffix")
+    with atomic_path(path) as tmp:
+        lines.pieces.to_file(tmp, layer="repaired", driver="GPKG", engine="pyogrio")
+        if lines.fixes is not None and len(lines.fixes):
+            lines.fixes.to_file(tmp, layer="fixes", driver="GPKG", engine="pyogrio")
     return path

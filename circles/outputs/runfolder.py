@@ -476,7 +476,7 @@ class Manifest:
         self.data["timings_s"]["total"] = round(time.perf_counter() - self._t0, 3)
         self.data["complete"] = bool(complete)
         # Hidden names are the claim marker and files still being written.
-        self.data["outputs"] = outputs or sorted(
+        self.data["outputs"] = outputs if outputs is not None else sorted(
             p.name for p in folder.iterdir()
             if p.is_file() and p.name != "manifest.json" and not p.name.startswith("."))
         return write_json(folder / "manifest.json", self.data)
@@ -493,14 +493,3 @@ class _Timer(contextlib.AbstractContextManager):
     def __exit__(self, *exc):
         self.store[self.stage] = round(self.store.get(self.stage, 0) + self.clock() - self.t, 3)
         return False
-
-
-def require_file(path: str | Path, *, what: str = "input") -> Path:
-    """Check that ``path`` is an existing, non-empty file and return it as a Path."""
-    p = Path(path)
-    if not p.exists():
-        raise InputFileError(f"the {what} file does not exist", file=p,
-                             fix="check the path (relative paths are relative to where you run the command)")
-    if p.is_file() and p.stat().st_size == 0:
-        raise InputFileError(f"the {what} file is empty", file=p, fix="export the file again")
-    return p

@@ -14,19 +14,18 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from ..engine.network import WalkNetwork
 from ..errors import DataError, ValidationError
 from .profiles import Profile, get_profile
 from .tables import find_column, first_row, read_table, table_points
 
-__all__ = ["attach", "facilities_from_frame", "from_osm", "read_facilities"]
+__all__ = ["facilities_from_frame", "from_osm", "read_facilities"]
 
 _OUT = ["facility_id", "name", "tier", "tier_name", "floor_area_m2", "households_capacity",
         "status", "source_row"]
 
 
 def read_facilities(path: str | Path, *, profile: Profile | str | None = None, crs: str = "wgs84",
-                    network: WalkNetwork | None = None, layer: str | None = None) -> gpd.GeoDataFrame:
+                    layer: str | None = None) -> gpd.GeoDataFrame:
     """Read and validate a facility table.
 
     Parameters
@@ -35,17 +34,15 @@ def read_facilities(path: str | Path, *, profile: Profile | str | None = None, c
         CSV (UTF-8 or GBK), Excel, GeoJSON, GeoPackage or Shapefile. Columns: name, tier (code,
         Chinese name such as 社区级, or minutes), lon/lat or x/y or a geometry, optional
         floor_area_m2, households_capacity, id, services; Chinese headers (名称, 级别/等级,
-        经度, 纬度, 面积) are recognised. Polygon footprints connect to the network at the point
-        of their boundary nearest to it, unless ``entrance_lon``/``entrance_lat`` (入口经度/入口纬度)
-        give the entrance.
+        经度, 纬度, 面积) are recognised. Polygon footprints are kept (column ``footprint``), so
+        that placing them on a network (:func:`circles.engine.placement.attach`) connects them where
+        their boundary comes nearest a street, unless ``entrance_lon``/``entrance_lat``
+        (入口经度/入口纬度) give the entrance.
     profile
         Resolves tier names (default ``deyang``).
     crs
         Coordinates of the table: ``wgs84``, ``cgcs2000``, ``gcj02``, ``bd09`` or ``EPSG:code``;
         a geometry file's own CRS wins.
-    network
-        When given, facilities are snapped: ``x``, ``y``, ``edge``, ``along_m``, ``offset_m``
-        and ``status``.
     layer
         Layer or sheet name.
 
@@ -63,52 +60,94 @@ def read_facilities(path: str | Path, *, profile: Profile | str | None = None, c
 
     """
     df = read_table(path, layer=layer, what="facility table")
-    return facilities_from_frame(df, profile=profile, crs=crs, network=network, file=path)
+    return facilities_from_frame(df, profile=profile, crs=crs, file=path)
 
 
 def facilities_from_frame(df: pd.DataFrame, *, profile: Profile | str | None = None,
-                          crs: str = "wgs84", network: WalkNetwork | None = None,
-                          file: str | Path | None = None) -> gpd.GeoDataFrame:
+                          crs: str = "wgs84", file: str | Path | None = None) -> gpd.GeoDataFrame:
     """Validate a facility table already in memory (see :func:`read_facilities`)."""
     profile = get_profile(profile)
     if len(df) == 0:
         raise ValidationError([dict(row=None, field=None, value=None, problem="the table is empty",
                                     fix="add one row per facility")], file=file)
-    problems: list[dict] = []
     cols = {f: find_column(df.columns, f) for f in ("id", "name", "tier", "floor_area_m2",
                                                    "households_capacity")}
     first = first_row(df)  # the spreadsheet row of position 0, kept before pandas may drop attrs
-    if cols["tier"] is None:
-        problems.append(dict(row=None, field="tier", value=None,
-                             problem=f"no tier column (found: {', '.join(map(str, df.columns))})",
-                             fix="add a 'tier' (级别) column: district/community/station, 片区级/社区级/驿站级 or minutes"))
     df = df.reset_index(drop=True)
-    polygons = _polygon_rows(df)
-    lon, lat, point_problems = table_points(df, crs=crs, file=file)
-    problems += point_problems
-    if network is not None and polygons.any():
-        lon, lat = _entrances(df, polygons, network, lon, lat)
-    lon, lat = _entrance_columns(df, lon, lat, crs)
+    lon, lat, problems = table_points(df, crs=crs, file=file)
+    lon, lat, given = _entrance_columns(df, lon, lat, crs)
+    footprints = _footprints(df, _polygon_rows(df) & ~given)
+    tiers, tier_problems = _tier_codes(df, cols["tier"], profile, first)
+    ids, id_problems = _ids(df, cols["id"], first)
+    numbers, number_problems = _numbers(df, cols, first)
+    problems = [*tier_problems, *problems, *id_problems, *number_problems]
+    if problems:
+        raise ValidationError(sorted(problems, key=lambda p: (p["row"] or 0)), file=file)
+    tier_names = {t.code: t.name_zh for t in profile.tiers}
+    out = pd.DataFrame({"facility_id": ids.to_numpy(), "name": _names(df, cols["name"], ids), "tier": tiers,
+                        "tier_name": [tier_names[t] for t in tiers], **numbers,
+                        "status": "ok", "source_row": np.arange(first, first + len(df))})
+    used = {c for c in cols.values() if c} | {"geometry", "footprint"} | set(_OUT)
+    for col in df.columns:
+        if col not in used and find_column([col], "lon") is None and find_column([col], "lat") is None:
+            out[str(col)] = df[col].to_numpy()
+    if find_column(df.columns, "services") and "services" not in out.columns:
+        out["services"] = df[find_column(df.columns, "services")].to_numpy()
+    if footprints is not None:
+        out["footprint"] = footprints
+    gdf = gpd.GeoDataFrame(out, geometry=shapely.points(lon, lat), crs=4326)
+    gdf.attrs["file"] = None if file is None else str(file)
+    return gdf
+
+
+def _tier_codes(df: pd.DataFrame, col: str | None, profile: Profile, first: int
+                ) -> tuple[np.ndarray, list[dict]]:
+    """Each row's tier code, and a problem for each row without a known tier."""
     tiers = np.full(len(df), None, dtype=object)
-    if cols["tier"] is not None:
-        for i, raw in enumerate(df[cols["tier"]].tolist()):
-            if raw is None or (isinstance(raw, float) and np.isnan(raw)) or str(raw).strip() == "":
-                problems.append(dict(row=first + i, field=cols["tier"], value=None, problem="no tier",
-                                     fix="give the tier: " + ", ".join(t.code for t in profile.tiers)))
-                continue
-            try:
-                tiers[i] = profile.tier(raw).code
-            except DataError:
-                problems.append(dict(row=first + i, field=cols["tier"], value=raw, problem="unknown tier",
-                                     fix="use one of: " + "; ".join(
-                                         f"{t.code} / {t.name_zh} / {profile.threshold_minutes(t):g}"
-                                         for t in profile.tiers)))
-    ids = (df[cols["id"]].astype(str).str.strip() if cols["id"] else
+    if col is None:
+        return tiers, [dict(row=None, field="tier", value=None,
+                            problem=f"no tier column (found: {', '.join(map(str, df.columns))})",
+                            fix="add a 'tier' (级别) column: district/community/station, 片区级/社区级/驿站级 or minutes")]
+    problems = []
+    for i, raw in enumerate(df[col].tolist()):
+        if _blank(raw):
+            problems.append(dict(row=first + i, field=col, value=None, problem="no tier",
+                                 fix="give the tier: " + ", ".join(t.code for t in profile.tiers)))
+            continue
+        try:
+            tiers[i] = profile.tier(raw).code
+        except DataError:
+            problems.append(dict(row=first + i, field=col, value=raw, problem="unknown tier",
+                                 fix="use one of: " + "; ".join(
+                                     f"{t.code} / {t.name_zh} / {profile.threshold_minutes(t):g}"
+                                     for t in profile.tiers)))
+    return tiers, problems
+
+
+def _blank(value) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) or str(value).strip() == ""
+
+
+def _ids(df: pd.DataFrame, col: str | None, first: int) -> tuple[pd.Series, list[dict]]:
+    """The facility ids (``F0001``... without a column), and a problem for each duplicate."""
+    ids = (df[col].astype(str).str.strip() if col else
            pd.Series([f"F{i + 1:04d}" for i in range(len(df))]))
-    for i in np.flatnonzero(ids.duplicated(keep=False).to_numpy()):
-        problems.append(dict(row=first + int(i), field=cols["id"], value=ids.iloc[i], problem="duplicate id",
-                             fix="give every facility its own id"))
-    numbers = {}
+    return ids, [dict(row=first + int(i), field=col, value=ids.iloc[i], problem="duplicate id",
+                      fix="give every facility its own id")
+                 for i in np.flatnonzero(ids.duplicated(keep=False).to_numpy())]
+
+
+def _names(df: pd.DataFrame, col: str | None, ids: pd.Series) -> np.ndarray:
+    """The names; an empty name is the facility's id, so every facility can be told apart."""
+    if col is None:
+        return ids.to_numpy()
+    names = np.array([None if _blank(v) else str(v) for v in df[col].tolist()], dtype=object)
+    return np.where(pd.isna(names), ids.to_numpy(), names)
+
+
+def _numbers(df: pd.DataFrame, cols: dict, first: int) -> tuple[dict, list[dict]]:
+    """Floor area and households capacity as floats (NaN when empty); a problem for each bad value."""
+    numbers, problems = {}, []
     for field in ("floor_area_m2", "households_capacity"):
         col = cols[field]
         if col is None:
@@ -118,62 +157,23 @@ def facilities_from_frame(df: pd.DataFrame, *, profile: Profile | str | None = N
         vals = pd.to_numeric(raw, errors="coerce").to_numpy(float)
         bad = (raw.notna() & raw.astype(str).str.strip().ne("")).to_numpy() & ~np.isfinite(vals)
         bad |= np.isfinite(vals) & (vals < 0)
-        for i in np.flatnonzero(bad):
-            problems.append(dict(row=first + int(i), field=col, value=raw.iloc[i],
-                                 problem="not a non-negative number", fix="give square metres as a number, or leave it empty"))
+        problems += [dict(row=first + int(i), field=col, value=raw.iloc[i], problem="not a non-negative number",
+                          fix="give square metres as a number, or leave it empty") for i in np.flatnonzero(bad)]
         numbers[field] = vals
-    if network is not None:
-        problems += _swapped_against_network(lon, lat, network, crs, first=first)
-    if problems:
-        raise ValidationError(sorted(problems, key=lambda p: (p["row"] or 0)), file=file)
-    names = df[cols["name"]].astype(str) if cols["name"] else ids
-    tier_names = {t.code: t.name_zh for t in profile.tiers}
-    out = pd.DataFrame({"facility_id": ids.to_numpy(), "name": names.to_numpy(), "tier": tiers,
-                        "tier_name": [tier_names[t] for t in tiers],
-                        "floor_area_m2": numbers["floor_area_m2"],
-                        "households_capacity": numbers["households_capacity"],
-                        "status": "ok", "source_row": np.arange(first, first + len(df))})
-    used = {c for c in cols.values() if c} | {"geometry"} | set(_OUT)
-    for col in df.columns:
-        if col not in used and find_column([col], "lon") is None and find_column([col], "lat") is None:
-            out[str(col)] = df[col].to_numpy()
-    if find_column(df.columns, "services") and "services" not in out.columns:
-        out["services"] = df[find_column(df.columns, "services")].to_numpy()
-    gdf = gpd.GeoDataFrame(out, geometry=shapely.points(lon, lat), crs=4326)
-    if network is not None:
-        gdf = attach(gdf, network, profile)
-    return gdf
-
-
-def attach(facilities: gpd.GeoDataFrame, net: WalkNetwork, profile: Profile) -> gpd.GeoDataFrame:
-    """Snap facilities to ``net``: ``x``, ``y``, ``edge``, ``along_m``, ``offset_m``; ``status``
-    becomes ``outside_area`` outside the study area (:meth:`WalkNetwork.study_area`) and
-    ``off_network`` beyond the snap cap from every walkable street."""
-    fac = facilities.copy()
-    x, y = net.from_wgs84(fac.geometry.x.to_numpy(), fac.geometry.y.to_numpy())
-    snap = net.snap(x, y, max_metres=profile.snap_cap_metres)
-    inside = shapely.contains_xy(net.study_area(profile.snap_cap_metres), x, y)
-    status = (fac["status"].astype(str).to_numpy() if "status" in fac.columns
-              else np.full(len(fac), "ok", dtype=object))
-    status = np.where(~inside, "outside_area",
-                      np.where(~snap["snapped"].to_numpy(), "off_network", status)).astype(object)
-    fac["status"] = status
-    fac["x"], fac["y"] = x, y
-    for col in ("edge", "along_m", "offset_m"):
-        fac[col] = snap[col].to_numpy()
-    return fac
+    return numbers, problems
 
 
 _ENTRANCE = (("entrance_lon", "入口经度"), ("entrance_lat", "入口纬度"))
 
 
 def _entrance_columns(df: pd.DataFrame, lon: np.ndarray, lat: np.ndarray, crs: str
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """A facility's entrance, where the table gives one, is where it meets the street."""
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A facility's entrance, where the table gives one, is where it meets the street; the third
+    array says where one was given."""
     cx = next((c for c in df.columns if str(c).lower() in _ENTRANCE[0]), None)
     cy = next((c for c in df.columns if str(c).lower() in _ENTRANCE[1]), None)
     if cx is None or cy is None:
-        return lon, lat
+        return lon, lat, np.zeros(len(df), dtype=bool)
     ex = pd.to_numeric(df[cx], errors="coerce").to_numpy(float)
     ey = pd.to_numeric(df[cy], errors="coerce").to_numpy(float)
     has = np.isfinite(ex) & np.isfinite(ey)
@@ -182,7 +182,7 @@ def _entrance_columns(df: pd.DataFrame, lon: np.ndarray, lat: np.ndarray, crs: s
 
         lon, lat = lon.copy(), lat.copy()
         lon[has], lat[has] = to_wgs84(ex[has], ey[has], crs)
-    return lon, lat
+    return lon, lat, has
 
 
 def _polygon_rows(df: pd.DataFrame) -> np.ndarray:
@@ -192,36 +192,14 @@ def _polygon_rows(df: pd.DataFrame) -> np.ndarray:
     return np.isin(kinds, (3, 6))  # Polygon, MultiPolygon
 
 
-def _entrances(df: gpd.GeoDataFrame, polygons: np.ndarray, net: WalkNetwork, lon: np.ndarray,
-               lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A footprint connects where its boundary comes nearest a walkable street."""
-    geom = df.geometry[polygons]
-    if geom.crs is None:
-        geom = geom.set_crs(4326)
-    boundary = shapely.boundary(geom.to_crs(net.crs).to_numpy())
-    idx = net._tree.query_nearest(boundary, all_matches=False)[1]
-    line = shapely.shortest_line(boundary, net.edge_geometry[idx])
-    start = shapely.get_point(line, 0)
-    elon, elat = net.to_wgs84(shapely.get_x(start), shapely.get_y(start))
-    lon, lat = lon.copy(), lat.copy()
-    lon[polygons], lat[polygons] = elon, elat
-    return lon, lat
-
-
-def _swapped_against_network(lon, lat, net: WalkNetwork, crs: str, *, first: int) -> list[dict]:
-    """Rows far outside the network whose swapped coordinates fall inside it."""
-    if str(crs).lower() not in ("wgs84", "cgcs2000", "gcj02", "bd09"):
-        return []
-    ok = np.isfinite(lon) & np.isfinite(lat)
-    if not ok.any():
-        return []
-    area = net.hull.buffer(2000)
-    x, y = net.from_wgs84(np.where(ok, lon, 0), np.where(ok, lat, 0))
-    sx, sy = net.from_wgs84(np.where(ok, lat, 0), np.where(ok, lon, 0))
-    swapped = ok & ~shapely.contains_xy(area, x, y) & shapely.contains_xy(area, sx, sy)
-    return [dict(row=first + int(i), field="lon/lat", value=f"{lon[i]:.6f}, {lat[i]:.6f}",
-                 problem="far outside the network, but inside it with longitude and latitude swapped",
-                 fix="swap the longitude and latitude columns") for i in np.flatnonzero(swapped)]
+def _footprints(df: pd.DataFrame, rows: np.ndarray) -> np.ndarray | None:
+    """The footprint polygons (WGS-84) of ``rows``, ``None`` elsewhere; ``None`` when there are none."""
+    if not rows.any():
+        return None
+    geom = df.geometry if df.geometry.crs is not None else df.geometry.set_crs(4326)
+    out = np.full(len(df), None, dtype=object)
+    out[rows] = geom[rows].to_crs(4326).to_numpy()
+    return out
 
 
 def from_osm(source: str | Path, profile: Profile | str | None = None) -> gpd.GeoDataFrame:

@@ -12,6 +12,7 @@ go onto their residential parts (:mod:`circles.population_residential`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import geopandas as gpd
@@ -19,15 +20,15 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from ..constants import PERSONS_PER_HOUSEHOLD
 from ..errors import DataError
 from .crs import parse_crs, to_wgs84
 from .demand import Demand, make_demand, numbers
 from .population_values import check_values, first_row_of, parse_counts, row_list
 from .tables import find_column, read_table, table_points
 
-__all__ = ["PERSONS_PER_HOUSEHOLD", "Demand", "from_points", "from_polygons", "read_population"]
+__all__ = ["PERSONS_PER_HOUSEHOLD", "CountOptions", "Demand", "from_points", "from_polygons", "read_population"]
 
-PERSONS_PER_HOUSEHOLD = 2.62  # China's 2020 census: 2.62 persons per family household
 _RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".asc")
 _POP_ALIASES = ("总人口", "居住人口", "户籍人口", "人口数", "people", "residents")  # beyond tables.ALIASES
 _HOUSEHOLD_ALIASES = ("households", "household", "hh", "户数", "住户数", "总户数", "家庭户数")
@@ -44,6 +45,48 @@ def __getattr__(name: str):
 
         return getattr(importlib.import_module(f".{_ELSEWHERE[name]}", __package__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@dataclass(frozen=True)
+class CountOptions:
+    """How a table or layer's counts are read.
+
+    Attributes
+    ----------
+    pop_column
+        The count column (default: pop/population/人口/人数, else households/户数).
+    households_column
+        A households column instead, × ``persons_per_household``.
+    persons_per_household
+        Persons per household (2.62, China's 2020 census).
+    crs
+        Coordinates of a table (``wgs84``, ``gcj02``, ``bd09``, ``cgcs2000``, ``EPSG:code``), or the
+        CRS of a layer without one.
+    group_columns
+        Columns counting population groups (children 0-6, 60+...), carried along.
+    drop_invalid
+        Exclude rows whose count is empty, not a number (``约300``, ``1,20``) or negative, and
+        count them, instead of raising a :class:`DataError` naming the first.
+
+    """
+
+    pop_column: str | None = None
+    households_column: str | None = None
+    persons_per_household: float = PERSONS_PER_HOUSEHOLD
+    crs: str | None = None
+    group_columns: tuple[str, ...] = ()
+    drop_invalid: bool = False
+
+    @classmethod
+    def from_options(cls, options: dict) -> CountOptions:
+        """The options from keyword arguments, an unknown name being a clear error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise DataError(f"unknown population option {', '.join(unknown)}", field=unknown[0],
+                            fix="use one of: " + ", ".join(sorted(known)))
+        out = cls(**options)
+        return replace(out, group_columns=tuple(out.group_columns))
 
 
 # ---------------------------------------------------------------- columns and counts
@@ -65,9 +108,10 @@ def _require_column(df: pd.DataFrame, name: str, file, option: str) -> str:
     return name
 
 
-def _count_column(df: pd.DataFrame, *, pop_column: str | None, households_column: str | None,
-                  persons_per_household: float, file) -> tuple[str, float, str]:
+def _count_column(df: pd.DataFrame, opt: CountOptions, *, file) -> tuple[str, float, str]:
     """The count column, the persons each unit of it stands for, and how to say it."""
+    pop_column, households_column = opt.pop_column, opt.households_column
+    persons_per_household = opt.persons_per_household
     if pop_column is not None and households_column is not None:
         raise DataError("both a population and a households column were given", file=file,
                         field=f"{pop_column}/{households_column}", fix="give one of them")
@@ -126,30 +170,16 @@ def _frame(source, what: str):
 
 # ---------------------------------------------------------------- points
 
-def from_points(source: str | Path | pd.DataFrame, *, pop_column: str | None = None,
-                households_column: str | None = None,
-                persons_per_household: float = PERSONS_PER_HOUSEHOLD, crs: str | None = None,
-                group_columns: tuple[str, ...] = (), drop_invalid: bool = False) -> Demand:
+def from_points(source: str | Path | pd.DataFrame, **options) -> Demand:
     """Points with counts (building entrances, 小区 centroids), each a demand point.
 
     Parameters
     ----------
     source
         A table with lon/lat (经度/纬度) or x/y columns, a point layer, or a (Geo)DataFrame.
-    pop_column
-        The count column (default: pop/population/人口/人数, else households/户数).
-    households_column
-        A households column instead, × ``persons_per_household``.
-    persons_per_household
-        Persons per household (2.62, China's 2020 census).
-    crs
-        Coordinates of a table (``wgs84``, ``gcj02``, ``bd09``, ``cgcs2000``, ``EPSG:code``), or of
-        a layer without a CRS.
-    group_columns
-        Columns counting population groups (children 0-6, 60+...), carried along.
-    drop_invalid
-        Exclude rows whose count is empty, not a number (``约300``, ``1,20``) or negative, and
-        count them, instead of raising a :class:`DataError` naming the first.
+    **options
+        The fields of :class:`CountOptions`: ``pop_column``, ``households_column``,
+        ``persons_per_household``, ``crs``, ``group_columns``, ``drop_invalid``.
 
     Returns
     -------
@@ -157,21 +187,17 @@ def from_points(source: str | Path | pd.DataFrame, *, pop_column: str | None = N
 
     """
     df, file = _frame(source, "population points")
-    return _from_points(df, file, pop_column=pop_column, households_column=households_column,
-                        persons_per_household=persons_per_household, crs=crs, group_columns=group_columns,
-                        drop_invalid=drop_invalid)
+    return _from_points(df, file, CountOptions.from_options(options))
 
 
-def _from_points(df: pd.DataFrame, file, *, pop_column, households_column, persons_per_household, crs,
-                 group_columns, drop_invalid) -> Demand:
-    if isinstance(df, gpd.GeoDataFrame) and df.crs is None and crs is None:
+def _from_points(df: pd.DataFrame, file, opt: CountOptions) -> Demand:
+    if isinstance(df, gpd.GeoDataFrame) and df.crs is None and opt.crs is None:
         raise DataError("the population layer has no CRS", file=file, field="crs",
                         fix="pass crs= (--population-crs), e.g. EPSG:4547, or save it with one")
-    col, per_unit, what = _count_column(df, pop_column=pop_column, households_column=households_column,
-                                        persons_per_household=persons_per_household, file=file)
-    pop, excl, notes, counts = _counts(df, col, per_unit, file, drop_invalid=drop_invalid)
-    groups, gexcl = _groups(df, group_columns, file, drop_invalid=drop_invalid)
-    lon, lat, problems = table_points(df, crs=crs or "wgs84", file=file)
+    col, per_unit, what = _count_column(df, opt, file=file)
+    pop, excl, notes, counts = _counts(df, col, per_unit, file, drop_invalid=opt.drop_invalid)
+    groups, gexcl = _groups(df, opt.group_columns, file, drop_invalid=opt.drop_invalid)
+    lon, lat, problems = table_points(df, crs=opt.crs or "wgs84", file=file)
     if problems and problems[0]["row"] is None:
         raise DataError(problems[0]["problem"], file=file, field=problems[0]["field"], fix=problems[0]["fix"])
     located = np.isfinite(lon) & np.isfinite(lat)
@@ -226,11 +252,8 @@ def _with_crs(gdf: gpd.GeoDataFrame, crs, file, what: str) -> gpd.GeoDataFrame:
     return gdf.set_crs(c)
 
 
-def from_polygons(source: str | Path | gpd.GeoDataFrame, *, pop_column: str | None = None,
-                  households_column: str | None = None,
-                  persons_per_household: float = PERSONS_PER_HOUSEHOLD,
-                  residential=None, crs: str | None = None, group_columns: tuple[str, ...] = (),
-                  spacing_metres: float = 50.0, drop_invalid: bool = False) -> Demand:
+def from_polygons(source: str | Path | gpd.GeoDataFrame, *, residential=None,
+                  spacing_metres: float = 50.0, **options) -> Demand:
     """Polygons or grid cells with a count (or households), spread over their residential parts.
 
     Each polygon's people go to the residential buildings in it, by floor area (footprint ×
@@ -243,24 +266,15 @@ def from_polygons(source: str | Path | gpd.GeoDataFrame, *, pop_column: str | No
     ----------
     source
         A polygon layer (GeoPackage, GeoJSON, Shapefile...) or a GeoDataFrame, in any CRS.
-    pop_column
-        The count column (default: pop/population/人口/人数, else households/户数).
-    households_column
-        A households column instead, × ``persons_per_household``.
-    persons_per_household
-        Persons per household (2.62, China's 2020 census).
     residential
         Residential buildings or land use: an OSM extract, a polygon file or a GeoDataFrame in
         any CRS (see :func:`circles.population_residential.read_residential`).
-    crs
-        The CRS of a layer that has none (``EPSG:code``, ``gcj02``...).
-    group_columns
-        Columns counting population groups, split like ``pop``.
     spacing_metres
         The grid spacing of the points.
-    drop_invalid
-        Exclude rows whose count is empty, not a number or negative, and count them, instead
-        of raising a :class:`DataError` naming the first.
+    **options
+        The fields of :class:`CountOptions` (``pop_column``, ``households_column``,
+        ``persons_per_household``, ``crs`` of a layer that has none, ``group_columns``, split like
+        ``pop``, ``drop_invalid``).
 
     Returns
     -------
@@ -268,25 +282,22 @@ def from_polygons(source: str | Path | gpd.GeoDataFrame, *, pop_column: str | No
 
     """
     gdf, file = _frame(source, "population polygons")
-    return _from_polygons(gdf, file, pop_column=pop_column, households_column=households_column,
-                          persons_per_household=persons_per_household, residential=residential, crs=crs,
-                          group_columns=group_columns, spacing_metres=spacing_metres,
-                          drop_invalid=drop_invalid)
+    return _from_polygons(gdf, file, CountOptions.from_options(options), residential=residential,
+                          spacing_metres=spacing_metres)
 
 
-def _from_polygons(gdf: pd.DataFrame, file, *, pop_column, households_column, persons_per_household,
-                   residential, crs, group_columns, spacing_metres, drop_invalid, area=None) -> Demand:
+def _from_polygons(gdf: pd.DataFrame, file, opt: CountOptions, *, residential, spacing_metres: float,
+                   area=None) -> Demand:
     from .population_residential import read_residential, spread, spread_note
 
     if not isinstance(gdf, gpd.GeoDataFrame):
         raise DataError("population polygons need a geometry", file=file,
                         fix="give a GeoPackage/Shapefile/GeoJSON of polygons, or a point table with lon/lat")
     first_row = first_row_of(gdf)
-    gdf = _with_crs(gdf, crs, file, "population polygons")
-    col, per_unit, what = _count_column(gdf, pop_column=pop_column, households_column=households_column,
-                                        persons_per_household=persons_per_household, file=file)
-    counts, excl, notes, tally = _counts(gdf, col, per_unit, file, drop_invalid=drop_invalid)
-    groups, gexcl = _groups(gdf, group_columns, file, drop_invalid=drop_invalid)
+    gdf = _with_crs(gdf, opt.crs, file, "population polygons")
+    col, per_unit, what = _count_column(gdf, opt, file=file)
+    counts, excl, notes, tally = _counts(gdf, col, per_unit, file, drop_invalid=opt.drop_invalid)
+    groups, gexcl = _groups(gdf, opt.group_columns, file, drop_invalid=opt.drop_invalid)
     geoms = gdf.geometry.to_numpy()
     empty = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     if empty.any():
@@ -317,11 +328,8 @@ def _from_polygons(gdf: pd.DataFrame, file, *, pop_column, households_column, pe
 
 # ---------------------------------------------------------------- dispatcher
 
-def read_population(source: str | Path | pd.DataFrame | Demand | None, *, network=None,
-                    pop_column: str | None = None, households_column: str | None = None,
-                    crs: str | None = None, osm_path: str | Path | None = None, profile=None,
-                    group_columns: tuple[str, ...] = (), residential=None,
-                    drop_invalid: bool = False) -> Demand:
+def read_population(source: str | Path | pd.DataFrame | Demand | None, *, area=None,
+                    osm_path: str | Path | None = None, residential=None, **options) -> Demand:
     """Read any population source, choosing the reader by the file.
 
     Parameters
@@ -330,25 +338,19 @@ def read_population(source: str | Path | pd.DataFrame | Demand | None, *, networ
         A raster (``.tif``...) → :func:`from_raster`; a polygon layer → :func:`from_polygons`;
         a point layer or a table with coordinates → :func:`from_points`; ``None``, ``"osm"`` or
         an OSM extract → :func:`estimate_from_osm` (of ``osm_path``, or of the extract given).
-    network
-        The walking network: the study area is its hull widened by the profile's snap cap and
-        cut at the extract's edge (:meth:`WalkNetwork.study_area`).
-    pop_column, households_column
-        The count column, or a households column (× the profile's persons per household).
-    crs
-        The CRS of a table's coordinates or of a layer without one.
+    area
+        The study area (a WGS-84 polygon) that rasters and OSM estimates are clipped to;
+        :func:`circles.read_population` takes it from the network.
     osm_path
         The OSM extract to estimate from when no source is given.
-    profile
-        The profile (snap cap; ``standards["persons_per_household"]``, default 2.62).
-    group_columns
-        Columns counting population groups, carried along.
     residential
         Residential buildings or land use to spread polygon counts over: a GeoDataFrame, a
         polygon file, or an OSM extract (its residential buildings and land use,
         :func:`osm_residential`); see :func:`from_polygons`.
-    drop_invalid
-        Exclude and count rows (raster cells) with invalid counts instead of raising.
+    **options
+        The fields of :class:`CountOptions` (``pop_column``, ``households_column``,
+        ``persons_per_household``, ``crs``, ``group_columns``, ``drop_invalid``: rows or raster
+        cells with invalid counts are excluded and counted instead of raising).
 
     Returns
     -------
@@ -361,11 +363,7 @@ def read_population(source: str | Path | pd.DataFrame | Demand | None, *, networ
 
     if isinstance(source, Demand):
         return source
-    pph = float((getattr(profile, "standards", None) or {}).get("persons_per_household", PERSONS_PER_HOUSEHOLD))
-    area = None
-    if network is not None:
-        cap = float(getattr(profile, "snap_cap_metres", 300.0) or 300.0)
-        area = gpd.GeoSeries([network.study_area(cap)], crs=network.crs).to_crs(4326).iloc[0]
+    opt = CountOptions.from_options(options)
     if source is None or (isinstance(source, str) and source.lower() == "osm") or (
             isinstance(source, str | Path) and is_osm_file(source)):
         osm = osm_path if source is None or str(source).lower() == "osm" else source
@@ -374,12 +372,9 @@ def read_population(source: str | Path | pd.DataFrame | Demand | None, *, networ
                             fix="give --population (a raster, polygons or points)")
         return estimate_from_osm(osm, area=area)
     if isinstance(source, str | Path) and Path(source).suffix.lower() in _RASTER_SUFFIXES:
-        return from_raster(source, area=area, drop_invalid=drop_invalid, residential=residential)
+        return from_raster(source, area=area, drop_invalid=opt.drop_invalid, residential=residential)
     df, file = _frame(source, "population")
-    opts = {"pop_column": pop_column, "households_column": households_column,
-            "persons_per_household": pph, "crs": crs, "group_columns": tuple(group_columns),
-            "drop_invalid": drop_invalid}
     geoms = df.geometry.to_numpy() if isinstance(df, gpd.GeoDataFrame) else np.array([])
     if np.isin(shapely.get_type_id(geoms), (3, 6)).any():
-        return _from_polygons(df, file, residential=residential, spacing_metres=50.0, area=area, **opts)
-    return _from_points(df, file, **opts)
+        return _from_polygons(df, file, opt, residential=residential, spacing_metres=50.0, area=area)
+    return _from_points(df, file, opt)

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from ..constants import PERSONS_PER_HOUSEHOLD, SNAP_CAP_METRES, STREET_BUFFER_METRES, WALK_KMH
 from ..errors import DataError, InputFileError, ProfileError
 
 __all__ = ["Profile", "Tier", "get_profile", "list_profiles"]
@@ -75,7 +76,7 @@ _STANDARDS = {
     "workers_per_10000_residents": 18.0,
     "kindergarten_households": 1500.0,
     "primary_school_households": 3000.0,
-    "persons_per_household": 2.62,
+    "persons_per_household": PERSONS_PER_HOUSEHOLD,
 }
 _SOURCES = {
     "floor_area_m2_per_100_households": "community service floor area >= 30 m2 per 100 households "
@@ -152,18 +153,23 @@ class Profile:
     title_zh: str
     title_en: str
     tiers: tuple[Tier, ...]
-    walk_kmh: float = 4.5
+    walk_kmh: float = WALK_KMH
     nested: bool = True
     standards: dict[str, float] = field(default_factory=lambda: dict(_STANDARDS))
     osm_tags: dict[str, dict[str, list[str]]] = field(default_factory=dict)
-    snap_cap_metres: float = 300.0
-    street_buffer_metres: float = 30.0
+    snap_cap_metres: float = SNAP_CAP_METRES
+    street_buffer_metres: float = STREET_BUFFER_METRES
     lang: str = "zh"
     sources: dict[str, str] = field(default_factory=lambda: dict(_SOURCES))
     services: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.tiers = tuple(self.tiers)
+
+    @property
+    def persons_per_household(self) -> float:
+        """Persons per household: the profile's standard, else China's 2020 census figure."""
+        return float(self.standards.get("persons_per_household", PERSONS_PER_HOUSEHOLD))
 
     @property
     def metres_per_minute(self) -> float:
@@ -208,13 +214,9 @@ class Profile:
             if low in names:
                 return t
         minutes = _parse_minutes(low)
-        if minutes is not None:
-            for t in self.tiers:
-                if abs(self.threshold_minutes(t) - minutes) < 1e-6:
-                    return t
-            for t in self.tiers:  # the nominal minutes of a tier measured in metres (GB 50180)
-                if any(_parse_minutes(a.lower()) == minutes for a in t.aliases):
-                    return t
+        found = self._by_minutes(minutes) if minutes is not None else None
+        if found is not None:
+            return found
         metres = _parse_metres(low)
         if metres is None and minutes is not None and _MINUTES_RE.fullmatch(low).group(2) is None:
             metres = minutes  # a bare number may be metres in a distance-based profile
@@ -226,6 +228,15 @@ class Profile:
                           for t in self.tiers)
         raise DataError(f"unknown tier {key!r} in profile '{self.name}'", field="tier",
                         fix=f"use one of: {known}")
+
+    def _by_minutes(self, minutes: float) -> Tier | None:
+        for t in self.tiers:
+            if abs(self.threshold_minutes(t) - minutes) < 1e-6:
+                return t
+        for t in self.tiers:  # the nominal minutes of a tier measured in metres (GB 50180)
+            if any(_parse_minutes(a.lower()) == minutes for a in t.aliases):
+                return t
+        return None
 
     def eligible(self, tier_code: str | float | Tier) -> list[str]:
         """Tier codes whose facilities count for coverage of ``tier_code``.
@@ -312,7 +323,7 @@ _BUILTIN: dict[str, Profile] = {
             {"name_zh": "片区级", "name_en": "district", "minutes": 15, "min_floor_area_m2": 800},
             {"name_zh": "社区级", "name_en": "community", "minutes": 10, "min_floor_area_m2": 600},
             {"name_zh": "驿站级", "name_en": "station", "minutes": 5, "min_floor_area_m2": 300}),
-        walk_kmh=4.5, nested=True, osm_tags=copy.deepcopy(_COMPLEX_TAGS),
+        walk_kmh=WALK_KMH, nested=True, osm_tags=copy.deepcopy(_COMPLEX_TAGS),
         sources={**_SOURCES,
                  "tiers": "Deyang service complexes: 80 = 8 district (15 min) + 40 community (10 min) "
                           "+ 32 station (5 min); a higher tier also serves the lower ones (nested)",
@@ -335,7 +346,7 @@ _BUILTIN: dict[str, Profile] = {
             {"name_zh": "五分钟生活圈居住区", "name_en": "5-minute life circle", "metres": 300,
              "population_range": (5000, 12000), "dwellings_range": (1500, 4000),
              "aliases": ("5min", "5分钟生活圈", "五分钟生活圈")}),
-        walk_kmh=4.5, nested=False, osm_tags=copy.deepcopy(_LEVEL_TAGS),
+        walk_kmh=WALK_KMH, nested=False, osm_tags=copy.deepcopy(_LEVEL_TAGS),
         sources={**_SOURCES, "tiers": _GB_TIERS,
                  "population_range": "GB 50180-2018 Table 4.0.1",
                  "dwellings_range": "GB 50180-2018 Table 4.0.1",
@@ -559,9 +570,17 @@ def _from_dict(data: dict, path: Path, seen: tuple[Path, ...] = ()) -> Profile:
             raise _fail(path, f"standards.{k}", f"standard {k!r} must be a non-negative number, "
                         f"not {v!r}", "give a number, e.g. persons_per_household: 2.62")
     tiers = _check_tiers(merged["tiers"], path)
-    codes = {t.code for t in tiers}
+    fields = {k: v for k, v in merged.items() if k != "tiers"}
+    fields.setdefault("title_zh", fields["name"])
+    fields.setdefault("title_en", fields["name"])
+    fields["osm_tags"] = _osm_tags(merged.get("osm_tags", {}), {t.code for t in tiers}, path)
+    return Profile(tiers=tuple(sorted(tiers, key=lambda t: -t.rank)), **fields)
+
+
+def _osm_tags(given: dict, codes: set[str], path: Path) -> dict[str, dict[str, list[str]]]:
+    """A profile's ``osm_tags``, checked: tier codes it has, keys mapped to lists of values."""
     osm_tags = {}
-    for code, tags in merged.get("osm_tags", {}).items():
+    for code, tags in given.items():
         where = f"osm_tags.{code}"
         if code not in codes:
             raise _fail(path, where, f"osm_tags names tier {code!r}, which the profile does not have",
@@ -570,11 +589,7 @@ def _from_dict(data: dict, path: Path, seen: tuple[Path, ...] = ()) -> Profile:
             raise _fail(path, where, "OSM tags must map keys to lists of values",
                         'e.g. community: {amenity: ["community_centre"]}')
         osm_tags[code] = {k: [v] if isinstance(v, str) else list(v) for k, v in tags.items()}
-    fields = {k: v for k, v in merged.items() if k != "tiers"}
-    fields.setdefault("title_zh", fields["name"])
-    fields.setdefault("title_en", fields["name"])
-    fields["osm_tags"] = osm_tags
-    return Profile(tiers=tuple(sorted(tiers, key=lambda t: -t.rank)), **fields)
+    return osm_tags
 
 
 def _check_tiers(rows: Any, path: Path) -> list[Tier]:
@@ -583,26 +598,10 @@ def _check_tiers(rows: Any, path: Path) -> list[Tier]:
     ranked = any(isinstance(r, dict) and "rank" in r for r in rows)
     tiers, ranks = [], {}
     for i, t in enumerate(rows, start=1):
-        where = f"tiers[{i}]"
-        if not isinstance(t, dict):
-            raise _fail(path, where, "a tier must be a mapping",
-                        "give code, name_zh, name_en and minutes or metres")
-        bad = sorted(set(map(str, t)) - _TIER_KEYS)
-        if bad:
-            raise _fail(path, where, f"unknown tier key(s) {bad}",
-                        f"allowed: {', '.join(sorted(_TIER_KEYS))}")
-        t = {k: v for k, v in t.items() if v is not None}
-        if "code" not in t:
-            raise _fail(path, f"{where}.code", "a tier has no code", "code: station")
-        for key, (ok, what, example) in _TIER_RULES.items():
-            if key in t and not ok(t[key]):
-                raise _fail(path, f"{where}.{key}", f"{key} must be {what}, not {t[key]!r}", example)
+        t = _tier_row(t, i, path)
         where = f"tiers[{i}] ({t['code']})"
         if t["code"] in {x.code for x in tiers}:
             raise _fail(path, where, f"duplicate tier code {t['code']!r}", "give every tier its own code")
-        if ("minutes" in t) == ("metres" in t):
-            raise _fail(path, where, "a tier needs exactly one of minutes or metres",
-                        "keep minutes: 5 or metres: 300, not both and not neither")
         if ranked and "rank" not in t:
             raise _fail(path, f"{where}.rank", "this tier has no rank while others have one",
                         "give every tier a rank (larger = higher), or none to rank them in order")
@@ -612,9 +611,31 @@ def _check_tiers(rows: Any, path: Path) -> list[Tier]:
                         "give every tier its own rank (larger = higher)")
         ranks[rank] = t["code"]
         t.setdefault("colour", _PALETTE[(i - 1) % len(_PALETTE)])
-        for key in ("population_range", "dwellings_range"):
-            if key in t:
-                t[key] = (int(t[key][0]), int(t[key][1]))
         tiers.append(Tier(**{"name_zh": t["code"], "name_en": t["code"], **t, "rank": rank,
                              "aliases": tuple(t.get("aliases", ()))}))
     return tiers
+
+
+def _tier_row(t: Any, i: int, path: Path) -> dict:
+    """One tier mapping, checked on its own: known keys, a code, valid values, minutes or metres."""
+    where = f"tiers[{i}]"
+    if not isinstance(t, dict):
+        raise _fail(path, where, "a tier must be a mapping",
+                    "give code, name_zh, name_en and minutes or metres")
+    bad = sorted(set(map(str, t)) - _TIER_KEYS)
+    if bad:
+        raise _fail(path, where, f"unknown tier key(s) {bad}",
+                    f"allowed: {', '.join(sorted(_TIER_KEYS))}")
+    t = {k: v for k, v in t.items() if v is not None}
+    if "code" not in t:
+        raise _fail(path, f"{where}.code", "a tier has no code", "code: station")
+    for key, (ok, what, example) in _TIER_RULES.items():
+        if key in t and not ok(t[key]):
+            raise _fail(path, f"{where}.{key}", f"{key} must be {what}, not {t[key]!r}", example)
+    if ("minutes" in t) == ("metres" in t):
+        raise _fail(path, f"tiers[{i}] ({t['code']})", "a tier needs exactly one of minutes or metres",
+                    "keep minutes: 5 or metres: 300, not both and not neither")
+    for key in ("population_range", "dwellings_range"):
+        if key in t:
+            t[key] = (int(t[key][0]), int(t[key][1]))
+    return t

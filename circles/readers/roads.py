@@ -9,8 +9,8 @@ counts every fix, so the bureau can see what was changed and fix its source.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import geopandas as gpd
@@ -19,13 +19,12 @@ import pandas as pd
 import pyproj
 import shapely
 
-from ..engine.network import WalkNetwork
 from ..errors import DataError, InputFileError, NetworkError
-from ..outputs.runfolder import atomic_path, require_file
 from .crs import WGS84, parse_crs, to_wgs84, utm_crs
+from .files import require_file
 from .linework import MM, repair_linework
 
-__all__ = ["network_from_roads", "read_road_lines", "repair_lines"]
+__all__ = ["RoadLines", "RoadOptions", "read_road_lines", "read_road_network", "repair_lines"]
 
 # Header names, compared lower-cased without spaces or underscores.
 _CLASS = ("roadclass", "class", "等级", "道路等级", "道路级别", "fclass", "highway", "道路类型", "dldj")
@@ -352,30 +351,21 @@ def _node_ids(lines: gpd.GeoDataFrame, cols: tuple[str, str], path
 
 # --- the network -----------------------------------------------------------------------------------
 
-def network_from_roads(path: str | Path, *, crs: str | int | pyproj.CRS | None = None,
-                       snap_metres: float = 2.0, add_osm: str | Path | None = None,
-                       repaired: str | Path | None = None, layer: str | None = None,
-                       class_column: str | None = None, walkable_column: str | None = None,
-                       node_crossings: bool = True,
-                       progress: Callable[[str], None] | None = None) -> WalkNetwork:
-    """A walking network from a city's road centre lines, repaired and reported.
+@dataclass(frozen=True)
+class RoadOptions:
+    """How to read a road-line layer (see :func:`read_road_network`).
 
-    Parameters
+    Attributes
     ----------
-    path
-        GeoPackage, Shapefile, GeoJSON or File Geodatabase of LineStrings/MultiLineStrings.
     crs
         The layer's CRS when the file has none (``EPSG:4547``...), see :func:`read_road_lines`.
+    layer
+        The layer of a multi-layer file.
     snap_metres
         Dangling ends within this of another end or line are joined (default 2 m; 0: none).
     add_osm
         An OSM extract whose footways, paths, steps and pedestrian ways are added where the
         city's layer lacks them; those running parallel within 10 m of a city line are left out.
-    repaired
-        Write the repaired lines (layer ``repaired``) and the place of every fix (layer
-        ``fixes``) to this GeoPackage, so the bureau can fix its source.
-    layer
-        The layer of a multi-layer file.
     class_column
         The road-class column (default: 等级/道路等级/class/highway...), kept as ``road_class``.
     walkable_column
@@ -385,14 +375,78 @@ def network_from_roads(path: str | Path, *, crs: str | int | pyproj.CRS | None =
         Join lines that cross on one level (the default, for drawn layers). ``False`` trusts the
         layer's topology (an export of a routable network): lines meet where they share a vertex,
         or where from/to node columns (``u``/``v``, ``fnode``/``tnode``) say so.
+
+    """
+
+    crs: str | int | pyproj.CRS | None = None
+    layer: str | None = None
+    snap_metres: float = 2.0
+    add_osm: str | Path | None = None
+    class_column: str | None = None
+    walkable_column: str | None = None
+    node_crossings: bool = True
+
+    @classmethod
+    def from_options(cls, options: dict) -> RoadOptions:
+        """The options from keyword arguments, an unknown name being a clear error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise DataError(f"unknown road-line option {', '.join(unknown)}", field=unknown[0],
+                            fix="use one of: " + ", ".join(sorted(known)))
+        return cls(**options)
+
+
+@dataclass(frozen=True)
+class RoadLines:
+    """A road-line layer read and repaired, ready to become a network.
+
+    Attributes
+    ----------
+    pieces : geopandas.GeoDataFrame
+        One row per edge, in a metric CRS: ``u``, ``v`` (positions in ``node_xy``), ``road_class``,
+        ``name``, ``level``, ``origin`` (``city``/``osm``), ``source_row``.
+    node_xy : numpy.ndarray
+        Node coordinates, shape (n, 2).
+    node_id : numpy.ndarray or None
+        The layer's own node ids, when its from/to node columns were used.
+    fixes : geopandas.GeoDataFrame or None
+        Where each repair was made.
+    report : dict
+        What was read and every fix, counted (``repairs``).
+    extent : shapely.Polygon
+        The layer's bounding box in ``pieces.crs``.
+    source : str
+        The file.
+
+    """
+
+    pieces: gpd.GeoDataFrame
+    node_xy: np.ndarray
+    node_id: np.ndarray | None
+    fixes: gpd.GeoDataFrame | None
+    report: dict
+    extent: object
+    source: str
+
+
+def read_road_network(path: str | Path, options: RoadOptions | None = None, *,
+                      progress: Callable[[str], None] | None = None) -> RoadLines:
+    """A city's road centre lines, read, filtered to the walkable ones and repaired.
+
+    Parameters
+    ----------
+    path
+        GeoPackage, Shapefile, GeoJSON or File Geodatabase of LineStrings/MultiLineStrings.
+    options
+        How to read it (:class:`RoadOptions`).
     progress
         Called with each stage's name.
 
     Returns
     -------
-    WalkNetwork
-        Edges carry ``road_class``, ``name``, ``level``, ``origin`` (``city``/``osm``) and
-        ``source_row``; ``report["repairs"]`` counts every fix.
+    RoadLines
+        Build the network with :meth:`circles.WalkNetwork.from_road_lines`.
 
     Raises
     ------
@@ -402,67 +456,53 @@ def network_from_roads(path: str | Path, *, crs: str | int | pyproj.CRS | None =
         No walkable line left.
 
     """
-    t0 = time.perf_counter()
+    opt = options or RoadOptions()
     _tick(progress, "read")
-    gdf = read_road_lines(path, crs=crs, layer=layer)
-    walk, wcol = _walkable(gdf, walkable_column, path)
-    ccol = _column(gdf, class_column, _CLASS, path, "class_column")
+    gdf = read_road_lines(path, crs=opt.crs, layer=opt.layer)
+    lines, ids, repairs = _walkable_lines(gdf, opt, path)
+    if opt.add_osm is not None:
+        _tick(progress, "osm")
+        extra, osm = _osm_paths(opt.add_osm, lines)
+        lines = gpd.GeoDataFrame(pd.concat([lines, extra], ignore_index=True), crs=lines.crs)
+        repairs.update(osm)
+    _tick(progress, "repair")
+    node_id = fixes = None
+    if ids and (shapely.get_num_geometries(lines.geometry.to_numpy()) == 1).all():
+        u, v, node_xy, node_id = _node_ids(lines, ids, path)
+        pieces = gpd.GeoDataFrame(lines.drop(columns=["_u", "_v"]).assign(u=u, v=v), crs=lines.crs)
+        repairs["topology"] = "node columns " + "/".join(ids)
+    else:
+        pieces, node_xy, more, fixes = _repair(lines.drop(columns=["_u", "_v"], errors="ignore"),
+                                               snap_metres=opt.snap_metres,
+                                               node_crossings=opt.node_crossings)
+        repairs.update(more)
+    return RoadLines(pieces=pieces, node_xy=node_xy, node_id=node_id, fixes=fixes,
+                     report={**gdf.attrs.get("read", {}), "repairs": repairs},
+                     extent=shapely.box(*gdf.total_bounds), source=str(path))
+
+
+def _walkable_lines(gdf: gpd.GeoDataFrame, opt: RoadOptions, path
+                    ) -> tuple[gpd.GeoDataFrame, tuple[str, str] | None, dict]:
+    """The walkable lines with their attributes, the node-id columns to trust, the drops counted."""
+    walk, wcol = _walkable(gdf, opt.walkable_column, path)
+    ccol = _column(gdf, opt.class_column, _CLASS, path, "class_column")
     ncol = _column(gdf, None, _NAME, path, None)
     lines = gpd.GeoDataFrame({
         "source_row": np.arange(1, len(gdf) + 1), "origin": "city",
         "road_class": gdf[ccol].astype("string").fillna("").to_numpy() if ccol else "",
         "name": gdf[ncol].astype("string").fillna("").to_numpy() if ncol else "",
         "level": _level(gdf)}, geometry=gdf.geometry.to_numpy(), crs=gdf.crs)
-    ids = None if node_crossings or add_osm is not None else next(
+    ids = None if opt.node_crossings or opt.add_osm is not None else next(
         (c for c in _NODE_COLUMNS if _column(gdf, None, c[:1], path, None)
          and _column(gdf, None, c[1:], path, None)), None)
     if ids:
         lines["_u"] = gdf[_column(gdf, None, ids[:1], path, None)].to_numpy()
         lines["_v"] = gdf[_column(gdf, None, ids[1:], path, None)].to_numpy()
     lines = lines.loc[walk].reset_index(drop=True)
-    repairs = {"non_walkable_dropped": int((~walk).sum())}
     if not len(lines):
         raise NetworkError("no walkable line: every line is marked not walkable", file=path, field=wcol,
                            fix="check the walkable column's values (是 = walkable)")
-    if add_osm is not None:
-        _tick(progress, "osm")
-        extra, osm = _osm_paths(add_osm, lines)
-        lines = gpd.GeoDataFrame(pd.concat([lines, extra], ignore_index=True), crs=lines.crs)
-        repairs.update(osm)
-    _tick(progress, "repair")
-    node_id = None
-    if ids and (shapely.get_num_geometries(lines.geometry.to_numpy()) == 1).all():
-        u, v, node_xy, node_id = _node_ids(lines, ids, path)
-        pieces = gpd.GeoDataFrame(lines.drop(columns=["_u", "_v"]).assign(u=u, v=v), crs=lines.crs)
-        repairs["topology"] = "node columns " + "/".join(ids)
-        fixes = None
-    else:
-        pieces, node_xy, more, fixes = _repair(lines.drop(columns=["_u", "_v"], errors="ignore"),
-                                               snap_metres=snap_metres, node_crossings=node_crossings)
-        repairs.update(more)
-    if repaired is not None:
-        _write_repaired(repaired, pieces, fixes)
-    _tick(progress, "build")
-    report = {**gdf.attrs.get("read", {}), "repairs": repairs}
-    net = WalkNetwork.from_lines(
-        x=node_xy[:, 0], y=node_xy[:, 1], node_id=node_id, edge_u=pieces["u"].to_numpy(),
-        edge_v=pieces["v"].to_numpy(), edge_geometry=pieces.geometry.to_numpy(), crs=pieces.crs,
-        edge_attrs=pieces[["road_class", "name", "level", "origin", "source_row"]], source=str(path),
-        report=report)
-    net.set_extent(shapely.box(*gdf.total_bounds), crs=gdf.crs, source="extent of the road-line layer")
-    net.report["read_s"] = round(time.perf_counter() - t0, 3)
-    return net
-
-
-def _write_repaired(path, pieces: gpd.GeoDataFrame, fixes: gpd.GeoDataFrame | None) -> None:
-    path = Path(path)
-    if path.suffix.lower() != ".gpkg":
-        raise InputFileError("the repaired lines are written as a GeoPackage", file=path,
-                             fix="give the file a .gpkg suffix")
-    with atomic_path(path) as tmp:
-        pieces.to_file(tmp, layer="repaired", driver="GPKG", engine="pyogrio")
-        if fixes is not None and len(fixes):
-            fixes.to_file(tmp, layer="fixes", driver="GPKG", engine="pyogrio")
+    return lines, ids, {"non_walkable_dropped": int((~walk).sum())}
 
 
 def _osm_paths(osm_path, city: gpd.GeoDataFrame, *, within_metres: float = 10.0,

@@ -64,35 +64,47 @@ def load_config(path: str | Path) -> list[dict]:
     cities = []
     for i, block in enumerate(blocks, start=1):
         city = {**base, **(block or {})}
-        unknown = set(city) - _KEYS
-        if unknown:
-            raise DataError(f"unknown key(s) {sorted(unknown)}", file=path,
-                            field=f"cities[{i}]" if "cities" in raw else None,
-                            fix=f"use only: {', '.join(sorted(_KEYS))}")
-        if not city.get("name"):
-            raise DataError("a city has no name", file=path, field=f"cities[{i}].name",
-                            fix="give every city a 'name' (it names the audit folder)")
-        if not isinstance(city.get("drop_invalid", False), bool):
-            raise DataError(f"drop_invalid must be true or false (got {city['drop_invalid']!r})", file=path,
-                            field=f"{city['name']}.drop_invalid", fix="write drop_invalid: true (no quotes)")
-        site = city.get("site")
-        if site is not None and (not isinstance(site, dict) or set(site) - _SITE_KEYS):
-            raise DataError("bad 'site' block", file=path, field=f"{city['name']}.site",
-                            fix=f"use keys {sorted(_SITE_KEYS)}, e.g. {{tier: station, new: 5}}")
+        _check_city(city, path, i, in_list="cities" in raw)
         city.setdefault("year", time.localtime().tm_year)
-        for key in _PATH_KEYS:
-            if city.get(key) and str(city[key]).lower() != "osm":
-                p = Path(str(city[key]))
-                city[key] = str(p if p.is_absolute() else (path.parent / p))
-        if city.get("compare"):
-            p = Path(str(city["compare"]))
-            city["compare"] = str(p if p.is_absolute() else (path.parent / p))
-        if isinstance(site, dict) and site.get("candidates"):
-            p = Path(str(site["candidates"]))
-            site["candidates"] = str(p if p.is_absolute() else (path.parent / p))
+        _resolve_paths(city, path.parent)
         city["_config"] = str(path.resolve())
         cities.append(city)
     return cities
+
+
+def _check_city(city: dict, path: Path, i: int, *, in_list: bool) -> None:
+    """Refuse a city block with unknown keys, no name, or a bad ``drop_invalid`` or ``site``."""
+    unknown = set(city) - _KEYS
+    if unknown:
+        raise DataError(f"unknown key(s) {sorted(unknown)}", file=path,
+                        field=f"cities[{i}]" if in_list else None,
+                        fix=f"use only: {', '.join(sorted(_KEYS))}")
+    if not city.get("name"):
+        raise DataError("a city has no name", file=path, field=f"cities[{i}].name",
+                        fix="give every city a 'name' (it names the audit folder)")
+    if not isinstance(city.get("drop_invalid", False), bool):
+        raise DataError(f"drop_invalid must be true or false (got {city['drop_invalid']!r})", file=path,
+                        field=f"{city['name']}.drop_invalid", fix="write drop_invalid: true (no quotes)")
+    site = city.get("site")
+    if site is not None and (not isinstance(site, dict) or set(site) - _SITE_KEYS):
+        raise DataError("bad 'site' block", file=path, field=f"{city['name']}.site",
+                        fix=f"use keys {sorted(_SITE_KEYS)}, e.g. {{tier: station, new: 5}}")
+
+
+def _resolve_paths(city: dict, base: Path) -> None:
+    """Relative paths in a city block are relative to the config file's folder."""
+    def resolved(value) -> str:
+        p = Path(str(value))
+        return str(p if p.is_absolute() else (base / p))
+
+    for key in _PATH_KEYS:
+        if city.get(key) and str(city[key]).lower() != "osm":
+            city[key] = resolved(city[key])
+    if city.get("compare"):
+        city["compare"] = resolved(city["compare"])
+    site = city.get("site")
+    if isinstance(site, dict) and site.get("candidates"):
+        site["candidates"] = resolved(site["candidates"])
 
 
 def _signature(city: dict) -> str:

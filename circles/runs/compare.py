@@ -76,7 +76,9 @@ def match_facilities(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     pairs = b.merge(a, on="facility_id", suffixes=("_b", "_a"))[["_i", "_j"]]
     left_b = b[~b["_i"].isin(pairs["_i"])]
     left_a = a[~a["_j"].isin(pairs["_j"])]
-    by_name = left_b.merge(left_a, on="name", suffixes=("_b", "_a"))
+    # Only a real name pairs two facilities: pandas would match a missing name with a missing name.
+    named_b = left_b[left_b["name"].notna() & left_b["name"].astype(str).str.strip().ne("")]
+    by_name = named_b.merge(left_a[left_a["name"].notna()], on="name", suffixes=("_b", "_a"))
     if len(by_name):
         near = _metres(by_name[["lon_b", "lat_b"]].set_axis(["lon", "lat"], axis=1),
                        by_name[["lon_a", "lat_a"]].set_axis(["lon", "lat"], axis=1)) <= _SAME_NAME_METRES

@@ -22,7 +22,7 @@ _VALUE_FIELDS = ("unit_column", "pop_column", "households_column", "population_c
 
 def default_facilities() -> Path:
     """The sample Chengdu facilities shipped beside the embedded extract."""
-    from ..engine.network import default_network_path
+    from ..readers.files import default_network_path
 
     return default_network_path().parent / "chengdu_facilities.csv"
 

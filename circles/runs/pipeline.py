@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
 
-from ..outputs.runfolder import Manifest, require_file
+from ..outputs.runfolder import Manifest
+from ..readers.files import require_file
 from .inputs import RunInputs, default_facilities
+
+if TYPE_CHECKING:
+    from .proposals import SiteRequest
 
 # RunInputs and default_facilities live in runs.inputs; named here too for ``circles.pipeline``.
 __all__ = ["RunInputs", "RunOutput", "coverage_run", "default_facilities", "facility_anchor_frame",
@@ -36,10 +41,10 @@ def load_inputs(inputs: RunInputs, manifest: Manifest, *, progress=None):
         ``(net, profile, facilities, demand, units)``.
 
     """
-    from ..engine.network import default_network_path, load_network
+    from ..readers.files import default_network_path
     from ..readers.osm import is_osm_file
-    from ..readers.population import read_population
     from ..readers.profiles import get_profile
+    from .load import load_network, read_population
 
     with manifest.timed("network"):
         net = load_network(inputs.network, progress=progress, **inputs.network_options)
@@ -70,7 +75,7 @@ def load_inputs(inputs: RunInputs, manifest: Manifest, *, progress=None):
 
 def load_facilities(inputs: RunInputs, net, profile, manifest: Manifest):
     """The run's facilities on ``net`` (the sample ones by default), with its scenario applied."""
-    from ..readers.facilities import read_facilities
+    from .load import read_facilities
 
     fac_path = inputs.facilities or default_facilities()
     manifest.add_input("facilities", fac_path)
@@ -206,8 +211,8 @@ def _coverage_run(inputs: RunInputs, folder: Path, *, manifest: Manifest | None,
 def _services(inputs: RunInputs, net, result, profile, manifest):
     """Service points (facility column, a table, or OSM) and per-category access; the
     per-category minutes and the score join the demand layer."""
-    from ..engine.network import default_network_path
     from ..engine.service_access import service_access
+    from ..readers.files import default_network_path
     from ..readers.osm import is_osm_file
     from ..readers.services import load_catalogue, service_points
 
@@ -251,23 +256,27 @@ def _draw_map(folder: Path, manifest: Manifest, lang: str | None) -> None:
     draw_run_map(folder, lang=lang)
 
 
-def site_run(run: RunOutput, *, tier: str = "station", new: int | None = None,
-             target: float | None = None, exact: bool = False, candidates: str | Path | None = None,
-             crs: str = "wgs84", capacity: bool = False, time_limit_s: float = 60.0,
-             spacing_metres: float = 100.0, gcj02: bool = True,
-             write: bool = True, landuse: list[str] | None = None, service: str | None = None):
+def site_run(run: RunOutput, request: SiteRequest | None = None, **options):
     """Propose new sites for a finished coverage run and write ``proposals.csv``,
     ``proposals.gpkg`` and ``scenario_comparison.csv`` (coverage per tier before and after) into its folder.
+
+    Parameters
+    ----------
+    run
+        A finished coverage run (:func:`coverage_run`).
+    request
+        What to site (:class:`circles.runs.proposals.SiteRequest`).
+    **options
+        Its fields, set one by one: ``tier``, ``new``, ``target``, ``exact``, ``candidates``,
+        ``crs``, ``capacity``, ``time_limit_s``, ``spacing_metres``, ``landuse``, ``service``,
+        ``gcj02``, ``write`` (e.g. ``site_run(run, tier="station", new=5)``).
 
     Returns
     -------
     geopandas.GeoDataFrame
-        The proposals (see :func:`circles.proposals.proposals_frame`).
+        The proposals in rank order (see :func:`circles.runs.proposals.propose`).
 
     """
     from .proposals import propose
 
-    return propose(run, tier=tier, new=new, target=target, exact=exact, candidates=candidates,
-                   crs=crs, capacity=capacity, time_limit_s=time_limit_s,
-                   spacing_metres=spacing_metres, gcj02=gcj02, write=write, landuse=landuse,
-                   service=service)
+    return propose(run, request, **options)

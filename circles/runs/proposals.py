@@ -3,6 +3,8 @@ before/after scenario, written into the run folder."""
 
 from __future__ import annotations
 
+import argparse
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import geopandas as gpd
@@ -10,6 +12,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from ..engine.placement import in_study_area, place, snap_cap_metres
 from ..engine.routing import Anchors, coverage_matrix, nearest
 from ..engine.siting import CoverageTarget, MaximalCovering, candidate_nodes
 from ..errors import DataError
@@ -17,7 +20,88 @@ from ..outputs.tables import write_csv, write_layers
 from ..readers.crs import from_wgs84
 from ..readers.tables import find_column, read_table, table_points
 
-__all__ = ["candidate_anchors", "propose", "scenario_table"]
+__all__ = ["SiteRequest", "candidate_anchors", "propose", "scenario_table"]
+
+
+@dataclass(frozen=True)
+class SiteRequest:
+    """What to site: the options of :func:`circles.site_run` (``--new``/``--target``...).
+
+    Attributes
+    ----------
+    tier
+        The tier of the new sites (default ``station``); only people not covered for it count.
+    new, target
+        How many sites (maximal covering), or the coverage share to reach (fewest sites).
+    exact
+        Solve the maximal covering exactly (HiGHS, within ``time_limit_s``) instead of greedily.
+    candidates, crs, spacing_metres
+        A file of candidate sites (coordinates in ``crs``); default: network nodes, one per
+        ``spacing_metres`` square.
+    capacity
+        Each new site serves at most the people its floor area provides for.
+    time_limit_s
+        Seconds the exact solver (and the LP bound) may take.
+    landuse
+        Keep only candidates on these land-use types (see :func:`candidate_anchors`).
+    service
+        Site for a service category instead of a tier (its threshold, its population group,
+        the people who lack it); needs the run's service access (``--services``).
+    gcj02
+        Also give GCJ-02 coordinates (for Amap).
+    write
+        Write the files into the run folder (``False``: only return the proposals, e.g. to
+        compare solvers in a notebook).
+
+    """
+
+    tier: str = "station"
+    new: int | None = None
+    target: float | None = None
+    exact: bool = False
+    candidates: str | Path | None = None
+    crs: str = "wgs84"
+    capacity: bool = False
+    time_limit_s: float = 60.0
+    spacing_metres: float = 100.0
+    landuse: list[str] | str | None = None
+    service: str | None = None
+    gcj02: bool = True
+    write: bool = True
+
+    @classmethod
+    def of(cls, request: SiteRequest | None = None, **options) -> SiteRequest:
+        """``request`` (default: the defaults) with ``options`` set; an unknown option is an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise DataError(f"unknown siting option {', '.join(unknown)}", field=unknown[0],
+                            fix="use one of: " + ", ".join(sorted(known)))
+        return replace(request or cls(), **options)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> SiteRequest:
+        """The request of ``circles site``'s arguments."""
+        return cls(tier=args.tier, new=args.new, target=args.target, exact=args.exact,
+                   candidates=args.candidates, crs=args.crs, capacity=args.capacity,
+                   time_limit_s=args.time_limit,
+                   landuse=args.landuse.split(",") if args.landuse else None, service=args.service)
+
+    @classmethod
+    def from_config(cls, block: dict) -> SiteRequest:
+        """The request of an audit city's ``site:`` block (its keys are this class's fields)."""
+        return cls.of(**block)
+
+    def refusal(self) -> str | None:
+        """Why no siting can answer this request (in ``circles site``'s flags), or ``None``.
+        Asked before any run folder exists, so a refused request leaves nothing behind."""
+        if (self.new is None) == (self.target is None):
+            return "give either --new N or --target SHARE"
+        if self.new is not None and self.new < 1:
+            return f"--new {self.new}: give at least one new site, e.g. --new 5"
+        if self.target is not None and not 0 < self.target <= 1:
+            return f"--target {self.target}: give a share in (0, 1], e.g. --target 0.9 for 90%"
+        return None
 
 
 _LANDUSE_COLUMNS = ("landuse", "land_use", "type", "用地", "用地性质", "用地类型", "类型")
@@ -49,7 +133,7 @@ def candidate_anchors(result, *, candidates: str | Path | None = None, crs: str 
     if candidates is None:
         nodes = candidate_nodes(net, spacing_metres=spacing_metres,
                                 exclude_xy=(fac["x"].to_numpy(float), fac["y"].to_numpy(float)))
-        nodes = nodes[net.in_study_area(net.x[nodes], net.y[nodes], margin_metres=profile.snap_cap_metres)]
+        nodes = nodes[in_study_area(net, net.x[nodes], net.y[nodes], profile)]
         if landuse:
             nodes = nodes[_on_landuse(net, nodes, landuse)]
         lon, lat = net.to_wgs84(net.x[nodes], net.y[nodes])
@@ -70,8 +154,8 @@ def candidate_anchors(result, *, candidates: str | Path | None = None, crs: str 
 
         raise ValidationError(problems, file=candidates)
     x, y = net.from_wgs84(lon, lat)
-    snap = net.snap(x, y, max_metres=profile.snap_cap_metres)
-    ok = snap["snapped"].to_numpy() & net.in_study_area(x, y, margin_metres=profile.snap_cap_metres)
+    placed = place(net, x, y, profile=profile)
+    snap, ok = placed.snap, placed.ok
     if not ok.any():
         raise DataError("no candidate site lies in the study area within the snap cap of a walkable street",
                         file=candidates, fix="check the coordinates and --crs of the candidates")
@@ -83,7 +167,7 @@ def candidate_anchors(result, *, candidates: str | Path | None = None, crs: str 
 
 
 def _on_landuse(net, nodes: np.ndarray, kinds: list[str]) -> np.ndarray:
-    from ..engine.network import default_network_path
+    from ..readers.files import default_network_path
     from ..readers.osm import is_osm_file, read_osm_features
 
     src = str(net.report.get("source") or "")
@@ -120,7 +204,7 @@ def _capacity(profile, tier: str, floor_area: np.ndarray) -> tuple[np.ndarray, n
         assumed = float(profile.standards.get("min_complex_floor_area_m2", 600.0))
         source = "the profile's minimum for a service complex: standards.min_complex_floor_area_m2"
     per100 = float(profile.standards.get("floor_area_m2_per_100_households", 30.0))
-    pph = float(profile.standards.get("persons_per_household", 2.62))
+    pph = profile.persons_per_household
     area = np.where(np.isfinite(floor_area), floor_area, assumed)
     cap = area / per100 * 100.0 * pph
     given = int(np.isfinite(floor_area).sum())
@@ -145,11 +229,7 @@ def _check_request(new, target) -> None:
                         fix="give a share of everyone, e.g. --target 0.9 for 90%")
 
 
-def propose(run, *, tier: str = "station", new: int | None = None, target: float | None = None,
-            exact: bool = False, candidates: str | Path | None = None, crs: str = "wgs84",
-            capacity: bool = False, time_limit_s: float = 60.0, spacing_metres: float = 100.0,
-            gcj02: bool = True, write: bool = True, landuse: list[str] | None = None,
-            service: str | None = None) -> gpd.GeoDataFrame:
+def propose(run, request: SiteRequest | None = None, **options) -> gpd.GeoDataFrame:
     """Choose new sites for ``run`` (a :class:`circles.pipeline.RunOutput`) and write
     ``proposals.csv``, ``proposals.gpkg`` and ``scenario_comparison.csv`` into its folder.
 
@@ -157,101 +237,95 @@ def propose(run, *, tier: str = "station", new: int | None = None, target: float
     ----------
     run
         A finished coverage run.
-    tier
-        The tier of the new sites (default ``station``); only people not covered for it count.
-    new, target
-        How many sites (maximal covering), or the coverage share to reach (fewest sites).
-    exact
-        Solve the maximal covering exactly (HiGHS, within ``time_limit_s``) instead of greedily.
-    candidates, crs, spacing_metres
-        A file of candidate sites (coordinates in ``crs``); default: network nodes, one per
-        ``spacing_metres`` square.
-    time_limit_s
-        Seconds the exact solver (and the LP bound) may take.
-    landuse
-        Keep only candidates on these land-use types (see :func:`candidate_anchors`).
-    service
-        Site for a service category instead of a tier (its threshold, its population group,
-        the people who lack it); needs the run's service access (``--services``).
-    capacity
-        Each new site serves at most the people its floor area provides for.
-    gcj02
-        Also give GCJ-02 coordinates (for Amap).
-    write
-        Write the files into the run folder (``False``: only return the proposals, e.g. to
-        compare solvers in a notebook).
+    request
+        What to site (:class:`SiteRequest`).
+    **options
+        Fields of :class:`SiteRequest` set on ``request`` (``tier``, ``new``, ``target``,
+        ``exact``, ``candidates``, ``crs``, ``capacity``, ``time_limit_s``, ``spacing_metres``,
+        ``landuse``, ``service``, ``gcj02``, ``write``).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        One row per site in rank order, with ``attrs["scenario"]`` (coverage before and after) and
+        ``attrs["explanation"]``.
 
     """
+    req = SiteRequest.of(request, **options)
+    if req.service is not None:
+        return _propose_service(run, req)
     result = run.result
     profile = result.profile
-    if service is not None:
-        return _propose_service(run, service, new=new, target=target, exact=exact, candidates=candidates,
-                                crs=crs, time_limit_s=time_limit_s, spacing_metres=spacing_metres,
-                                gcj02=gcj02, write=write, landuse=landuse)
-    code = profile.tier(tier).code
-    _check_request(new, target)
-    net = result.network
-    cand, lon, lat, floor = candidate_anchors(result, candidates=candidates, crs=crs,
-                                              spacing_metres=spacing_metres, landuse=landuse)
-    matrix = coverage_matrix(net, cand, result.demand_anchors, limit_metres=profile.threshold_metres(code))
+    code = profile.tier(req.tier).code
+    _check_request(req.new, req.target)
+    cand, lon, lat, floor = candidate_anchors(result, candidates=req.candidates, crs=req.crs,
+                                              spacing_metres=req.spacing_metres, landuse=req.landuse)
+    matrix = coverage_matrix(result.network, cand, result.demand_anchors,
+                             limit_metres=profile.threshold_metres(code))
     pop = result.demand["pop"].to_numpy(float)
     already = result.covered_mask(code)
-    cap, area, cap_text = _capacity(profile, code, floor) if capacity else (None, None, "")
-    model, solver = _solve(matrix, pop, already=already, capacity=cap, new=new, target=target, exact=exact,
-                           time_limit_s=time_limit_s,
+    cap, area, cap_text = _capacity(profile, code, floor) if req.capacity else (None, None, "")
+    model, solver = _solve(matrix, pop, req, already=already, capacity=cap,
                            offnetwork=float(pop[result.demand["status"].to_numpy() == "off_network"].sum()))
     explanation = "; ".join(t for t in (model.explanation, cap_text) if t)
     sel = model.selected
     total = result.input_pop
     cum = (float(pop[already].sum()) + np.cumsum(model.gains)) / total if total else np.full(len(sel), np.nan)
-    eligible = np.isin(result.facilities["tier"].to_numpy(), profile.eligible(code)) & \
-        (result.facilities["status"].to_numpy() == "ok")
-    minutes = np.full(len(sel), np.nan)
-    if eligible.any() and len(sel):
-        # Targets in rank order (an index array, not a mask), so each figure is its own site's.
-        metres, _ = nearest(net, result.facility_anchors.subset(eligible), limit_metres=None,
-                            targets=cand.subset(sel))
-        minutes = np.where(np.isfinite(metres), metres / profile.metres_per_minute, np.nan)
     out = pd.DataFrame({"rank": np.arange(1, len(sel) + 1), "lon": np.round(lon[sel], 7),
                         "lat": np.round(lat[sel], 7), "tier": code,
                         "new_covered_pop": np.round(model.gains, 1),
                         "cumulative_covered_share": np.round(cum, 5),
-                        "nearest_existing_minutes": np.round(minutes, 2), "solver": solver})
+                        "nearest_existing_minutes": np.round(_nearest_existing(result, code, cand, sel), 2),
+                        "solver": solver})
     if cap is not None:
         out["floor_area_m2"] = area[sel]
         out["floor_area_source"] = np.where(np.isfinite(floor[sel]), "candidate file", "assumed (profile minimum)")
         out["capacity_pop"] = np.round(cap[sel], 1)
-    gdf = _geo(out, result, gcj02)
-    scen = scenario_table(run, gdf)
-    gdf.attrs["scenario"] = scen
-    gdf.attrs["explanation"] = explanation
-    if not write:
+    gdf = _geo(out, result, req.gcj02)
+    siting = {"tier": code, "candidates": len(cand), "capacity_pop": None if cap is None else float(np.median(cap)),
+              "capacity_rule": cap_text}
+    return _keep(run, req, gdf, scenario_table(run, gdf), model, solver, explanation, siting)
+
+
+def _nearest_existing(result, code: str, cand: Anchors, sel: np.ndarray) -> np.ndarray:
+    """Minutes from each selected site (rank order) to the nearest existing facility serving ``code``."""
+    profile, fac = result.profile, result.facilities
+    eligible = np.isin(fac["tier"].to_numpy(), profile.eligible(code)) & (fac["status"].to_numpy() == "ok")
+    if not eligible.any() or not len(sel):
+        return np.full(len(sel), np.nan)
+    # Targets in rank order (an index array, not a mask), so each figure is its own site's.
+    metres, _ = nearest(result.network, result.facility_anchors.subset(eligible), limit_metres=None,
+                        targets=cand.subset(sel))
+    return np.where(np.isfinite(metres), metres / profile.metres_per_minute, np.nan)
+
+
+def _keep(run, req: SiteRequest, gdf: gpd.GeoDataFrame, scen: pd.DataFrame, model, solver: str,
+          explanation: str, siting: dict) -> gpd.GeoDataFrame:
+    """Attach the scenario and explanation; record the siting in the run and, unless asked not to,
+    write ``proposals.csv``, ``proposals.gpkg`` and ``scenario_comparison.csv``."""
+    gdf.attrs.update(scenario=scen, explanation=explanation)
+    if not req.write:
         return gdf
-    folder = run.folder
-    write_csv(pd.DataFrame(gdf.drop(columns="geometry")), folder / "proposals.csv")
-    write_layers({"proposals": gdf}, folder / "proposals.gpkg")
-    write_csv(scen, folder / "scenario_comparison.csv")
-    run.manifest.set("siting", {"tier": code, "new": new, "target": target, "solver": solver,
-                                "candidates": len(cand), "selected": len(sel),
-                                "new_covered_pop": float(model.gains.sum()), "explanation": explanation,
-                                "capacity_pop": None if cap is None else float(np.median(cap)),
-                                "capacity_rule": cap_text})
-    run.extras["proposals"] = gdf
-    run.extras["siting_model"] = model
-    run.extras["explanation"] = explanation
+    run.manifest.set("siting", {**siting, "new": req.new, "target": req.target, "solver": solver,
+                                "selected": len(model.selected),
+                                "new_covered_pop": float(model.gains.sum()), "explanation": explanation})
+    run.extras.update(proposals=gdf, siting_model=model, explanation=explanation)
+    write_csv(pd.DataFrame(gdf.drop(columns="geometry")), run.folder / "proposals.csv")
+    write_layers({"proposals": gdf}, run.folder / "proposals.gpkg")
+    write_csv(scen, run.folder / "scenario_comparison.csv")
     return gdf
 
 
-def _solve(matrix, weights, *, already, capacity, new, target, exact, time_limit_s, offnetwork=0.0):
+def _solve(matrix, weights, req: SiteRequest, *, already, capacity=None, offnetwork=0.0):
     """The solver for a request and its one-line description (objective, bound, gap)."""
-    if target is None:
+    if req.target is None:
         model = MaximalCovering.from_cost_matrix(matrix, weights, already_covered=already, capacity=capacity)
-        model.solve(int(new), method="exact" if exact else "greedy", time_limit_s=time_limit_s)
+        model.solve(int(req.new), method="exact" if req.exact else "greedy", time_limit_s=req.time_limit_s)
         return model, (f"{model.solver}; objective {model.objective:,.0f}, proven bound "
                        f"{model.upper_bound:,.0f}, gap {model.gap:.2%}")
     model = CoverageTarget.from_cost_matrix(matrix, weights, already_covered=already, capacity=capacity,
                                             offnetwork_pop=offnetwork)
-    model.solve(float(target), time_limit_s=min(time_limit_s, 3.0))
+    model.solve(float(req.target), time_limit_s=min(req.time_limit_s, 3.0))
     return model, model.solver
 
 
@@ -302,7 +376,7 @@ def _capped_gains(result, after, proposals: gpd.GeoDataFrame, tiers: list[str]) 
     """People the proposals newly cover per tier when each serves at most its capacity."""
     net, profile = result.network, result.profile
     x, y = net.from_wgs84(proposals["lon"].to_numpy(float), proposals["lat"].to_numpy(float))
-    sites = Anchors.from_points(net, x, y, max_metres=profile.snap_cap_metres)
+    sites = Anchors.from_points(net, x, y, max_metres=snap_cap_metres(profile))
     pop = after.demand["pop"].to_numpy(float)
     cap = proposals["capacity_pop"].to_numpy(float)
     new_tier = str(proposals["tier"].iloc[0])
@@ -317,8 +391,7 @@ def _capped_gains(result, after, proposals: gpd.GeoDataFrame, tiers: list[str]) 
     return gains
 
 
-def _propose_service(run, service: str, *, new, target, exact, candidates, crs, time_limit_s,
-                     spacing_metres, gcj02, write, landuse) -> gpd.GeoDataFrame:
+def _propose_service(run, req: SiteRequest) -> gpd.GeoDataFrame:
     """Sites for one service category: who lacks it (its group when the population has one)."""
     access = run.extras.get("services")
     if access is None:
@@ -326,22 +399,19 @@ def _propose_service(run, service: str, *, new, target, exact, candidates, crs, 
                         fix="add --services FILE (or --services osm), or a services column on the facilities")
     cat = {c.code: c for c in access.catalogue}
     names = {n.lower(): c.code for c in access.catalogue for n in (c.code, c.name_zh, c.name_en, *c.aliases)}
-    code = names.get(str(service).strip().lower())
+    code = names.get(str(req.service).strip().lower())
     if code is None:
-        raise DataError(f"unknown service {service!r}", field="service",
+        raise DataError(f"unknown service {req.service!r}", field="service",
                         fix="use one of: " + ", ".join(cat))
-    _check_request(new, target)
+    _check_request(req.new, req.target)
     result, c = run.result, cat[code]
-    net = result.network
     limit = c.threshold_metres(result.profile.metres_per_minute)
-    cand, lon, lat, _ = candidate_anchors(result, candidates=candidates, crs=crs, spacing_metres=spacing_metres,
-                                          landuse=landuse)
-    matrix = coverage_matrix(net, cand, result.demand_anchors, limit_metres=limit)
-    weights = access._weights(c)[0]
+    cand, lon, lat, _ = candidate_anchors(result, candidates=req.candidates, crs=req.crs,
+                                          spacing_metres=req.spacing_metres, landuse=req.landuse)
+    matrix = coverage_matrix(result.network, cand, result.demand_anchors, limit_metres=limit)
+    weights = access.weights(c)[0]
     already = access.covered[code]
-    model, solver = _solve(matrix, weights, already=already, capacity=None, new=new, target=target,
-                           exact=exact, time_limit_s=time_limit_s)
-    explanation = model.explanation
+    model, solver = _solve(matrix, weights, req, already=already)
     sel = model.selected
     total = float(weights.sum())
     before = float(weights[already].sum())
@@ -351,21 +421,13 @@ def _propose_service(run, service: str, *, new, target, exact, candidates, crs, 
                         if total else np.nan,
                         "nearest_existing_minutes": np.round(_nearest_provider(access, code, cand, sel), 2),
                         "solver": solver})
-    gdf = _geo(out, result, gcj02)
+    gdf = _geo(out, result, req.gcj02)
     after = already | (np.asarray(matrix[sel].astype(bool).sum(axis=0)).ravel() > 0 if len(sel) else already)
     scen = pd.DataFrame({"service": [code], "covered_pop_before": [before],
                          "covered_pop_after": [float(weights[after & (result.demand["status"] == "ok").to_numpy()].sum())]})
     scen["change_pop"] = scen["covered_pop_after"] - scen["covered_pop_before"]
-    gdf.attrs.update(scenario=scen, explanation=explanation)
-    run.extras.update(proposals=gdf, siting_model=model, explanation=explanation)
-    run.manifest.set("siting", {"service": code, "new": new, "target": target, "solver": solver,
-                                "candidates": len(cand), "selected": len(sel),
-                                "new_covered_pop": float(model.gains.sum()), "explanation": explanation})
-    if write:
-        write_csv(pd.DataFrame(gdf.drop(columns="geometry")), run.folder / "proposals.csv")
-        write_layers({"proposals": gdf}, run.folder / "proposals.gpkg")
-        write_csv(scen, run.folder / "scenario_comparison.csv")
-    return gdf
+    return _keep(run, req, gdf, scen, model, solver, model.explanation,
+                 {"service": code, "candidates": len(cand)})
 
 
 def _nearest_provider(access, code: str, cand: Anchors, sel: np.ndarray) -> np.ndarray:
@@ -374,7 +436,7 @@ def _nearest_provider(access, code: str, cand: Anchors, sel: np.ndarray) -> np.n
     if not len(pts) or not len(sel):
         return np.full(len(sel), np.nan)
     x, y = net.from_wgs84(pts.geometry.x.to_numpy(), pts.geometry.y.to_numpy())
-    snap = net.snap(x, y, max_metres=access.result.profile.snap_cap_metres)
+    snap = net.snap(x, y, max_metres=snap_cap_metres(access.result.profile))
     if not snap["snapped"].any():
         return np.full(len(sel), np.nan)
     # Targets in rank order (an index array, not a mask), so each figure is its own site's.

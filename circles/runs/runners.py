@@ -7,59 +7,19 @@ made; none prints (the CLI words the results with :mod:`circles.outputs.console`
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..outputs.runfolder import Manifest, RunFolder
 from .inputs import RunInputs
 from .pipeline import RunOutput, coverage_run, isochrone_layers, load_facilities, site_run
+from .proposals import SiteRequest
 
 __all__ = ["ExplorerOutput", "NetworkOutput", "SiteRequest", "claim_run_folder", "explore_run",
            "isochrones_run", "network_run", "site_folder_run"]
-
-
-@dataclass(frozen=True)
-class SiteRequest:
-    """What to site: the options of :func:`circles.site_run` (``--new``/``--target``...)."""
-
-    tier: str = "station"
-    new: int | None = None
-    target: float | None = None
-    exact: bool = False
-    candidates: str | Path | None = None
-    crs: str = "wgs84"
-    capacity: bool = False
-    time_limit_s: float = 60.0
-    landuse: list[str] | str | None = None
-    service: str | None = None
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> SiteRequest:
-        """The request of ``circles site``'s arguments."""
-        return cls(tier=args.tier, new=args.new, target=args.target, exact=args.exact,
-                   candidates=args.candidates, crs=args.crs, capacity=args.capacity,
-                   time_limit_s=args.time_limit,
-                   landuse=args.landuse.split(",") if args.landuse else None, service=args.service)
-
-    @classmethod
-    def from_config(cls, block: dict) -> SiteRequest:
-        """The request of an audit city's ``site:`` block (its keys are this class's fields)."""
-        return cls(**block)
-
-    def refusal(self) -> str | None:
-        """Why no siting can answer this request (in ``circles site``'s flags), or ``None``.
-        Asked before any run folder exists, so a refused request leaves nothing behind."""
-        if (self.new is None) == (self.target is None):
-            return "give either --new N or --target SHARE"
-        if self.new is not None and self.new < 1:
-            return f"--new {self.new}: give at least one new site, e.g. --new 5"
-        if self.target is not None and not 0 < self.target <= 1:
-            return f"--target {self.target}: give a share in (0, 1], e.g. --target 0.9 for 90%"
-        return None
 
 
 def claim_run_folder(out: str | Path | None, stem: str) -> RunFolder:
@@ -120,7 +80,7 @@ def site_folder_run(inputs: RunInputs, out, *, site: SiteRequest | None = None,
             _tick(stages, "siting")
             manifest.add_input("candidates", site.candidates)
             with manifest.timed("siting"):
-                site_run(run, **asdict(site))
+                site_run(run, site)
         _pages(run, lang=lang, explorer=site is not None)
         if finish:
             claim.finish(manifest)
@@ -158,9 +118,9 @@ def isochrones_run(inputs: RunInputs, out, *, manifest: Manifest | None = None,
 
     """
     from ..engine.isochrones import facility_areas_note
-    from ..engine.network import load_network
     from ..outputs.tables import write_layers
     from ..readers.profiles import get_profile
+    from .load import load_network
 
     facility_areas_note(0, inputs.facility_areas)  # a bad setting fails before any work
     manifest = manifest or Manifest("isochrones", dict(vars(inputs)))
@@ -195,8 +155,8 @@ def network_run(source: str | None, *, crs: str | None = None, out: str | Path |
                 options: dict | None = None, progress: Callable | None = None) -> NetworkOutput:
     """Build the walking network of ``source`` (see :func:`circles.load_network`, whose keyword
     options ``options`` holds) and save it as a GeoPackage when ``out`` is given."""
-    from ..engine.network import load_network
     from ..outputs.network_file import save_network
+    from .load import load_network
 
     t0 = time.perf_counter()
     net = load_network(source, crs=crs, progress=progress, **(options or {}))

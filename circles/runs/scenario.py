@@ -8,9 +8,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from ..engine.placement import attach
 from ..errors import DataError
 from ..outputs.tables import unescape_formulas
-from ..readers.facilities import attach, facilities_from_frame
+from ..readers.facilities import facilities_from_frame
 from ..readers.tables import read_table
 
 __all__ = ["apply_scenario"]
