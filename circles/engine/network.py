@@ -18,18 +18,24 @@ import pandas as pd
 import pyproj
 import shapely
 from scipy import sparse
-from scipy.sparse import csgraph
 
 from ..errors import InputFileError, NetworkError
 from ..readers.crs import WGS84, utm_crs
 from ..readers.network_file import read_saved_network
+from .graph_build import (
+    MIN_LENGTH_M,
+    component_nodes,
+    csr,
+    edge_lines,
+    osm_extent,
+    osmnx_arrays,
+    without_loops_and_duplicates,
+)
 
 if TYPE_CHECKING:
     from ..readers.roads import RoadLines
 
 __all__ = ["WalkNetwork"]
-
-_MIN_LENGTH_M = 1e-3  # zero-length edges would be dropped by SciPy's sparse graph routines
 
 
 class WalkNetwork:
@@ -75,7 +81,7 @@ class WalkNetwork:
         self.edge_u = np.asarray(edge_u, dtype=np.int64)
         self.edge_v = np.asarray(edge_v, dtype=np.int64)
         self.edge_geometry = np.asarray(edge_geometry, dtype=object)
-        self.edge_length = np.maximum(shapely.length(self.edge_geometry), _MIN_LENGTH_M)
+        self.edge_length = np.maximum(shapely.length(self.edge_geometry), MIN_LENGTH_M)
         self.crs = pyproj.CRS(crs)
         self.edge_attrs = (edge_attrs if edge_attrs is not None
                            else pd.DataFrame(index=pd.RangeIndex(len(self.edge_u))))
@@ -130,13 +136,13 @@ class WalkNetwork:
         node_id = np.arange(len(x), dtype=np.int64) if node_id is None else np.asarray(node_id)
         attrs = (edge_attrs.reset_index(drop=True) if edge_attrs is not None and edge_attrs.shape[1]
                  else pd.DataFrame(index=pd.RangeIndex(len(u))))
-        geom = _edge_geometry(x, y, u, v, edge_geometry)
+        geom = edge_lines(x, y, u, v, edge_geometry)
         rep = {**(report or {}), "source": str(source), "nodes_read": len(x), "edges_read": len(u)}
-        u, v, geom, attrs = _without_loops_and_duplicates(u, v, geom, attrs, rep)
+        u, v, geom, attrs = without_loops_and_duplicates(u, v, geom, attrs, rep)
         if len(u) == 0:
             raise NetworkError("no walkable edge left to build a network from", file=source or None,
                                fix="check the source covers streets a pedestrian may use")
-        keep_nodes = _component_nodes(u, v, shapely.length(geom), rep, keep_largest=keep_largest)
+        keep_nodes = component_nodes(u, v, shapely.length(geom), rep, keep_largest=keep_largest)
         inside = np.isin(u, keep_nodes) & np.isin(v, keep_nodes)
         u, v, geom, attrs = u[inside], v[inside], geom[inside], attrs[inside]
         net = cls(x=x[keep_nodes], y=y[keep_nodes], node_id=node_id[keep_nodes],
@@ -210,7 +216,7 @@ class WalkNetwork:
         attrs["tunnel"] = attrs["tunnel"].fillna("").astype(str)
         net = cls.from_lines(x=px, y=py, node_id=ids, edge_u=u, edge_v=v, edge_geometry=None,
                              crs=crs, edge_attrs=attrs, source=str(path), report=read)
-        extent, how = _osm_extent(read_osm_bounds(path), lon, lat)
+        extent, how = osm_extent(read_osm_bounds(path), lon, lat)
         net.set_extent(extent, source=how)
         net.report["read_s"] = round(time.perf_counter() - t0, 3)
         return net
@@ -218,26 +224,7 @@ class WalkNetwork:
     @classmethod
     def from_osmnx(cls, graph, *, keep_largest: bool = True) -> WalkNetwork:
         """Build from an osmnx ``MultiDiGraph`` (projected to UTM first when in lon/lat)."""
-        import osmnx as ox
-
-        crs = pyproj.CRS(graph.graph.get("crs", WGS84))
-        nodes, edges = ox.graph_to_gdfs(graph, nodes=True, edges=True, fill_edge_geometry=True)
-        if crs.is_geographic:
-            target = utm_crs(nodes["x"].to_numpy(), nodes["y"].to_numpy())
-            nodes = nodes.to_crs(target)
-            edges = edges.to_crs(target)
-            crs = target
-        ids = nodes.index.to_numpy()
-        order = np.argsort(ids)
-        ids = ids[order]
-        xs, ys = nodes.geometry.x.to_numpy()[order], nodes.geometry.y.to_numpy()[order]
-        uu = edges.index.get_level_values(0).to_numpy()
-        vv = edges.index.get_level_values(1).to_numpy()
-        attrs = pd.DataFrame({c: edges[c].astype(str).to_numpy() for c in ("highway", "name")
-                              if c in edges.columns})
-        return cls.from_lines(x=xs, y=ys, node_id=ids, edge_u=np.searchsorted(ids, uu),
-                              edge_v=np.searchsorted(ids, vv), edge_geometry=edges.geometry.to_numpy(),
-                              crs=crs, edge_attrs=attrs, keep_largest=keep_largest, source="osmnx graph")
+        return cls.from_lines(**osmnx_arrays(graph), keep_largest=keep_largest, source="osmnx graph")
 
     # --- arrays ---------------------------------------------------------------------------------
 
@@ -259,7 +246,7 @@ class WalkNetwork:
     @cached_property
     def graph(self) -> sparse.csr_matrix:
         """Symmetric CSR adjacency in metres; parallel edges keep the shortest, never their sum."""
-        return _csr(self.edge_u, self.edge_v, self.edge_length, self.n_nodes)
+        return csr(self.edge_u, self.edge_v, self.edge_length, self.n_nodes)
 
     @cached_property
     def edge_tree(self) -> shapely.STRtree:
@@ -443,7 +430,7 @@ class WalkNetwork:
         pts = shapely.points(x, y)
         along = shapely.line_locate_point(g, pts)
         p = shapely.line_interpolate_point(g, along)
-        along = np.clip(along * self.edge_length[e] / np.maximum(shapely.length(g), _MIN_LENGTH_M),
+        along = np.clip(along * self.edge_length[e] / np.maximum(shapely.length(g), MIN_LENGTH_M),
                         0, self.edge_length[e])
         return along, shapely.get_x(p), shapely.get_y(p)
 
@@ -502,82 +489,3 @@ class WalkNetwork:
 def _tick(progress: Callable[[str], None] | None, stage: str) -> None:
     if progress is not None:
         progress(stage)
-
-
-def _osm_extent(box, lon: np.ndarray, lat: np.ndarray) -> tuple[object, str]:
-    """An extract's extent: its header box when that covers some of its streets, else the box of
-    every street node it holds (``lon``, ``lat``: all highways, walkable or not)."""
-    data = shapely.box(float(np.min(lon)), float(np.min(lat)), float(np.max(lon)), float(np.max(lat)))
-    if data.area == 0:  # streets on one line: no box to stop at
-        data = None
-    if box is None:
-        return data, "bounding box of the extract's streets (its header gives no bounds)"
-    if not shapely.contains_xy(box, lon, lat).any():
-        return data, "bounding box of the extract's streets (its header bounds miss them)"
-    return box, "OSM header bounds"
-
-
-def _edge_geometry(x: np.ndarray, y: np.ndarray, u: np.ndarray, v: np.ndarray,
-                   given: np.ndarray | None) -> np.ndarray:
-    """Each edge's line from its ``u`` end to its ``v`` end: the given ones oriented, else straight."""
-    if given is None:
-        return shapely.linestrings(np.stack([np.column_stack([x[u], y[u]]),
-                                             np.column_stack([x[v], y[v]])], axis=1))
-    return _orient(np.asarray(given, dtype=object), x[u], y[u])
-
-
-def _without_loops_and_duplicates(u: np.ndarray, v: np.ndarray, geom: np.ndarray, attrs: pd.DataFrame,
-                                  report: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
-    """The edges without self-loops and exact duplicates (same ends, same length), counted in ``report``.
-
-    Self-loops add nothing to shortest paths; exact duplicates (a two-way street read in both
-    directions) would double the edges to buffer and snap to.
-    """
-    keep = u != v
-    key = pd.DataFrame({"a": np.minimum(u, v), "b": np.maximum(u, v),
-                        "l": np.round(shapely.length(geom), 2)})
-    keep &= ~key.duplicated().to_numpy()
-    report["duplicate_or_loop_edges_dropped"] = int((~keep).sum())
-    return u[keep], v[keep], geom[keep], attrs[keep]
-
-
-def _component_nodes(u: np.ndarray, v: np.ndarray, length: np.ndarray, report: dict, *,
-                     keep_largest: bool) -> np.ndarray:
-    """The nodes (sorted) to keep: those of the largest connected component, or all used ones;
-    what is dropped is counted in ``report``."""
-    used = np.unique(np.concatenate([u, v]))
-    graph = _csr(np.searchsorted(used, u), np.searchsorted(used, v), length, len(used))
-    n_comp, labels = csgraph.connected_components(graph, directed=False)
-    keep_nodes = used
-    if keep_largest and n_comp > 1:
-        keep_nodes = used[labels == int(np.argmax(np.bincount(labels)))]
-    inside = np.isin(u, keep_nodes) & np.isin(v, keep_nodes)
-    report.update(components=int(n_comp), components_dropped=int(n_comp - 1 if keep_largest else 0),
-                  nodes_dropped=int(len(used) - len(keep_nodes)),
-                  km_dropped=round(float(length[~inside].sum()) / 1000, 3))
-    return keep_nodes
-
-
-def _csr(u: np.ndarray, v: np.ndarray, length: np.ndarray, n: int) -> sparse.csr_matrix:
-    rows = np.concatenate([u, v])
-    cols = np.concatenate([v, u])
-    data = np.maximum(np.concatenate([length, length]), _MIN_LENGTH_M)
-    # SciPy sums duplicate COO entries; keep the shortest of parallel edges instead.
-    order = np.lexsort((data, cols, rows))
-    rows, cols, data = rows[order], cols[order], data[order]
-    first = np.ones(len(rows), dtype=bool)
-    first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
-    return sparse.csr_matrix((data[first], (rows[first], cols[first])), shape=(n, n))
-
-
-def _orient(geom: np.ndarray, ux: np.ndarray, uy: np.ndarray) -> np.ndarray:
-    """Reverse the geometries that start nearer their ``v`` end than their ``u`` end."""
-    start = shapely.get_point(geom, 0)
-    end = shapely.get_point(geom, -1)
-    d_start = np.hypot(shapely.get_x(start) - ux, shapely.get_y(start) - uy)
-    d_end = np.hypot(shapely.get_x(end) - ux, shapely.get_y(end) - uy)
-    flip = d_end < d_start
-    if flip.any():
-        geom = geom.copy()
-        geom[flip] = shapely.reverse(geom[flip])
-    return geom

@@ -23,21 +23,15 @@ from ..errors import DataError, InputFileError, NetworkError
 from .crs import WGS84, parse_crs, to_wgs84, utm_crs
 from .files import require_file
 from .linework import MM, repair_linework
+from .road_columns import find_column, line_levels, walkable_rows
+from .roads_osm import osm_paths
 
 __all__ = ["RoadLines", "RoadOptions", "read_road_lines", "read_road_network", "repair_lines"]
 
 # Header names, compared lower-cased without spaces or underscores.
 _CLASS = ("roadclass", "class", "等级", "道路等级", "道路级别", "fclass", "highway", "道路类型", "dldj")
-_WALKABLE = ("walkable", "步行", "可步行", "是否可步行")  # OSM's foot=* has more values: name it
 _NAME = ("name", "名称", "道路名称", "路名", "道路名", "roadname")
-_BRIDGE = ("bridge", "桥梁", "桥", "是否桥梁", "isbridge")
-_TUNNEL = ("tunnel", "隧道", "是否隧道", "istunnel")
-_LAYER = ("layer", "层", "层级", "layerno")
 _NODE_COLUMNS = (("u", "v"), ("fromnode", "tonode"), ("fnode", "tnode"), ("fromid", "toid"))
-_YES = {"yes", "y", "true", "t", "1", "是", "可", "可步行", "允许"}
-_NO = {"no", "n", "false", "f", "0", "否", "不可", "不可步行", "禁止"}
-_BLANK = {"", "nan", "none", "<na>", "null"}
-_OSM_PATHS = ("footway", "path", "steps", "pedestrian", "living_street", "track", "corridor")
 _MAX_SCALE_ERROR = 1e-3  # a zone whose meridian is this far off stretches lengths by > 0.1 %
 # Coordinates this far (degrees) outside a CRS's area of use mean a wrong CRS (a zone prefix on the
 # easting, metres labelled lon/lat), not a neighbouring zone, which transverse Mercator still maps.
@@ -182,58 +176,6 @@ def _scale_error(crs: pyproj.CRS, lon: float, lat: float) -> float:
     return max(abs(f.meridional_scale - 1), abs(f.parallel_scale - 1))
 
 
-# --- columns -------------------------------------------------------------------------------------
-
-def _norm(name) -> str:
-    return str(name).strip().lower().replace(" ", "").replace("_", "")
-
-
-def _column(gdf: pd.DataFrame, given: str | None, aliases: tuple[str, ...], path, option: str | None
-            ) -> str | None:
-    if given is not None:
-        if given not in gdf.columns:
-            raise InputFileError(f"no column {given!r} in the road layer", file=path, field=given,
-                                 fix=f"give {option}= one of: " + ", ".join(map(str, gdf.columns[:30])))
-        return given
-    by_norm = {_norm(c): c for c in gdf.columns if c != "geometry"}
-    return next((by_norm[a] for a in aliases if a in by_norm), None)
-
-
-def _text(values: pd.Series) -> pd.Series:
-    s = values.astype("string").str.strip().str.lower().fillna("")
-    return s.str.replace(r"^(-?\d+)\.0+$", r"\1", regex=True)  # 1.0 from a float column is 1
-
-
-def _walkable(gdf: gpd.GeoDataFrame, column: str | None, path) -> tuple[np.ndarray, str | None]:
-    """Rows a pedestrian may use; unknown values are an error, blanks count as walkable."""
-    col = _column(gdf, column, _WALKABLE, path, "walkable_column")
-    if col is None:
-        return np.ones(len(gdf), dtype=bool), None
-    v = _text(gdf[col])
-    unknown = ~v.isin(_YES | _NO | _BLANK)
-    if unknown.any():
-        values = sorted(set(v[unknown]))
-        raise InputFileError(f"unknown values in the walkable column: {', '.join(map(repr, values[:10]))}"
-                             + (f" and {len(values) - 10} more" if len(values) > 10 else ""),
-                             file=path, row=int(np.flatnonzero(unknown.to_numpy())[0]) + 1, field=str(col),
-                             fix="use 是/否, yes/no, 1/0 or true/false (blank counts as walkable)")
-    return ~v.isin(_NO).to_numpy(), str(col)
-
-
-def _level(gdf: pd.DataFrame) -> np.ndarray:
-    """A level per line: the layer, else +1 for a bridge and -1 for a tunnel, else 0 (ground)."""
-    level = np.zeros(len(gdf))
-    col = _column(gdf, None, _LAYER, None, None)
-    if col is not None:
-        level = pd.to_numeric(gdf[col], errors="coerce").fillna(0).to_numpy(float)
-    for aliases, sign in ((_BRIDGE, 1.0), (_TUNNEL, -1.0)):
-        col = _column(gdf, None, aliases, None, None)
-        if col is not None:
-            flag = ~_text(gdf[col]).isin(_NO | _BLANK).to_numpy()
-            level = np.where(flag & (level == 0), sign, level)
-    return level
-
-
 # --- repair --------------------------------------------------------------------------------------
 
 def repair_lines(gdf: gpd.GeoDataFrame, *, snap_metres: float = 2.0, node_crossings: bool = True
@@ -276,7 +218,7 @@ def _repair(gdf: gpd.GeoDataFrame, *, snap_metres: float, node_crossings: bool
         raise DataError(f"snap_metres must be 0 or more, not {snap_metres}", field="snap_metres",
                         fix="give the largest digitising gap to close, in metres (default 2)")
     level_all = (gdf["level"].to_numpy(float) if "level" in gdf.columns and pd.api.types.is_numeric_dtype(gdf["level"])
-                 else _level(gdf))
+                 else line_levels(gdf))
     geom = gdf.geometry.to_numpy()
     parts, row = shapely.get_parts(geom, return_index=True)
     report = {"multilines_split": int((shapely.get_num_geometries(geom) > 1).sum())}
@@ -462,7 +404,7 @@ def read_road_network(path: str | Path, options: RoadOptions | None = None, *,
     lines, ids, repairs = _walkable_lines(gdf, opt, path)
     if opt.add_osm is not None:
         _tick(progress, "osm")
-        extra, osm = _osm_paths(opt.add_osm, lines)
+        extra, osm = osm_paths(opt.add_osm, lines)
         lines = gpd.GeoDataFrame(pd.concat([lines, extra], ignore_index=True), crs=lines.crs)
         repairs.update(osm)
     _tick(progress, "repair")
@@ -484,75 +426,25 @@ def read_road_network(path: str | Path, options: RoadOptions | None = None, *,
 def _walkable_lines(gdf: gpd.GeoDataFrame, opt: RoadOptions, path
                     ) -> tuple[gpd.GeoDataFrame, tuple[str, str] | None, dict]:
     """The walkable lines with their attributes, the node-id columns to trust, the drops counted."""
-    walk, wcol = _walkable(gdf, opt.walkable_column, path)
-    ccol = _column(gdf, opt.class_column, _CLASS, path, "class_column")
-    ncol = _column(gdf, None, _NAME, path, None)
+    walk, wcol = walkable_rows(gdf, opt.walkable_column, path)
+    ccol = find_column(gdf, opt.class_column, _CLASS, path, "class_column")
+    ncol = find_column(gdf, None, _NAME, path, None)
     lines = gpd.GeoDataFrame({
         "source_row": np.arange(1, len(gdf) + 1), "origin": "city",
         "road_class": gdf[ccol].astype("string").fillna("").to_numpy() if ccol else "",
         "name": gdf[ncol].astype("string").fillna("").to_numpy() if ncol else "",
-        "level": _level(gdf)}, geometry=gdf.geometry.to_numpy(), crs=gdf.crs)
+        "level": line_levels(gdf)}, geometry=gdf.geometry.to_numpy(), crs=gdf.crs)
     ids = None if opt.node_crossings or opt.add_osm is not None else next(
-        (c for c in _NODE_COLUMNS if _column(gdf, None, c[:1], path, None)
-         and _column(gdf, None, c[1:], path, None)), None)
+        (c for c in _NODE_COLUMNS if find_column(gdf, None, c[:1], path, None)
+         and find_column(gdf, None, c[1:], path, None)), None)
     if ids:
-        lines["_u"] = gdf[_column(gdf, None, ids[:1], path, None)].to_numpy()
-        lines["_v"] = gdf[_column(gdf, None, ids[1:], path, None)].to_numpy()
+        lines["_u"] = gdf[find_column(gdf, None, ids[:1], path, None)].to_numpy()
+        lines["_v"] = gdf[find_column(gdf, None, ids[1:], path, None)].to_numpy()
     lines = lines.loc[walk].reset_index(drop=True)
     if not len(lines):
         raise NetworkError("no walkable line: every line is marked not walkable", file=path, field=wcol,
                            fix="check the walkable column's values (是 = walkable)")
     return lines, ids, {"non_walkable_dropped": int((~walk).sum())}
-
-
-def _osm_paths(osm_path, city: gpd.GeoDataFrame, *, within_metres: float = 10.0,
-               max_angle_deg: float = 20.0) -> tuple[gpd.GeoDataFrame, dict]:
-    """OSM footways, paths and steps inside the city layer's area that do not repeat a city line."""
-    from .osm import read_osm_ways, walkable
-
-    _, ways = read_osm_ways(osm_path)
-    ways = ways.loc[walkable(ways) & ways["highway"].isin(_OSM_PATHS).to_numpy()].to_crs(city.crs)
-    geoms = shapely.force_2d(ways.geometry.to_numpy())
-    city_geoms = city.geometry.to_numpy()
-    area = shapely.convex_hull(shapely.multipoints(shapely.get_coordinates(city_geoms))).buffer(within_metres)
-    shapely.prepare(area)
-    inside = shapely.intersects(area, geoms)
-    dup = np.zeros(len(geoms), dtype=bool)
-    dup[inside] = _parallel_duplicates(geoms[inside], city_geoms, within_metres, max_angle_deg)
-    add = inside & ~dup
-    lengths = shapely.length(geoms)
-    extra = gpd.GeoDataFrame({
-        "source_row": -1, "origin": "osm", "road_class": ("osm:" + ways["highway"].astype(str)).to_numpy()[add],
-        "name": ways["name"].astype("string").fillna("").to_numpy()[add], "level": _level(ways)[add]},
-        geometry=geoms[add], crs=city.crs)
-    return extra, {"osm_paths_added": int(add.sum()), "osm_paths_left_out": int(dup.sum()),
-                   "osm_paths_outside_city_layer": int((~inside).sum()),
-                   "osm_km_added": round(float(lengths[add].sum()) / 1000, 3),
-                   "osm_km_left_out": round(float(lengths[dup].sum()) / 1000, 3)}
-
-
-def _parallel_duplicates(geoms: np.ndarray, city: np.ndarray, within: float, max_angle_deg: float,
-                         share: float = 0.5) -> np.ndarray:
-    """Lines running parallel within ``within`` metres of a city line for most of their length."""
-    if not len(geoms):
-        return np.zeros(0, dtype=bool)
-    a, b, li = _segment_arrays(shapely.segmentize(geoms, 2.0))
-    ca, cb, _ = _segment_arrays(city)
-    tree = shapely.STRtree(shapely.linestrings(np.stack([ca, cb], axis=1)))
-    (pi, cj) = tree.query_nearest(shapely.points((a + b) / 2), max_distance=within, all_matches=False)
-    d, cd = b - a, cb - ca
-    seg = np.hypot(*d.T)
-    cos = np.abs((d[pi] * cd[cj]).sum(1)) / np.maximum(seg[pi] * np.hypot(*cd[cj].T), 1e-12)
-    par = pi[cos >= np.cos(np.radians(max_angle_deg))]
-    along = np.bincount(li[par], weights=seg[par], minlength=len(geoms))
-    total = np.bincount(li, weights=seg, minlength=len(geoms))
-    return along >= share * np.maximum(total, MM)
-
-
-def _segment_arrays(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    c, i = shapely.get_coordinates(geoms, return_index=True)
-    same = i[1:] == i[:-1]
-    return c[:-1][same], c[1:][same], i[:-1][same]
 
 
 def _tick(progress: Callable[[str], None] | None, stage: str) -> None:
