@@ -17,7 +17,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 
 def test_list_and_default():
-    assert list_profiles() == ["deyang", "gb50180", "tdt1062"]
+    assert list_profiles() == ["deyang", "gb50180", "tdt1062", "baoji", "neijiang", "weinan"]
     assert get_profile(None).name == "deyang"
     assert get_profile("DeYang").name == "deyang"
 

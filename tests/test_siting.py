@@ -249,7 +249,7 @@ def test_capacity_states_the_floor_area_and_the_recheck_equals_the_claim(tmp_pat
     # The re-check (proposals routed as facilities, same capacity rule) equals the claim.
     assert scen.loc["station", "change_pop"] == pytest.approx(prop["new_covered_pop"].sum(), abs=0.5)
     assert "floor area assumed 300 m²" in out
-    assert "min_floor_area_m2" in out
+    assert "min_community_space_m2" in out  # where the 300 m² comes from
     people = 300 / 30 * 100 * 2.62  # floor area ÷ 30 m² per 100 households × 2.62 persons
     assert (prop["floor_area_m2"] == 300).all()
     assert prop["capacity_pop"].to_numpy() == pytest.approx(people)

@@ -7,8 +7,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ..constants import PERSONS_PER_HOUSEHOLD
-
 if TYPE_CHECKING:
     from ..readers.profiles import Profile
     from .coverage import CoverageResult
@@ -27,10 +25,11 @@ def _services(fac: pd.DataFrame) -> pd.Series:
 def check_standards(result: CoverageResult) -> pd.DataFrame:
     """Pass/fail of every standard the profile sets that the data can answer.
 
-    Checks per facility: floor area per 100 households served (e.g. ≥ 30 m²), minimum floor
-    area (community space ≥ 300 m², service complex ≥ 600 m²), population served against the
-    tier's population range; per study area: kindergartens and primary schools per households
-    (when facilities list their services).
+    Checks per facility: floor area per 100 households served (e.g. ≥ 30 m²), a tier's minimum
+    floor area where the profile sets one (a city's own setting: no document gives one per
+    complex), population served against the tier's population range. The documents' rules per
+    community (300 m² per community, a kindergarten in every community of 1,500 households...)
+    are checked per unit by :func:`circles.engine.community_rules.evaluate_units`.
 
     Parameters
     ----------
@@ -50,8 +49,7 @@ def check_standards(result: CoverageResult) -> pd.DataFrame:
     name = fac.get("name", fac.get("facility_id")).astype(str)
     rows = [*_floor_area_per_household(fac, name, p.standards, src),
             *_minimum_floor_area(fac, name, p, src),
-            *_population_range(fac, name, p, src),
-            *_schools(fac, result.input_pop, p.standards, src)]
+            *_population_range(fac, name, p, src)]
     return pd.DataFrame(rows, columns=_COLUMNS)
 
 
@@ -77,7 +75,7 @@ def _minimum_floor_area(fac: pd.DataFrame, name: pd.Series, p: Profile, src: dic
         return []
     rows = []
     for tier in p.tiers:
-        minimum = tier.min_floor_area_m2 or p.standards.get("min_community_space_m2")
+        minimum = tier.min_floor_area_m2
         if minimum is None:
             continue
         sel = (fac["tier"] == tier.code).to_numpy() & area.notna().to_numpy()
@@ -100,22 +98,4 @@ def _population_range(fac: pd.DataFrame, name: pd.Series, p: Profile, src: dict)
                              tier=tier.code, value=round(float(val)), standard=f"{rng[0]}–{rng[1]}",
                              unit="people", passed=bool(rng[0] <= val <= rng[1]),
                              source=src.get("population_range", "")))
-    return rows
-
-
-def _schools(fac: pd.DataFrame, input_pop: float, std: dict, src: dict) -> list[dict]:
-    """Kindergartens and primary schools for the study area's households, when listed."""
-    households = input_pop / float(std.get("persons_per_household", PERSONS_PER_HOUSEHOLD))
-    services = _services(fac)
-    rows = []
-    for code, key, label in (("kindergarten", "kindergarten_households", "kindergartens"),
-                             ("primary_school", "primary_school_households", "primary schools")):
-        per = std.get(key)
-        if per is None or not services.str.len().any():
-            continue
-        have = int(services.str.contains(code, regex=False).sum())
-        need = int(np.ceil(households / per))
-        rows.append(dict(check=f"{label} for the households of the study area", subject="study area",
-                         tier="", value=have, standard=f">= {need} (one per {per:,.0f} households)",
-                         unit="facilities", passed=have >= need, source=src.get(key, "")))
     return rows

@@ -72,7 +72,17 @@ def _population_lines(manifest) -> list[str]:
 def coverage_lines(run) -> list[str]:
     """A coverage run: the summary, population notes, access per service, the folder."""
     return [run.result.summary_text(), *_population_lines(run.manifest),
-            *_service_lines(run.extras.get("services")), *_areas_note(run.manifest), written(run.folder)]
+            *_service_lines(run.extras.get("services")), *_scorecard_lines(run.manifest),
+            *_areas_note(run.manifest), written(run.folder)]
+
+
+def _scorecard_lines(manifest) -> list[str]:
+    card = manifest.data.get("scorecard")
+    if not card:
+        return []
+    lines = [f"scorecard ({card['city']}'s documents): {card['all_passed']:,} of {card['communities']:,} "
+             "communities meet every rule (scorecard.csv, standards_by_unit.csv)"]
+    return lines + [f"  {note}" for note in card["not_evaluated"]]
 
 
 def _service_lines(access) -> list[str]:

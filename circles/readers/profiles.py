@@ -12,7 +12,7 @@ import copy
 import json
 import re
 import unicodedata
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import yaml
 
 from ..constants import PERSONS_PER_HOUSEHOLD, SNAP_CAP_METRES, STREET_BUFFER_METRES, WALK_KMH
 from ..errors import DataError, InputFileError, ProfileError
+from .city_rules import CITIES, Rule, rules_for
 
 __all__ = ["Profile", "Tier", "get_profile", "list_profiles"]
 
@@ -71,22 +72,22 @@ class Tier:
 _STANDARDS = {
     "floor_area_m2_per_100_households": 30.0,
     "min_community_space_m2": 300.0,
-    "min_complex_floor_area_m2": 600.0,
-    "preferred_complex_floor_area_m2": 800.0,
     "workers_per_10000_residents": 18.0,
     "kindergarten_households": 1500.0,
     "primary_school_households": 3000.0,
     "persons_per_household": PERSONS_PER_HOUSEHOLD,
 }
 _SOURCES = {
-    "floor_area_m2_per_100_households": "community service floor area >= 30 m2 per 100 households "
-                                        "(national community service facility standard)",
-    "min_community_space_m2": "every urban community's service space >= 300 m2 (Deyang)",
-    "min_complex_floor_area_m2": "embedded service complex >= 600 m2 (Deyang)",
-    "preferred_complex_floor_area_m2": "embedded service complex 800 m2 preferred (Deyang)",
-    "workers_per_10000_residents": "18 community workers per 10,000 residents",
-    "kindergarten_households": "a kindergarten per >= 1,500 households (Baoji)",
-    "primary_school_households": "a primary school per >= 3,000 households (Baoji)",
+    "floor_area_m2_per_100_households": "Baoji: community office and service space >= 30 m2 per 100 "
+                                        "households (按照每百户30平方米以上标准落实社区办公服务场所)",
+    "min_community_space_m2": "Deyang: every urban community's service space >= 300 m2, per community "
+                              "(全市208个城市社区,阵地面积全部达到300平方米以上)",
+    "workers_per_10000_residents": "Baoji and Neijiang: >= 18 community workers per 10,000 urban "
+                                   "residents (每万城镇常住人口拥有社区工作者18人)",
+    "kindergarten_households": "Baoji: a public-benefit kindergarten in every community of >= 1,500 "
+                               "households (1500户以上居民社区设有1所以上普惠性幼儿园), checked per community",
+    "primary_school_households": "Baoji: a primary school in every community of >= 3,000 households "
+                                 "(3000户以上居民社区设有1所以上小学), checked per community",
     "persons_per_household": "2.62 persons per household, China's 2020 census",
     "snap_cap_metres": "choice: beyond 300 m of straight walk to a walkable street a point is "
                        "reported as off-network",
@@ -146,6 +147,9 @@ class Profile:
         Where the numbers come from, and which are this profile's choices.
     services : dict
         The service catalogue configuration, carried unchanged (read by :mod:`circles.services`).
+    city : str or None
+        The city whose documents' rules (:mod:`circles.readers.city_rules`) the communities are held
+        to, per community, with ``--units`` (``deyang``, ``baoji``, ``neijiang``, ``weinan``).
 
     """
 
@@ -162,9 +166,15 @@ class Profile:
     lang: str = "zh"
     sources: dict[str, str] = field(default_factory=lambda: dict(_SOURCES))
     services: dict = field(default_factory=dict)
+    city: str | None = None
 
     def __post_init__(self) -> None:
         self.tiers = tuple(self.tiers)
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        """The rules of the city's documents, each with its source (none without a city)."""
+        return rules_for(self.city) if self.city else ()
 
     @property
     def persons_per_household(self) -> float:
@@ -255,7 +265,7 @@ class Profile:
 
     def to_dict(self) -> dict[str, Any]:
         """A plain, JSON/YAML/TOML-serialisable dict (unset tier fields left out)."""
-        d = asdict(self)
+        d = {k: v for k, v in asdict(self).items() if v is not None}
         d["tiers"] = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in t.items()
                        if v is not None and v != ()} for t in d["tiers"]]
         return json.loads(json.dumps(d, ensure_ascii=False))
@@ -320,17 +330,16 @@ _BUILTIN: dict[str, Profile] = {
     "deyang": Profile(
         name="deyang", title_zh="城市社区便民服务综合体（德阳）", title_en="Community service complexes (Deyang)",
         tiers=_tiers(
-            {"name_zh": "片区级", "name_en": "district", "minutes": 15, "min_floor_area_m2": 800},
-            {"name_zh": "社区级", "name_en": "community", "minutes": 10, "min_floor_area_m2": 600},
-            {"name_zh": "驿站级", "name_en": "station", "minutes": 5, "min_floor_area_m2": 300}),
-        walk_kmh=WALK_KMH, nested=True, osm_tags=copy.deepcopy(_COMPLEX_TAGS),
+            {"name_zh": "片区级", "name_en": "district", "minutes": 15},
+            {"name_zh": "社区级", "name_en": "community", "minutes": 10},
+            {"name_zh": "驿站级", "name_en": "station", "minutes": 5}),
+        walk_kmh=WALK_KMH, nested=True, osm_tags=copy.deepcopy(_COMPLEX_TAGS), city="deyang",
         sources={**_SOURCES,
                  "tiers": "Deyang service complexes: 80 = 8 district (15 min) + 40 community (10 min) "
                           "+ 32 station (5 min); a higher tier also serves the lower ones (nested)",
                  "walk_kmh": "4.5 km/h (75 m/min) default walking speed; 4.0 and 5.0 are common",
-                 "min_floor_area": "district 800 m2 and community 600 m2 (embedded complex >= 600, 800 "
-                                   "preferred), station 300 m2 (community space >= 300); which "
-                                   "number goes to which tier is this profile's choice",
+                 "min_floor_area": "no tier minimum: no document sets one per complex; Deyang's 300 m2 "
+                                   "is per community (min_community_space_m2), checked with --units",
                  "osm_tags": "choice: the closest OSM tags; complexes are rarely tagged, so give a "
                              "facility table for an audit"}),
     "gb50180": Profile(
@@ -374,6 +383,26 @@ _BUILTIN: dict[str, Profile] = {
                            "as in GB 50180 (set nested: true to let higher levels count)",
                  "osm_tags": "choice: the GB 50180-2018 Appendix B facility kinds per level"}),
 }
+
+def _city_profile(city: str, title_zh: str, title_en: str, tiers_source: str) -> Profile:
+    """A city's profile: Deyang's three complex tiers, the city's own documents' rules."""
+    base = _BUILTIN["deyang"]
+    return replace(base, name=city, title_zh=title_zh, title_en=title_en, city=city,
+                   standards=dict(base.standards), osm_tags=copy.deepcopy(base.osm_tags),
+                   sources={**base.sources, "tiers": tiers_source})
+
+
+_BUILTIN.update({
+    "baoji": _city_profile("baoji", "城市社区便民服务（宝鸡）", "Community services (Baoji)",
+                           "Deyang's three complex tiers (15/10/5 min): Baoji's document sets no tiers "
+                           "of its own; it sets a 15-minute walk to school (15分钟步行入学圈)"),
+    "neijiang": _city_profile("neijiang", "城市社区便民服务（内江）", "Community services (Neijiang)",
+                              "Deyang's three complex tiers (15/10/5 min): Neijiang's document names a "
+                              "15-minute service circle (“15分钟服务圈”) but no lower tiers"),
+    "weinan": _city_profile("weinan", "城市社区网格服务（渭南）", "Community grid services (Weinan)",
+                            "Deyang's three complex tiers (15/10/5 min): Weinan's document sets grid "
+                            "levels (小区—楼栋—单元), not service tiers"),
+})
 
 _TOP_KEYS = set(Profile.__dataclass_fields__) | {"extends"}
 _TIER_KEYS = set(Tier.__dataclass_fields__)
@@ -506,6 +535,7 @@ _TOP_RULES = {
     "osm_tags": (lambda v: isinstance(v, dict), "a mapping of tier codes to OSM tags",
                  'osm_tags: {community: {amenity: ["community_centre"]}}'),
     "services": (lambda v: isinstance(v, dict), "a mapping", "services: {...}"),
+    "city": (lambda v: v is None or str(v).lower() in CITIES, "one of " + ", ".join(CITIES), "city: baoji"),
 }
 _TIER_RULES = {
     "code": (lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", v),

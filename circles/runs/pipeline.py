@@ -190,6 +190,8 @@ def _coverage_run(inputs: RunInputs, folder: Path, *, manifest: Manifest | None,
                                    standards=check_standards(result))
         if access is not None:
             files += _write_services(access, folder)
+        if units is not None and profile.rules:
+            files += _write_scorecard(result, units, access, inputs.unit_column, folder, manifest)
     manifest.count(nodes=net.n_nodes, facilities=len(fac),
                    facilities_ok=int((result.facilities["status"] == "ok").sum()),
                    demand_points=len(result.demand), population=round(result.input_pop, 1))
@@ -206,6 +208,22 @@ def _coverage_run(inputs: RunInputs, folder: Path, *, manifest: Manifest | None,
             _draw_map(folder, manifest, lang)
     manifest.write(folder)
     return out_run
+
+
+def _write_scorecard(result, units, access, unit_column, folder: Path, manifest: Manifest) -> list[Path]:
+    """The profile city's rules per community (``standards_by_unit.csv``) and one row per
+    community (``scorecard.csv``), worst first; the manifest says how many meet every rule."""
+    from ..engine.community_rules import evaluate_units, scorecard
+    from ..outputs.tables import write_csv
+
+    by_unit = evaluate_units(result, units, result.profile.rules, unit_column=unit_column, access=access)
+    card = scorecard(result, units, by_unit, unit_column=unit_column)
+    manifest.set("scorecard", {"city": result.profile.city, "communities": len(card),
+                               "all_passed": int(card["all_passed"].sum()),
+                               "rules_evaluated": int(by_unit["passed"].notna().sum()),
+                               "not_evaluated": sorted(set(by_unit.loc[by_unit["note"].str.startswith(
+                                   "not evaluated"), "note"]))})
+    return [write_csv(by_unit, folder / "standards_by_unit.csv"), write_csv(card, folder / "scorecard.csv")]
 
 
 def _services(inputs: RunInputs, net, result, profile, manifest):

@@ -201,8 +201,9 @@ def _capacity(profile, tier: str, floor_area: np.ndarray) -> tuple[np.ndarray, n
     if t.min_floor_area_m2:
         assumed, source = float(t.min_floor_area_m2), f"the profile's minimum for a {t.code} (tiers.{t.code}.min_floor_area_m2)"
     else:
-        assumed = float(profile.standards.get("min_complex_floor_area_m2", 600.0))
-        source = "the profile's minimum for a service complex: standards.min_complex_floor_area_m2"
+        # No document sets a complex's size; a new site brings at least the space a community must have.
+        assumed = float(profile.standards.get("min_community_space_m2", 300.0))
+        source = "the space every community must have: standards.min_community_space_m2"
     per100 = float(profile.standards.get("floor_area_m2_per_100_households", 30.0))
     pph = profile.persons_per_household
     area = np.where(np.isfinite(floor_area), floor_area, assumed)
