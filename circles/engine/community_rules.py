@@ -19,10 +19,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
 from ..readers.city_rules import Rule
 from ..readers.services import Category, service_points
-from ..readers.tables import find_column
+from ..readers.tables import header_key, match_column
+from ..readers.units import unit_of, unit_polygons
 from .service_access import ServiceAccess, service_access
 
 if TYPE_CHECKING:
@@ -36,9 +36,6 @@ ALL_UNITS = "(all units)"
 BY_UNIT_COLUMNS = ["level", "unit", "rule", "part", "source", "value", "threshold",
                    "unit_of_measure", "passed", "note"]
 
-# Tried in this order, so that the name column is the one compute_coverage(units=) picks.
-_NAME_ALIASES = ("unit", "name", "名称", "社区", "社区名称", "街道", "community", "网格", "grid",
-                 "小区", "district", "id")
 _COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "households": ("households", "household", "户数", "总户数", "居民户数"),
     "residents": ("residents", "population", "常住人口", "人口", "居民人数"),
@@ -55,44 +52,14 @@ _SHORT = "the plan is city-wide: a study area smaller than the city falls short"
 _HALF = 0.5  # a school nearby counts when at least half the unit's residents reach it
 
 
-def _norm(name: object) -> str:
-    return str(name).strip().lower().replace(" ", "").replace("_", "")
-
-
-def _find(columns: Sequence[object], aliases: Sequence[str]) -> str | None:
-    wanted = [_norm(a) for a in aliases]
-    by_norm = {_norm(c): str(c) for c in columns}
-    return next((by_norm[w] for w in wanted if w in by_norm), None)
-
-
-def _name_column(units: gpd.GeoDataFrame, unit_column: str | None) -> str:
-    col = unit_column or _find(list(units.columns), _NAME_ALIASES) or find_column(units.columns, "name")
-    if col is None or col not in units.columns:
-        raise DataError(f"no unit name column (looked for {', '.join(_NAME_ALIASES)}; found "
-                        f"{', '.join(map(str, units.columns))})", field=unit_column or "unit",
-                        fix="name the column 'unit' or pass --unit-column")
-    return str(col)
-
-
 def _within(frame: gpd.GeoDataFrame, points: gpd.GeoSeries) -> np.ndarray:
-    """The unit each point lies in (``NO_UNIT`` for none; on a shared border, the first)."""
-    if not len(points):
-        return np.array([], dtype=object)
-    pts = gpd.GeoDataFrame(geometry=points.reset_index(drop=True), crs=points.crs)
-    polys = gpd.GeoDataFrame({"unit": frame.index.to_numpy()}, geometry=frame.geometry.to_numpy(),
-                             crs=frame.crs)
-    joined = gpd.sjoin(pts, polys, how="left", predicate="within")
-    joined = joined[~joined.index.duplicated(keep="first")]
-    return joined["unit"].fillna(NO_UNIT).reindex(pts.index).astype(str).to_numpy()
+    """The unit (``frame``'s index) each point lies in, ``NO_UNIT`` for none."""
+    return unit_of(points, frame.rename_axis("unit").reset_index(), missing=NO_UNIT).astype(str)
 
 
 def _context(result: CoverageResult, units: gpd.GeoDataFrame, unit_column: str | None,
              level: str, access: ServiceAccess | None) -> _Context:
-    if units.crs is None:
-        raise DataError("the units file has no CRS", field="crs",
-                        fix="save the units with a CRS (a .prj beside a Shapefile)")
-    raw = units.to_crs(4326)
-    raw = raw.assign(unit=raw[_name_column(units, unit_column)].astype(str))
+    raw = unit_polygons(units, unit_column)
     # A unit drawn as several rows is one unit: its parts are joined, its figures added up.
     frame = gpd.GeoDataFrame({"unit": raw["unit"]}, geometry=raw.geometry, crs=4326) \
         .dissolve(by="unit", sort=False)
@@ -129,7 +96,7 @@ class _Context:
     def column(self, need: str, part: str = "") -> str | None:
         """The units layer's column holding ``need`` (or the part's own name)."""
         aliases = (*_COLUMN_ALIASES.get(need, (need,)), *((part,) if part else ()))
-        return _find([c for c in self.raw.columns if c != "unit"], aliases)
+        return match_column([c for c in self.raw.columns if c != "unit"], aliases)
 
     def values(self, column: str) -> pd.Series:
         """A numeric column per unit; units drawn as several rows add up, blanks stay NaN."""
@@ -425,7 +392,7 @@ def _evaluate(ctx: _Context, rule: Rule) -> list[dict]:
     if rule.kind in _STRUCTURES:
         return []
     level = ctx.level
-    if rule.scope in _LEVELS and _norm(level) not in {_norm(n) for n in _LEVELS[rule.scope]}:
+    if rule.scope in _LEVELS and header_key(level) not in {header_key(n) for n in _LEVELS[rule.scope]}:
         return [_row(rule, ALL_UNITS, None, None,
                      f"not evaluated: a rule per {rule.scope}; these units are {level}")]
     evaluator = _EVALUATORS.get(rule.kind)

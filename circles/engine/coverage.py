@@ -22,6 +22,7 @@ import shapely
 
 from ..errors import DataError
 from ..readers.profiles import Profile, get_profile
+from ..readers.units import unit_of, unit_polygons
 from .network import WalkNetwork
 from .placement import attach, place
 from .routing import Anchors, coverage_matrix, nearest_by_tier
@@ -31,7 +32,6 @@ __all__ = ["TABLE_COLUMNS", "CoverageResult", "compute_coverage"]
 TABLE_COLUMNS = ["population", "covered_pop", "uncovered_pop", "offnetwork_pop", "outside_pop",
                  "covered_share"]
 _NO_UNIT = "(no unit)"
-_UNIT_ALIASES = ("unit", "name", "名称", "社区", "社区名称", "街道", "community", "district", "id")
 
 
 @dataclass
@@ -320,20 +320,8 @@ def _demand_parts(demand) -> tuple[gpd.GeoDataFrame, float, str, bool]:
 
 def _assign_units(units: gpd.GeoDataFrame, points: gpd.GeoDataFrame, unit_column: str | None
                   ) -> tuple[gpd.GeoDataFrame, np.ndarray]:
-    if units.crs is None:
-        raise DataError("the units file has no CRS", field="crs",
-                        fix="save the units with a CRS (a .prj beside a Shapefile)")
-    col = unit_column or next((c for c in _UNIT_ALIASES if c in units.columns), None)
-    if col is None or col not in units.columns:
-        raise DataError(f"no unit name column (looked for {', '.join(_UNIT_ALIASES)}; found "
-                        f"{', '.join(map(str, units.columns))})", field=unit_column or "unit",
-                        fix="name the column 'unit' or pass --unit-column")
-    u = units[[col, "geometry"]].rename(columns={col: "unit"}).to_crs(4326)
-    u["unit"] = u["unit"].astype(str)
-    joined = gpd.sjoin(points[["geometry"]], u, how="left", predicate="within")
-    # A point on a shared border may fall in two units: keep the first so nobody counts twice.
-    joined = joined[~joined.index.duplicated(keep="first")]
-    return u, joined["unit"].fillna(_NO_UNIT).reindex(points.index).to_numpy()
+    u = unit_polygons(units, unit_column)[["unit", "geometry"]]
+    return u, unit_of(points.geometry, u, missing=_NO_UNIT)
 
 
 def _facility_loads(result: CoverageResult, fac_anchors: Anchors, demand_anchors: Anchors, *,

@@ -12,7 +12,7 @@ go onto their residential parts (:mod:`circles.population_residential`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import geopandas as gpd
@@ -24,8 +24,9 @@ from ..constants import PERSONS_PER_HOUSEHOLD
 from ..errors import DataError
 from .crs import parse_crs, to_wgs84
 from .demand import Demand, make_demand, numbers
+from .options import known_options
 from .population_values import check_values, first_row_of, parse_counts, row_list
-from .tables import find_column, read_table, table_points
+from .tables import find_column, match_column, read_table, table_points
 
 __all__ = ["PERSONS_PER_HOUSEHOLD", "CountOptions", "Demand", "from_points", "from_polygons", "read_population"]
 
@@ -80,12 +81,7 @@ class CountOptions:
     @classmethod
     def from_options(cls, options: dict) -> CountOptions:
         """The options from keyword arguments, an unknown name being a clear error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise DataError(f"unknown population option {', '.join(unknown)}", field=unknown[0],
-                            fix="use one of: " + ", ".join(sorted(known)))
-        out = cls(**options)
+        out = cls(**known_options(cls, options, what="population"))
         return replace(out, group_columns=tuple(out.group_columns))
 
 
@@ -94,11 +90,6 @@ class CountOptions:
 def _numeric_columns(df: pd.DataFrame) -> list[str]:
     geom = df.geometry.name if isinstance(df, gpd.GeoDataFrame) else None
     return [str(c) for c in df.columns if c != geom and numbers(df[c]).notna().any()]
-
-
-def _match(columns, aliases: tuple[str, ...]) -> str | None:
-    wanted = {a.lower().replace("_", "").replace(" ", "") for a in aliases}
-    return next((c for c in columns if str(c).strip().lower().replace("_", "").replace(" ", "") in wanted), None)
 
 
 def _require_column(df: pd.DataFrame, name: str, file, option: str) -> str:
@@ -120,10 +111,10 @@ def _count_column(df: pd.DataFrame, opt: CountOptions, *, file) -> tuple[str, fl
         return col, persons_per_household, f"households '{col}' × {persons_per_household:g} persons"
     if pop_column is not None:
         return _require_column(df, pop_column, file, "pop_column"), 1.0, f"'{pop_column}'"
-    col = find_column(df.columns, "pop") or _match(df.columns, _POP_ALIASES)
+    col = find_column(df.columns, "pop") or match_column(df.columns, _POP_ALIASES)
     if col is not None:
         return col, 1.0, f"'{col}'"
-    col = _match(df.columns, _HOUSEHOLD_ALIASES)
+    col = match_column(df.columns, _HOUSEHOLD_ALIASES)
     if col is not None:
         return col, persons_per_household, f"households '{col}' × {persons_per_household:g} persons"
     raise DataError(f"no population or household column (numeric columns found: "

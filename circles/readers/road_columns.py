@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputFileError
+from .tables import match_column
 
 __all__ = ["find_column", "line_levels", "walkable_rows"]
 
@@ -22,10 +23,6 @@ _LAYER = ("layer", "层", "层级", "layerno")
 _YES = {"yes", "y", "true", "t", "1", "是", "可", "可步行", "允许"}
 _NO = {"no", "n", "false", "f", "0", "否", "不可", "不可步行", "禁止"}
 _BLANK = {"", "nan", "none", "<na>", "null"}
-
-
-def _norm(name) -> str:
-    return str(name).strip().lower().replace(" ", "").replace("_", "")
 
 
 def find_column(gdf: pd.DataFrame, given: str | None, aliases: tuple[str, ...], path, option: str | None
@@ -61,8 +58,7 @@ def find_column(gdf: pd.DataFrame, given: str | None, aliases: tuple[str, ...], 
             raise InputFileError(f"no column {given!r} in the road layer", file=path, field=given,
                                  fix=f"give {option}= one of: " + ", ".join(map(str, gdf.columns[:30])))
         return given
-    by_norm = {_norm(c): c for c in gdf.columns if c != "geometry"}
-    return next((by_norm[a] for a in aliases if a in by_norm), None)
+    return match_column(gdf.columns, aliases)
 
 
 def _text(values: pd.Series) -> pd.Series:

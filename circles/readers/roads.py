@@ -10,7 +10,7 @@ counts every fix, so the bureau can see what was changed and fix its source.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
@@ -23,6 +23,7 @@ from ..errors import DataError, InputFileError, NetworkError
 from .crs import WGS84, parse_crs, to_wgs84, utm_crs
 from .files import require_file
 from .linework import MM, repair_linework
+from .options import known_options
 from .road_columns import find_column, line_levels, walkable_rows
 from .roads_osm import osm_paths
 
@@ -331,12 +332,7 @@ class RoadOptions:
     @classmethod
     def from_options(cls, options: dict) -> RoadOptions:
         """The options from keyword arguments, an unknown name being a clear error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise DataError(f"unknown road-line option {', '.join(unknown)}", field=unknown[0],
-                            fix="use one of: " + ", ".join(sorted(known)))
-        return cls(**options)
+        return cls(**known_options(cls, options, what="road-line"))
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import shapely
 from ..errors import DataError, InputFileError
 from .crs import to_wgs84
 
-__all__ = ["ALIASES", "find_column", "first_row", "read_table", "table_points"]
+__all__ = ["ALIASES", "find_column", "first_row", "header_key", "match_column", "read_table", "table_points"]
 
 _GEO_SUFFIXES = {".gpkg", ".geojson", ".json", ".shp", ".gdb", ".fgb", ".parquet"}
 _BOM = b"\xef\xbb\xbf"
@@ -49,15 +49,22 @@ ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _norm(name: str) -> str:
+def header_key(name: object) -> str:
+    """A header as it is compared: trimmed, lower-cased, without spaces or underscores."""
     return str(name).strip().lower().replace(" ", "").replace("_", "")
+
+
+def match_column(columns, aliases) -> str | None:
+    """The column whose header is the first of ``aliases`` found (compared by :func:`header_key`)."""
+    by_key = {header_key(c): c for c in columns if c != "geometry"}
+    return next((by_key[k] for k in map(header_key, aliases) if k in by_key), None)
 
 
 def find_column(columns, field: str) -> str | None:
     """The column of ``columns`` that names ``field`` (by :data:`ALIASES`), or ``None``."""
-    wanted = {_norm(a) for a in ALIASES.get(field, (field,))}
+    wanted = {header_key(a) for a in ALIASES.get(field, (field,))}
     for col in columns:
-        if _norm(col) in wanted:
+        if header_key(col) in wanted:
             return col
     return None
 
@@ -165,7 +172,7 @@ def _read_excel(path: Path, sheet: str | int) -> pd.DataFrame:
     return df
 
 
-_KNOWN = {_norm(a) for names in ALIASES.values() for a in names}
+_KNOWN = {header_key(a) for names in ALIASES.values() for a in names}
 
 
 def _header_row(rows: list[list], path: Path) -> int:
@@ -178,7 +185,7 @@ def _header_row(rows: list[list], path: Path) -> int:
     """
     filled = [[str(c).strip() for c in r if c is not None and str(c).strip() not in ("", "nan")]
               for r in rows]
-    known = [sum(_norm(c) in _KNOWN for c in r) for r in filled]
+    known = [sum(header_key(c) in _KNOWN for c in r) for r in filled]
     if not known or known[0] >= 2:
         return 0
     for i, k in enumerate(known):

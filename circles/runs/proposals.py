@@ -4,7 +4,7 @@ before/after scenario, written into the run folder."""
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import geopandas as gpd
@@ -18,6 +18,7 @@ from ..engine.siting import CoverageTarget, MaximalCovering, candidate_nodes
 from ..errors import DataError
 from ..outputs.tables import write_csv, write_layers
 from ..readers.crs import from_wgs84
+from ..readers.options import known_options
 from ..readers.tables import find_column, read_table, table_points
 
 __all__ = ["SiteRequest", "candidate_anchors", "propose", "scenario_table"]
@@ -72,12 +73,7 @@ class SiteRequest:
     @classmethod
     def of(cls, request: SiteRequest | None = None, **options) -> SiteRequest:
         """``request`` (default: the defaults) with ``options`` set; an unknown option is an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise DataError(f"unknown siting option {', '.join(unknown)}", field=unknown[0],
-                            fix="use one of: " + ", ".join(sorted(known)))
-        return replace(request or cls(), **options)
+        return replace(request or cls(), **known_options(cls, options, what="siting"))
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> SiteRequest:
