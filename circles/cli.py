@@ -183,7 +183,8 @@ def _routing_args(sp, *, population: bool = False, required: bool = True) -> Non
     sp.add_argument("--drop-invalid", action="store_true",
                     help="exclude population rows with empty, non-numeric or negative counts and "
                          "count them, instead of stopping at the first")
-    sp.add_argument("--units", default=None, help="administrative unit polygons")
+    sp.add_argument("--units", action="append", default=None,
+                    help="administrative unit polygons; repeat for levels from the top down (街道, 社区, 网格)")
     sp.add_argument("--lang", choices=("zh", "en"), default=None, help="map language")
     sp.add_argument("--services", default=None,
                     help="service points table, or 'osm' for the extract's own (kindergartens, "

@@ -48,6 +48,7 @@ _COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
 _LEVELS = {"community": ("community", "社区"), "grid": ("grid", "网格")}
 _STRUCTURES = ("unit_levels", "criteria", "catalogue")
 _REPORTED = "reported, no pass mark in the document"
+_PER_UNIT = "counted in the unit; the plan is city-wide"
 _SHORT = "the plan is city-wide: a study area smaller than the city falls short"
 _HALF = 0.5  # a school nearby counts when at least half the unit's residents reach it
 
@@ -377,6 +378,9 @@ def _planned_counts(ctx: _Context, rule: Rule) -> list[dict]:
             else (have >= planned, "" if have >= planned else _SHORT)
         rows.append(_row(rule, CITY, None if passed is None else have, passed, note, part=part,
                          threshold=planned))
+        # Per unit the count is told, not judged: the documents plan complexes city-wide only.
+        units = ctx.facility_unit[ctx.usable()][tiers == part]
+        rows += [_row(rule, u, float((units == u).sum()), None, _PER_UNIT, part=part) for u in ctx.names]
     return rows
 
 

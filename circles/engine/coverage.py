@@ -22,7 +22,7 @@ import shapely
 
 from ..errors import DataError
 from ..readers.profiles import Profile, get_profile
-from ..readers.units import unit_of, unit_polygons
+from ..readers.units import UnitLevel, unit_levels, unit_of
 from .network import WalkNetwork
 from .placement import attach, place
 from .routing import Anchors, coverage_matrix, nearest_by_tier
@@ -58,7 +58,11 @@ class CoverageResult:
     is_estimate : bool
         True when the population is an estimate (from OSM).
     units : geopandas.GeoDataFrame or None
-        The administrative units, with a ``unit`` column.
+        The units of the finest level, with ``unit`` and ``parent`` columns.
+    unit_levels : list of UnitLevel
+        Every level of units, from the top down (:func:`circles.readers.units.unit_levels`).
+    level_units : dict
+        Per level name, the unit each demand point lies in (``(no unit)`` for none).
     network : WalkNetwork
         The network routed on.
     demand_anchors, facility_anchors : Anchors
@@ -86,6 +90,8 @@ class CoverageResult:
     population_label: str = ""
     is_estimate: bool = False
     units: gpd.GeoDataFrame | None = None
+    unit_levels: list[UnitLevel] = field(default_factory=list)
+    level_units: dict[str, np.ndarray] = field(default_factory=dict)
     edge_pop: float | None = None
     edge_metres: float = 0.0
     notes: list = field(default_factory=list)
@@ -137,24 +143,45 @@ class CoverageResult:
         return pd.DataFrame(rows)
 
     def by_unit(self) -> pd.DataFrame:
-        """Coverage per administrative unit and tier (points in no unit under ``(no unit)``)."""
-        rows = []
+        """Coverage per unit and tier, level by level from the top down (points in no unit of a
+        level under ``(no unit)``): each level's rows add up to the city's, and to the level above."""
         pop = self.demand["pop"].to_numpy(float)
-        units = self.demand["unit"].astype(str).to_numpy()
-        names = list(dict.fromkeys(
-            ([*self.units["unit"].astype(str)] if self.units is not None else []) + sorted(set(units))))
-        for tier in self.profile.tiers:
-            covered = self.covered_mask(tier.code)
-            for name in names:
-                extra = self.outside_extra_pop if name == _NO_UNIT else 0.0
-                mask = units == name
-                if not mask.any() and extra == 0 and name == _NO_UNIT:
-                    continue
-                rows.append({"unit": name, "tier": tier.code,
-                             "threshold_minutes": round(self.profile.threshold_minutes(tier.code), 3),
-                             "threshold_metres": round(self.profile.threshold_metres(tier.code), 1),
-                             **self.account(mask, covered, pop, extra)})
-        return pd.DataFrame(rows)
+        levels = [(lv.name, list(lv.polygons["unit"].astype(str)), dict(zip(
+            lv.polygons["unit"].astype(str), lv.polygons["parent"].astype(str), strict=True)))
+            for lv in self.unit_levels] or [("unit", [], {})]
+        frames = []
+        for level, names, parents in levels:
+            units = self.level_units.get(level, self.demand["unit"].astype(str).to_numpy())
+            for tier in self.profile.tiers:
+                table = self._account_by(units, self.covered_mask(tier.code), pop, names)
+                frames.append(table.assign(
+                    level=level, parent=table["unit"].map(parents).fillna(""), tier=tier.code,
+                    threshold_minutes=round(self.profile.threshold_minutes(tier.code), 3),
+                    threshold_metres=round(self.profile.threshold_metres(tier.code), 1)))
+        out = pd.concat(frames, ignore_index=True)
+        return out[["level", "unit", "parent", "tier", "threshold_minutes", "threshold_metres",
+                    "population", "covered_pop", "uncovered_pop", "offnetwork_pop", "outside_pop",
+                    "covered_share"]]
+
+    def _account_by(self, units: np.ndarray, covered: np.ndarray, pop: np.ndarray,
+                    names: list[str]) -> pd.DataFrame:
+        """The four-way account of every unit at once (one group-by, not one pass per unit)."""
+        status = self.demand["status"].to_numpy()
+        frame = pd.DataFrame({"unit": units, "covered_pop": np.where(covered, pop, 0.0),
+                              "ok": np.where(status == "ok", pop, 0.0),
+                              "offnetwork_pop": np.where(status == "off_network", pop, 0.0),
+                              "outside_pop": np.where(status == "outside", pop, 0.0)})
+        sums = frame.groupby("unit", sort=False).sum()
+        order = list(dict.fromkeys([*names, *sorted(set(units) - set(names))]))
+        sums = sums.reindex(order, fill_value=0.0)
+        if self.outside_extra_pop or _NO_UNIT in sums.index:
+            sums.loc[_NO_UNIT, "outside_pop"] = sums["outside_pop"].get(_NO_UNIT, 0.0) + self.outside_extra_pop
+            sums = sums.fillna(0.0)
+        sums["population"] = sums["ok"] + sums["offnetwork_pop"] + sums["outside_pop"]
+        sums["uncovered_pop"] = sums["ok"] - sums["covered_pop"]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sums["covered_share"] = np.where(sums["population"] > 0, sums["covered_pop"] / sums["population"], np.nan)
+        return sums.rename_axis("unit").reset_index()
 
     def facility_table(self) -> pd.DataFrame:
         """Each facility: tier, floor area, population in its circle and served, m² per 100
@@ -200,7 +227,8 @@ def facility_anchors(facilities: gpd.GeoDataFrame, net: WalkNetwork, profile: Pr
 
 
 def compute_coverage(net: WalkNetwork, facilities: gpd.GeoDataFrame, demand, *,
-                     profile: Profile | str | None = None, units: gpd.GeoDataFrame | None = None,
+                     profile: Profile | str | None = None,
+                     units: gpd.GeoDataFrame | list[gpd.GeoDataFrame] | None = None,
                      unit_column: str | None = None, horizon_factor: float = 2.0,
                      facility_areas: str | int | None = None) -> CoverageResult:
     """Walking access from every demand point to the nearest facility of each tier.
@@ -216,7 +244,10 @@ def compute_coverage(net: WalkNetwork, facilities: gpd.GeoDataFrame, demand, *,
     profile
         The profile (default ``deyang``).
     units
-        Administrative unit polygons (any CRS) for the per-unit table.
+        Administrative unit polygons (any CRS) for the per-unit table: one layer (a ``level`` /
+        层级 column splits it into levels, a ``parent`` / 上级 column names each unit's parent), or
+        one layer per level from the top down (街道, 社区, 网格...; see
+        :func:`circles.readers.units.unit_levels`).
     unit_column
         The column naming each unit (default: the first of unit/name/名称/社区...).
     horizon_factor
@@ -249,12 +280,15 @@ def compute_coverage(net: WalkNetwork, facilities: gpd.GeoDataFrame, demand, *,
     for col in times.columns:
         # Nobody off the network or outside reaches a facility, whatever the snap found.
         out[col] = np.where(status == "ok", times[col].to_numpy(), -1 if col.endswith("_facility") else np.inf)
-    unit_gdf, out["unit"] = _assign_units(units, out, unit_column) if units is not None else (None, _NO_UNIT)
+    levels, level_units = _assign_units(units, out, unit_column) if units is not None else ([], {})
+    out["unit"] = level_units[levels[-1].name] if levels else _NO_UNIT
+    unit_gdf = levels[-1].polygons[["unit", "parent", "geometry"]] if levels else None
     edge_metres = max(profile.threshold_metres(t.code) for t in profile.tiers)
     edge_pop, notes = _edge_population(net, x, y, inside, out["pop"].to_numpy(float), edge_metres)
     result = CoverageResult(profile=profile, demand=out, facilities=fac, network=net,
                             outside_extra_pop=outside_extra, population_label=label,
-                            is_estimate=is_estimate, units=unit_gdf,
+                            is_estimate=is_estimate, units=unit_gdf, unit_levels=levels,
+                            level_units=level_units,
                             demand_anchors=demand_anchors, facility_anchors=fac_anchors,
                             edge_pop=edge_pop, edge_metres=edge_metres, notes=notes)
     from .isochrones import facility_areas_note
@@ -318,10 +352,12 @@ def _demand_parts(demand) -> tuple[gpd.GeoDataFrame, float, str, bool]:
     return demand.points, outside, getattr(demand, "label", ""), bool(getattr(demand, "is_estimate", False))
 
 
-def _assign_units(units: gpd.GeoDataFrame, points: gpd.GeoDataFrame, unit_column: str | None
-                  ) -> tuple[gpd.GeoDataFrame, np.ndarray]:
-    u = unit_polygons(units, unit_column)[["unit", "geometry"]]
-    return u, unit_of(points.geometry, u, missing=_NO_UNIT)
+def _assign_units(units, points: gpd.GeoDataFrame, unit_column: str | None
+                  ) -> tuple[list[UnitLevel], dict[str, np.ndarray]]:
+    """The levels of ``units`` (one layer or one per level) and the unit of each point at each level."""
+    given = isinstance(units, list) and len(units) > 0 and isinstance(units[0], UnitLevel)
+    levels = units if given else unit_levels(units, unit_column=unit_column)
+    return levels, {lv.name: unit_of(points.geometry, lv.polygons, missing=_NO_UNIT) for lv in levels}
 
 
 def _facility_loads(result: CoverageResult, fac_anchors: Anchors, demand_anchors: Anchors, *,

@@ -174,10 +174,16 @@ def write_coverage_run(result, out: str | Path, *, isochrones: dict[str, gpd.Geo
     if result.units is not None:
         by_unit = result.by_unit()
         written.append(write_csv(by_unit, out / "coverage_by_unit.csv"))
-        shares = by_unit.pivot_table(index="unit", columns="tier", values="covered_share", aggfunc="first")
-        shares.columns = [f"{c}_covered_share" for c in shares.columns]
-        units = result.units.merge(shares, left_on="unit", right_index=True, how="left")
-        written.append(write_layers({"units": units}, out / "units.gpkg"))
+        layers = {}
+        for k, level in enumerate(result.unit_levels):
+            rows = by_unit[by_unit["level"] == level.name]
+            shares = rows.pivot_table(index="unit", columns="tier", values="covered_share", aggfunc="first")
+            shares.columns = [f"{c}_covered_share" for c in shares.columns]
+            polys = level.polygons[["unit", "parent", "geometry"]].assign(level=level.name)
+            # "units" is the finest level (what maps and earlier runs read); every level has its own layer.
+            name = "units" if k == len(result.unit_levels) - 1 else f"units_{k + 1}"
+            layers[name] = polys.merge(shares, left_on="unit", right_index=True, how="left")
+        written.append(write_layers(layers, out / "units.gpkg"))
     written.append(write_csv(result.facility_table(), out / "facilities.csv"))
     demand = result.demand.copy()
     if result.is_estimate:

@@ -1,14 +1,18 @@
-"""Administrative units (社区, 街道, 网格...): their name column, their polygons, who lies in which."""
+"""Administrative units (街道, 社区, 网格...): their name column, their polygons, who lies in which, and
+their levels with each unit's parent."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
 
 from ..errors import DataError
-from .tables import match_column
+from .tables import header_key, match_column
 
-__all__ = ["UNIT_NAME_ALIASES", "unit_name_column", "unit_of", "unit_polygons"]
+__all__ = ["LEVEL_ORDER", "UNIT_NAME_ALIASES", "UnitLevel", "unit_levels", "unit_name_column", "unit_of",
+           "unit_polygons"]
 
 # Tried in this order: the first header found names the units.
 UNIT_NAME_ALIASES = ("unit", "name", "名称", "社区", "社区名称", "街道", "community", "网格", "grid",
@@ -53,3 +57,110 @@ def unit_of(points: gpd.GeoSeries, polygons: gpd.GeoDataFrame, *, missing: str) 
     joined = gpd.sjoin(pts, polygons[["unit", "geometry"]], how="left", predicate="within")
     joined = joined[~joined.index.duplicated(keep="first")]
     return joined["unit"].astype(object).where(joined["unit"].notna(), missing).reindex(pts.index).to_numpy()
+
+
+# Administrative levels from the top down, as the documents name them (市、区、街道、社区、网格、小区、楼栋、单元).
+LEVEL_ORDER = ("city", "市", "district", "区", "street", "街道", "community", "社区", "grid", "网格",
+               "compound", "小区", "building", "楼栋", "unit_entrance", "单元")
+_LEVEL_ALIASES = ("level", "层级", "级别", "等级")
+_PARENT_ALIASES = ("parent", "上级", "上级单元", "所属", "所属街道", "所属社区", "所属网格")
+
+
+@dataclass(frozen=True)
+class UnitLevel:
+    """One level of administrative units.
+
+    Attributes
+    ----------
+    name : str
+        The level (``街道``, ``社区``, ``网格``..., or ``level 2`` when nothing names it).
+    polygons : geopandas.GeoDataFrame
+        WGS-84, ``unit`` (the name), ``parent`` (the unit of the level above it lies in, ``""`` at
+        the top) and the layer's other columns.
+
+    """
+
+    name: str
+    polygons: gpd.GeoDataFrame
+
+
+def unit_levels(layers: gpd.GeoDataFrame | list[gpd.GeoDataFrame], *, unit_column: str | None = None,
+                files: list[str] | None = None) -> list[UnitLevel]:
+    """Units at one or more levels, from the top down, each unit with its parent.
+
+    Parameters
+    ----------
+    layers
+        One layer (its ``level`` / 层级 column, if any, splits it into levels; a ``parent`` / 上级
+        column names each unit's parent), or one layer per level, from the top down.
+    unit_column
+        The name column (default: the first of :data:`UNIT_NAME_ALIASES`).
+    files
+        The files the layers came from, for errors.
+
+    Returns
+    -------
+    list of UnitLevel
+        From the top level down. A unit's parent is its ``parent`` column where given, else the unit
+        of the level above that contains the unit's representative point.
+
+    Raises
+    ------
+    DataError
+        A parent that is no unit of the level above, or a level named twice.
+
+    """
+    frames = layers if isinstance(layers, list) else [layers]
+    files = files or [None] * len(frames)
+    levels: list[tuple[str, gpd.GeoDataFrame, str | None]] = []
+    for k, (frame, file) in enumerate(zip(frames, files, strict=True)):
+        polys = unit_polygons(frame, unit_column)
+        by = match_column(polys.columns, _LEVEL_ALIASES)
+        if by is None or len(frames) > 1:
+            name = _level_name(polys, by, default=f"level {k + 1}" if len(frames) > 1 else "unit")
+            levels.append((name, polys, file))
+        else:
+            levels += [(str(v), part, file) for v, part in polys.groupby(polys[by].astype(str), sort=False)]
+    if len(frames) == 1 and len(levels) > 1:
+        levels.sort(key=lambda lv: _rank(lv[0]))
+    names = [lv[0] for lv in levels]
+    if len(set(names)) < len(names):
+        raise DataError(f"the level {next(n for n in names if names.count(n) > 1)!r} is given twice",
+                        field="level", fix="give one layer per level, from the top down (街道, 社区, 网格)")
+    out: list[UnitLevel] = []
+    for name, polys, file in levels:
+        parent = _parents(polys, out[-1] if out else None, file)
+        out.append(UnitLevel(name=name, polygons=polys.assign(parent=parent).reset_index(drop=True)))
+    return out
+
+
+def _level_name(polys: gpd.GeoDataFrame, by: str | None, *, default: str) -> str:
+    """A layer's level: its level column's one value, else its name column's header when that is a
+    level word (社区, 街道...), else ``default``."""
+    if by is not None and polys[by].astype(str).nunique() == 1:
+        return str(polys[by].iloc[0])
+    header = next((str(c) for c in polys.columns if str(c) in LEVEL_ORDER), None)
+    return header or default
+
+
+def _rank(level: str) -> int:
+    key = header_key(level)
+    ranks = [i for i, n in enumerate(LEVEL_ORDER) if header_key(n) == key]
+    return ranks[0] // 2 if ranks else len(LEVEL_ORDER)
+
+
+def _parents(polys: gpd.GeoDataFrame, above: UnitLevel | None, file: str | None) -> np.ndarray:
+    if above is None:
+        return np.full(len(polys), "", dtype=object)
+    col = match_column(polys.columns, _PARENT_ALIASES)
+    if col is None:
+        inside = gpd.GeoSeries(polys.geometry.representative_point(), crs=polys.crs)
+        return unit_of(inside, above.polygons, missing="")
+    given = polys[col].astype(str).str.strip().to_numpy()
+    known = set(above.polygons["unit"])
+    bad = [i for i, p in enumerate(given) if p not in known]
+    if bad:
+        raise DataError(f"the parent {given[bad[0]]!r} is no unit of the level {above.name!r} "
+                        f"({len(bad)} rows)", file=file, row=bad[0] + 1, field=col,
+                        fix=f"name a unit of {above.name}: " + ", ".join(sorted(known)[:8]))
+    return given.astype(object)

@@ -98,7 +98,9 @@ def _resolve_paths(city: dict, base: Path) -> None:
         return str(p if p.is_absolute() else (base / p))
 
     for key in _PATH_KEYS:
-        if city.get(key) and str(city[key]).lower() != "osm":
+        if isinstance(city.get(key), list):  # units at several levels, top first
+            city[key] = [resolved(v) for v in city[key]]
+        elif city.get(key) and str(city[key]).lower() != "osm":
             city[key] = resolved(city[key])
     if city.get("compare"):
         city["compare"] = resolved(city["compare"])
@@ -113,9 +115,10 @@ def _signature(city: dict) -> str:
     clean = {k: v for k, v in city.items() if not k.startswith("_") and k != "compare"}
     h.update(json.dumps(clean, sort_keys=True, default=str).encode())
     for key in _PATH_KEYS:
-        value = city.get(key)
-        if value and Path(str(value)).exists():
-            h.update(file_sha256(value).encode())
+        values = city.get(key) if isinstance(city.get(key), list) else [city.get(key)]
+        for value in values:
+            if value and Path(str(value)).exists():
+                h.update(file_sha256(value).encode())
     return h.hexdigest()
 
 

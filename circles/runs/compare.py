@@ -114,7 +114,10 @@ def _coverage_changes(before: pd.DataFrame, after: pd.DataFrame, keys: list[str]
             vb, va = d.get(f"{col}_b"), d.get(f"{col}_a")
             vb = float(vb) if vb is not None and pd.notna(vb) else np.nan
             va = float(va) if va is not None and pd.notna(va) else np.nan
-            rows.append({"kind": f"{kind} {label}", "subject": d.get("unit", "study area"),
+            subject = d.get("unit", "study area")
+            if d.get("level") and d["level"] != "unit":
+                subject = f"{d['level']} {subject}"
+            rows.append({"kind": f"{kind} {label}", "subject": subject,
                          "tier": d["tier"], "unit": d.get("unit", ""), "before": vb, "after": va,
                          "change": va - vb, "detail": col})
     return rows
@@ -186,7 +189,8 @@ def compare_audits(previous: str | Path, current: str | Path, *, write: bool = T
     ub = _read(prev, "coverage_by_unit.csv", required=False)
     ua = _read(new, "coverage_by_unit.csv", required=False)
     if ub is not None and ua is not None:
-        rows += _coverage_changes(ub, ua, ["unit", "tier"], "unit coverage")
+        keys = ["level", "unit", "tier"] if "level" in ub.columns and "level" in ua.columns else ["unit", "tier"]
+        rows += _coverage_changes(ub, ua, keys, "unit coverage")
     rows += _gap_changes(prev, new)
     out = pd.DataFrame(rows, columns=_COLUMNS)
     if write:

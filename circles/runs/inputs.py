@@ -27,8 +27,11 @@ def default_facilities() -> Path:
     return default_network_path().parent / "chengdu_facilities.csv"
 
 
-def resolve_path(value, base_dir: str | Path | None) -> str | None:
-    """``value`` relative to ``base_dir`` (absolute paths, ``None`` and ``osm`` stay as they are)."""
+def resolve_path(value, base_dir: str | Path | None):
+    """``value`` relative to ``base_dir`` (absolute paths, ``None`` and ``osm`` stay as they are;
+    a list, as for units at several levels, path by path)."""
+    if isinstance(value, list | tuple):
+        return [resolve_path(v, base_dir) for v in value]
     if not value or base_dir is None or str(value).lower() == "osm":
         return None if not value else str(value)
     p = Path(str(value))
@@ -48,7 +51,7 @@ class RunInputs:
     population: str | Path | None = None
     profile: str | Path | None = None
     crs: str = "wgs84"
-    units: str | Path | None = None
+    units: str | Path | list[str | Path] | None = None
     unit_column: str | None = None
     pop_column: str | None = None
     households_column: str | None = None
@@ -81,6 +84,10 @@ class RunInputs:
             entry = recorded.get(role) or {}
             if entry and str(params.get(role) or "").lower() != "osm":
                 params[role] = entry.get("path") or entry.get("source")
+        # Units at several levels are recorded as units, units_2, ... (top level first).
+        more = [recorded[f"units_{k}"] for k in range(2, 100) if f"units_{k}" in recorded]
+        if more:
+            params["units"] = [params["units"], *(e.get("path") or e.get("source") for e in more)]
         # A profile file is an input; a profile name is only a parameter.
         profile = recorded.get("profile") or {}
         params["profile"] = profile.get("path") or params.get("profile")

@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 
 from ..outputs.runfolder import Manifest
 from ..readers.files import require_file
+from ..readers.units import unit_levels
 from .inputs import RunInputs, default_facilities
 
 if TYPE_CHECKING:
@@ -67,9 +69,14 @@ def load_inputs(inputs: RunInputs, manifest: Manifest, *, progress=None):
                                  crs=inputs.population_crs, osm_path=osm_path, profile=profile,
                                  residential=residential, drop_invalid=inputs.drop_invalid)
     units = None
-    if inputs.units:
-        manifest.add_input("units", inputs.units)
-        units = gpd.read_file(require_file(inputs.units, what="units"), engine="pyogrio")
+    paths = inputs.units if isinstance(inputs.units, list | tuple) else [inputs.units] if inputs.units else []
+    if paths:
+        frames = []
+        for k, path in enumerate(paths):
+            manifest.add_input("units" if k == 0 else f"units_{k + 1}", path)
+            frames.append(gpd.read_file(require_file(path, what="units"), engine="pyogrio"))
+        units = unit_levels(frames if len(frames) > 1 else frames[0], unit_column=inputs.unit_column,
+                            files=[str(p) for p in paths] if len(frames) > 1 else [str(paths[0])])
     return net, profile, fac, demand, units
 
 
@@ -191,7 +198,7 @@ def _coverage_run(inputs: RunInputs, folder: Path, *, manifest: Manifest | None,
         if access is not None:
             files += _write_services(access, folder)
         if units is not None and profile.rules:
-            files += _write_scorecard(result, units, access, inputs.unit_column, folder, manifest)
+            files += _write_scorecard(result, units, access, folder, manifest)
     manifest.count(nodes=net.n_nodes, facilities=len(fac),
                    facilities_ok=int((result.facilities["status"] == "ok").sum()),
                    demand_points=len(result.demand), population=round(result.input_pop, 1))
@@ -210,20 +217,41 @@ def _coverage_run(inputs: RunInputs, folder: Path, *, manifest: Manifest | None,
     return out_run
 
 
-def _write_scorecard(result, units, access, unit_column, folder: Path, manifest: Manifest) -> list[Path]:
-    """The profile city's rules per community (``standards_by_unit.csv``) and one row per
+def _write_scorecard(result, levels, access, folder: Path, manifest: Manifest) -> list[Path]:
+    """The profile city's rules at every level of units (``standards_by_unit.csv``) and one row per
     community (``scorecard.csv``), worst first; the manifest says how many meet every rule."""
     from ..engine.community_rules import evaluate_units, scorecard
     from ..outputs.tables import write_csv
 
-    by_unit = evaluate_units(result, units, result.profile.rules, unit_column=unit_column, access=access)
-    card = scorecard(result, units, by_unit, unit_column=unit_column)
+    frames, cards = [], []
+    for level in levels:
+        kind = _level_kind(level.name, finest=level is levels[-1])
+        rows = evaluate_units(result, level.polygons, result.profile.rules, unit_column="unit", level=kind,
+                              access=access)
+        frames.append(rows.assign(level=level.name))
+        if kind == "community":
+            cards.append(scorecard(result, level.polygons, rows, unit_column="unit", level=kind)
+                         .assign(level=level.name))
+    by_unit = pd.concat(frames, ignore_index=True)
+    # City-wide rows (the 8/40/32 plan, workers city-wide) come once, with the top level.
+    city = by_unit["unit"] == "(city)"
+    by_unit = by_unit[~city | ~by_unit[["rule", "part"]].duplicated()].reset_index(drop=True)
+    card = pd.concat(cards, ignore_index=True) if cards else pd.DataFrame(columns=["level", "unit", "all_passed"])
     manifest.set("scorecard", {"city": result.profile.city, "communities": len(card),
-                               "all_passed": int(card["all_passed"].sum()),
+                               "all_passed": int(card["all_passed"].fillna(False).astype(bool).sum()),
                                "rules_evaluated": int(by_unit["passed"].notna().sum()),
                                "not_evaluated": sorted(set(by_unit.loc[by_unit["note"].str.startswith(
                                    "not evaluated"), "note"]))})
     return [write_csv(by_unit, folder / "standards_by_unit.csv"), write_csv(card, folder / "scorecard.csv")]
+
+
+def _level_kind(name: str, *, finest: bool) -> str:
+    """The level the documents' rules speak of: ``community`` for 社区 (and for the finest level when
+    no header names it), ``grid`` for 网格, else the level's own name (its rules are then not judged)."""
+    key = name.strip().lower()
+    if key in ("community", "社区") or (finest and (key == "unit" or key.startswith("level "))):
+        return "community"
+    return "grid" if key in ("grid", "网格") else name
 
 
 def _services(inputs: RunInputs, net, result, profile, manifest):
