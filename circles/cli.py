@@ -106,7 +106,8 @@ def _cmd_map(args: argparse.Namespace) -> int:
 
 
 def _cmd_services(args: argparse.Namespace) -> int:
-    _say(console.services_lines(load_catalogue(args.catalogue or get_profile(args.profile).services or None)))
+    profile = get_profile(args.profile)
+    _say(console.services_lines(load_catalogue(args.catalogue or profile.services or None, profile=profile)))
     return 0
 
 

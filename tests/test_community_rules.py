@@ -178,10 +178,16 @@ def test_planned_counts_and_walking_times_are_reported(net):
     fac = _facilities(net, [("a", "community", 290, 100, 400.0, "小学")])
     units = _units()
     res = compute_coverage(net, fac, _demand(net), profile="deyang", units=units)
-    counts = evaluate_units(res, units, [_rule("deyang", "complex_tier_counts")])
+    rows = evaluate_units(res, units, [_rule("deyang", "complex_tier_counts")])
+    counts = rows[rows["unit"] == CITY]
     assert counts["unit"].tolist() == [CITY] * 3
     assert dict(zip(counts["part"], counts["value"], strict=True)) == {"district": 0, "community": 1, "station": 0}
     assert not counts["passed"].any()
+    # Per unit the complexes are counted, not judged: the one community complex at x = 290 is in c0.
+    per_unit = rows[(rows["unit"] != CITY) & (rows["part"] == "community")].set_index("unit")["value"]
+    assert per_unit["c0"] == 1
+    assert per_unit.drop("c0").eq(0).all()
+    assert rows.loc[rows["unit"] != CITY, "passed"].isna().all()
     access = _access(res, "primary_school")
     walk = evaluate_units(res, units, [_rule("baoji", "school_walk_minutes")], access=access)
     share = _by(walk, "value")

@@ -146,3 +146,35 @@ def test_siting_for_a_service(tmp_path):
     scen = pd.read_csv(tmp_path / "s" / "scenario_comparison.csv", encoding="utf-8-sig")
     assert set(prop["service"]) == {"kindergarten"}
     assert scen["change_pop"].iloc[0] == pytest.approx(prop["new_covered_pop"].sum(), abs=0.5)
+
+
+def test_a_category_without_a_published_radius_takes_its_tiers_threshold_from_the_profile():
+    from circles.readers.services import builtin_catalogue, load_catalogue
+
+    deyang = {c.code: c for c in builtin_catalogue(profile="deyang")}
+    gb = {c.code: c for c in builtin_catalogue(profile="gb50180")}
+    # 社区卫生服务站 is a five-minute facility (GB 50180-2018 Appendix B): 5 min at 4.5 km/h = 375 m.
+    assert deyang["health"].threshold_metres(75.0) == pytest.approx(375.0)
+    assert gb["health"].threshold_metres(75.0) == pytest.approx(300.0)
+    assert deyang["market"].threshold_metres(75.0) == pytest.approx(750.0)
+    assert deyang["kindergarten"].threshold_metres(75.0) == 300.0  # its own published radius
+    mine = load_catalogue({"categories": [{"code": "library", "tier": "community"}]}, profile="deyang")
+    assert mine[0].minutes == 10
+    with pytest.raises(DataError, match="tier"):
+        load_catalogue({"categories": [{"code": "library", "tier": "block"}]}, profile="deyang")
+    with pytest.raises(DataError, match="exactly one of minutes, metres or tier"):
+        load_catalogue({"categories": [{"code": "library", "tier": "community", "minutes": 5}]})
+
+
+def test_the_catalogue_and_the_gb_profiles_place_each_facility_kind_at_one_tier():
+    """One source of truth: the tier a category takes its threshold from is the tier at which the
+    GB 50180 profile counts that kind of OSM facility."""
+    from circles import get_profile
+    from circles.readers.services import builtin_catalogue
+
+    tags = get_profile("gb50180").osm_tags
+    level_of = {v: tier for tier, kv in tags.items() for vals in kv.values() for v in vals}
+    tier_of = {c.code: c.tier for c in builtin_catalogue() if c.tier}
+    for code, osm_value in (("health", "clinic"), ("market", "marketplace"),
+                            ("community_service", "community_centre"), ("elderly_care", "day_care")):
+        assert tier_of[code] == level_of[osm_value], code

@@ -9,7 +9,7 @@ one multi-source pass per category; tables, the life-circle score and what is mi
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import geopandas as gpd
@@ -18,7 +18,8 @@ import pandas as pd
 import shapely
 import yaml
 
-from ..errors import DataError, ValidationError
+from ..errors import DataError, ProfileError, ValidationError
+from .profiles import Profile, get_profile
 from .tables import find_column, read_table, table_points
 
 __all__ = ["Category", "builtin_catalogue", "load_catalogue", "parse_services", "service_points"]
@@ -28,7 +29,12 @@ _SEPARATORS = re.compile(r"[;；,，、|/]+")
 
 @dataclass(frozen=True)
 class Category:
-    """One service category; ``minutes`` or ``metres`` is its threshold."""
+    """One service category; ``minutes``, ``metres`` or ``tier`` gives its threshold.
+
+    A category the standards give no radius of names the ``tier`` of the profile it belongs to and
+    takes that tier's threshold (:meth:`for_profile`), so the profile is the one place a tier's
+    minutes are set.
+    """
 
     code: str
     name_zh: str
@@ -40,14 +46,32 @@ class Category:
     required: bool = True
     aliases: tuple[str, ...] = ()
     source: str = ""
+    tier: str | None = None
 
     def threshold_metres(self, metres_per_minute: float) -> float:
         """The threshold as network metres."""
+        if self.metres is None and self.minutes is None:
+            raise ProfileError(f"category {self.code!r} takes the threshold of tier {self.tier!r}, "
+                               "which no profile has given it yet", field="tier",
+                               fix="load the catalogue with its profile: load_catalogue(..., profile=...)")
         return float(self.metres) if self.metres is not None else float(self.minutes) * metres_per_minute
+
+    def for_profile(self, profile: Profile) -> Category:
+        """The category with its tier's threshold in ``profile`` (unchanged when it has its own)."""
+        if self.tier is None or self.minutes is not None or self.metres is not None:
+            return self
+        tier = profile.tier(self.tier)
+        if tier.minutes is not None:
+            return replace(self, minutes=profile.threshold_minutes(tier),
+                           source=f"{self.source}: {tier.code} tier of {profile.name}, "
+                                  f"{profile.threshold_minutes(tier):g} min")
+        return replace(self, metres=profile.threshold_metres(tier),
+                       source=f"{self.source}: {tier.code} tier of {profile.name}, "
+                              f"{profile.threshold_metres(tier):g} m")
 
 
 _GB = "GB 50180-2018 facility table: service radius"
-_TIER = "no published figure: the threshold of the tier it belongs to"
+_TIER = "GB 50180-2018 Appendix B places it in the {} circle; no radius is published, so the threshold of that tier"
 _BUILTIN = [
     Category("kindergarten", "幼儿园", "kindergarten / nursery", metres=300,
              osm_tags={"amenity": ["kindergarten", "childcare"]}, group="children",
@@ -56,35 +80,38 @@ _BUILTIN = [
              group="school_age", source=f"{_GB} <= 500 m"),
     Category("middle_school", "中学", "middle school", metres=1000, osm_tags={"amenity": ["school"]},
              group="school_age", aliases=("初中",), source=f"{_GB} <= 1000 m"),
-    Category("health", "社区卫生服务站", "community health station", minutes=15,
+    Category("health", "社区卫生服务站", "community health station", tier="station",
              osm_tags={"amenity": ["clinic", "doctors", "hospital"], "healthcare": ["clinic", "centre"]},
-             aliases=("社区卫生服务中心", "卫生服务站", "卫生站", "clinic"), source=f"{_TIER} (15 min)"),
-    Category("elderly_care", "日间照料中心", "elderly day care", minutes=10,
+             aliases=("社区卫生服务中心", "卫生服务站", "卫生站", "clinic"), source=_TIER.format("five-minute")),
+    Category("elderly_care", "日间照料中心", "elderly day care", tier="station",
              osm_tags={"amenity": ["social_facility"], "social_facility": ["day_care", "nursing_home"]},
-             group="elderly", aliases=("日间照料", "养老服务", "养老", "老年服务"), source=f"{_TIER} (10 min)"),
-    Category("market", "菜市场", "market / fresh food", minutes=10,
+             group="elderly", aliases=("日间照料", "养老服务", "养老", "老年服务"),
+             source=_TIER.format("five-minute")),
+    Category("market", "菜市场", "market / fresh food", tier="community",
              osm_tags={"amenity": ["marketplace"], "shop": ["greengrocer", "supermarket"]},
-             aliases=("生鲜超市", "农贸市场", "市场"), source=f"{_TIER} (10 min)"),
-    Category("community_service", "社区服务站", "community service station", minutes=10,
+             aliases=("生鲜超市", "农贸市场", "市场"), source=_TIER.format("ten-minute")),
+    Category("community_service", "社区服务站", "community service station", tier="station",
              osm_tags={"amenity": ["community_centre", "townhall"], "office": ["government"]},
-             aliases=("党群服务中心", "社区服务中心", "便民服务"), source=f"{_TIER} (10 min)"),
-    Category("culture_sport", "文化活动站", "culture and sport", minutes=10,
+             aliases=("党群服务中心", "社区服务中心", "便民服务"), source=_TIER.format("five-minute")),
+    Category("culture_sport", "文化活动站", "culture and sport", tier="station",
              osm_tags={"leisure": ["fitness_centre", "sports_centre", "fitness_station", "pitch"],
                        "amenity": ["library", "arts_centre"]},
-             aliases=("健身场地", "文体活动", "文化站"), source=f"{_TIER} (10 min)"),
-    Category("canteen", "社区食堂", "community canteen", minutes=10,
+             aliases=("健身场地", "文体活动", "文化站"), source=_TIER.format("five-minute")),
+    Category("canteen", "社区食堂", "community canteen", tier="station",
              osm_tags={"amenity": ["canteen", "food_court"]}, required=False,
-             aliases=("长者食堂", "食堂"), source=f"{_TIER} (10 min); optional in the score"),
+             aliases=("长者食堂", "食堂"), source=_TIER.format("five-minute") + "; optional in the score"),
 ]
 _FIELDS = set(Category.__dataclass_fields__)
 
 
-def builtin_catalogue() -> list[Category]:
-    """The built-in catalogue (codes are a stable contract)."""
-    return list(_BUILTIN)
+def builtin_catalogue(*, profile: Profile | str | None = None) -> list[Category]:
+    """The built-in catalogue (codes are a stable contract), its tier-named thresholds taken from
+    ``profile`` (default ``deyang``)."""
+    return _for_profile(list(_BUILTIN), profile)
 
 
-def load_catalogue(source: str | Path | list | dict | None = None) -> list[Category]:
+def load_catalogue(source: str | Path | list | dict | None = None, *,
+                   profile: Profile | str | None = None) -> list[Category]:
     """A catalogue from YAML, an Excel sheet, a profile's ``services`` config, or the built-in.
 
     A YAML file holds ``categories:`` (a list of mappings with the fields of :class:`Category`);
@@ -92,7 +119,7 @@ def load_catalogue(source: str | Path | list | dict | None = None) -> list[Categ
     category with those columns.
     """
     if source is None or (isinstance(source, dict | list) and not source):
-        return builtin_catalogue()
+        return builtin_catalogue(profile=profile)
     file = None
     if isinstance(source, str | Path):
         file = Path(source)
@@ -107,7 +134,7 @@ def load_catalogue(source: str | Path | list | dict | None = None) -> list[Categ
                                 fix="give a YAML file with 'categories:' or an Excel sheet") from err
     else:
         data = source if isinstance(source, dict) else {"categories": source}
-    base = {c.code: c for c in builtin_catalogue()} if data.get("extends") else {}
+    base = {c.code: c for c in _BUILTIN} if data.get("extends") else {}
     for i, raw in enumerate(data.get("categories") or [], start=1):
         if not isinstance(raw, dict) or not raw.get("code"):
             raise DataError("a category needs a code", file=file, row=i, field="code",
@@ -117,9 +144,9 @@ def load_catalogue(source: str | Path | list | dict | None = None) -> list[Categ
             raise DataError(f"unknown keys {sorted(unknown)}", file=file, row=i, field=sorted(unknown)[0],
                             fix=f"use {', '.join(sorted(_FIELDS))}")
         item = {**(base[raw["code"]].__dict__ if raw["code"] in base else {}), **raw}
-        if (item.get("minutes") is None) == (item.get("metres") is None):
-            raise DataError("a category needs exactly one of minutes or metres", file=file, row=i,
-                            field=str(raw["code"]), fix="give minutes: 10 or metres: 500")
+        if sum(item.get(k) is not None for k in ("minutes", "metres", "tier")) != 1:
+            raise DataError("a category needs exactly one of minutes, metres or tier", file=file, row=i,
+                            field=str(raw["code"]), fix="give minutes: 10, metres: 500 or tier: station")
         if isinstance(item.get("aliases"), str):
             item["aliases"] = tuple(a.strip() for a in _SEPARATORS.split(item["aliases"]) if a.strip())
         item.setdefault("name_zh", item["code"])
@@ -128,7 +155,17 @@ def load_catalogue(source: str | Path | list | dict | None = None) -> list[Categ
         base[item["code"]] = Category(**item)
     if not base:
         raise DataError("the catalogue has no category", file=file, fix="list categories under 'categories:'")
-    return list(base.values())
+    return _for_profile(list(base.values()), profile)
+
+
+def _for_profile(catalogue: list[Category], profile: Profile | str | None) -> list[Category]:
+    """The catalogue with each tier-named threshold taken from ``profile`` (default ``deyang``)."""
+    resolved = get_profile(profile)
+    try:
+        return [c.for_profile(resolved) for c in catalogue]
+    except DataError as err:
+        raise DataError(f"a category names a tier the profile '{resolved.name}' does not have ({err.message})",
+                        field="tier", fix="use one of: " + ", ".join(t.code for t in resolved.tiers)) from err
 
 
 def _resolver(catalogue: list[Category]) -> dict[str, str]:

@@ -262,7 +262,7 @@ def _services(inputs: RunInputs, net, result, profile, manifest):
     from ..readers.osm import is_osm_file
     from ..readers.services import load_catalogue, service_points
 
-    catalogue = load_catalogue(profile.services or None)
+    catalogue = load_catalogue(profile.services or None, profile=profile)
     table = osm = None
     if inputs.services and str(inputs.services).lower() == "osm":
         src = str(net.report.get("source") or "")
