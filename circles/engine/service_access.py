@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from ..readers.services import Category, parse_services
 from .placement import snap_cap_metres
@@ -128,41 +129,48 @@ class ServiceAccess:
         ok_fac = np.flatnonzero(fac["status"].to_numpy() == "ok")
         ok = res.demand["status"].to_numpy() == "ok"
         mpm = res.profile.metres_per_minute
-        rows = []
+        columns = ["kind", "subject", "service", "people_lacking", "gain_if_offered"]
         if not len(ok_fac):
-            return pd.DataFrame(columns=["kind", "subject", "service", "people_lacking", "gain_if_offered"])
+            return pd.DataFrame(columns=columns)
         anchors = res.facility_anchors.subset(_mask(len(fac), ok_fac))
-        tiers = fac["tier"].to_numpy()[ok_fac]
-        catchment = {}
-        for t in res.profile.tiers:
-            sel = tiers == t.code
-            if sel.any():
-                m = coverage_matrix(res.network, anchors.subset(sel), res.demand_anchors,
-                                    limit_metres=res.profile.threshold_metres(t.code)).astype(bool).tocsr()
-                for j, row in zip(np.flatnonzero(sel).tolist(), range(m.shape[0]), strict=True):
-                    catchment[j] = m.indices[m.indptr[row]:m.indptr[row + 1]]
+        catchment = self._catchments(anchors, fac["tier"].to_numpy()[ok_fac])
         offers = (parse_services(fac["services"].iloc[ok_fac], self.catalogue, file=None, field="services")
                   if "services" in fac else [[] for _ in ok_fac])
+        names = fac["name"].astype(str).to_numpy()[ok_fac]
+        frames = []
         for c in self.required:
             w, _, _ = self.weights(c)
+            lacking = np.where(ok & ~self.covered[c.code], w, 0.0)
             near = coverage_matrix(res.network, anchors, res.demand_anchors,
-                                   limit_metres=c.threshold_metres(mpm)).astype(bool).tocsr()
-            lacking = ok & ~self.covered[c.code]
-            for k in range(len(ok_fac)):
-                if c.code in offers[k]:
-                    continue
-                idx = catchment.get(k, np.array([], dtype=int))
-                people = float(w[idx][lacking[idx]].sum())
-                if people <= 0:
-                    continue
-                reach = near.indices[near.indptr[k]:near.indptr[k + 1]]
-                gain = float(w[reach][lacking[reach]].sum())
-                # people_lacking: in the complex's own catchment; gain: everyone lacking it within
-                # the category's threshold of the complex, who would gain if it offered the service.
-                rows.append({"kind": "complex", "subject": str(fac["name"].iloc[ok_fac[k]]), "service": c.code,
-                             "people_lacking": round(people, 1), "gain_if_offered": round(gain, 1)})
-        return pd.DataFrame(rows, columns=["kind", "subject", "service", "people_lacking", "gain_if_offered"]) \
-            .sort_values("gain_if_offered", ascending=False, kind="stable")
+                                   limit_metres=c.threshold_metres(mpm)).astype(bool).astype(float).tocsr()
+            # people_lacking: in the complex's own catchment; gain: everyone lacking it within
+            # the category's threshold of the complex, who would gain if it offered the service.
+            people, gain = catchment @ lacking, near @ lacking
+            keep = (people > 0) & np.array([c.code not in o for o in offers], dtype=bool)
+            frames.append(pd.DataFrame({"kind": "complex", "subject": names[keep], "service": c.code,
+                                        "people_lacking": np.round(people[keep], 1),
+                                        "gain_if_offered": np.round(gain[keep], 1)}))
+        out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+        return out[columns].sort_values("gain_if_offered", ascending=False, kind="stable")
+
+    def _catchments(self, anchors: Anchors, tiers: np.ndarray) -> sparse.csr_matrix:
+        """Complexes × demand points: 1 where the point is within the complex's own tier threshold."""
+        res = self.result
+        rows = np.zeros(len(tiers), dtype=np.int64)
+        blocks, order = [], []
+        for t in res.profile.tiers:
+            sel = np.flatnonzero(tiers == t.code)
+            if len(sel):
+                blocks.append(coverage_matrix(res.network, anchors.subset(_mask(len(tiers), sel)),
+                                              res.demand_anchors,
+                                              limit_metres=res.profile.threshold_metres(t.code)).astype(bool))
+                order.append(sel)
+        n = len(res.demand)
+        if not blocks:
+            return sparse.csr_matrix((len(tiers), n))
+        stacked = sparse.vstack(blocks).astype(float).tocsr()
+        rows[np.concatenate(order)] = np.arange(len(tiers))
+        return stacked[rows]
 
     def score_hexagons(self, *, resolution: int | None = None):
         """The life-circle score on H3 hexagons: people, people reaching every required category,
