@@ -1,12 +1,16 @@
-"""Write the three teaching notebooks (outputs stripped) from the cells below.
+"""Write the teaching notebooks (outputs stripped) from the cells below.
 
-    python scripts/make_notebooks.py
+    python scripts/make_notebooks.py          # all of them
+    python scripts/make_notebooks.py 04       # only notebooks whose name starts with 04
 
-Edit the cells here, not the .ipynb files, so the notebooks stay reviewable as code.
+Edit the cells here, not the .ipynb files, so the notebooks stay reviewable as code. A cell keeps the
+id it has in the notebook already written (same position, same kind), so regenerating changes only
+the cells whose text changed.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import nbformat
@@ -136,14 +140,123 @@ ax.set_axis_off(); ax.set_title("People beyond 5 minutes of a station")
 plt.savefig(OUT / "03_gaps.png", dpi=90, bbox_inches="tight")"""),
 ]
 
+NB4 = [
+    new_markdown_cell("""# 04 · Community scorecard (社区达标评估)
+
+The rules planners are held to are set per community (社区), and they come from city documents:
+office and service space per 100 households (每百户), a public-benefit kindergarten (普惠性幼儿园) in
+every community of 1,500 households or more, community workers (社区工作者) per 10,000 residents,
+general social workers (全科社工) per community. This notebook checks each rule community by community
+on the embedded Chengdu data, with the document and the quote every rule comes from.
+
+**The communities are illustrative.** `data/chengdu_communities.gpkg` holds six sample communities
+(示例一社区…示例六社区) drawn as a 3 × 2 grid over the extract, with made-up households (户数) and workers
+(社区工作者). They are not Chengdu's real 社区 boundaries or figures; the facilities are sample
+complexes too, and the population is estimated from OSM buildings."""),
+    new_code_cell(SETUP + """
+import geopandas as gpd
+import pandas as pd
+
+pd.set_option("display.max_colwidth", 90)  # the notes name the missing column: keep them readable
+""" + '\nCOMMUNITIES = DATA / "chengdu_communities.gpkg"'),
+    new_markdown_cell("""## 1. The sample communities (示例社区)
+A name column (社区) and the figures a rule may need. 示例四社区 has no 户数 and no 社区工作者: its
+households are then estimated from the population inside it (÷ the profile's persons per household),
+and the scorecard says where each community's households came from."""),
+    new_code_cell("""communities = gpd.read_file(COMMUNITIES)
+communities.drop(columns="geometry")"""),
+    new_markdown_cell("""## 2. The rules and their sources (宝鸡)
+The `baoji` profile carries the rules of the Baoji document, each with its threshold and a
+verbatim quote, so every pass or fail in the scorecard can be traced to a sentence."""),
+    new_code_cell("""profile = circles.get_profile("baoji")
+rules = pd.DataFrame([{"code": r.code, "threshold": r.threshold, "unit_of_measure": r.unit_of_measure,
+                       "document": r.document, "quote": r.quote} for r in profile.rules])
+rules"""),
+    new_markdown_cell("""## 3. A coverage run with the communities
+The same run as `circles coverage --profile baoji --units chengdu_communities.gpkg`: coverage per
+tier on the street network, and, because units are given, every rule evaluated per community.
+Each run writes a folder of its own."""),
+    new_code_cell("""run = circles.coverage_run(circles.RunInputs(profile="baoji", units=COMMUNITIES), OUT / "baoji-run")
+sorted(p.name for p in run.folder.glob("*.csv"))"""),
+    new_markdown_cell("""## 4. The scorecard, worst first
+`scorecard.csv` has one row per community: population, households (and where they came from), the
+covered share per tier, how many rules were evaluated and failed, and which. A community with no
+rule the data can answer has no verdict (`all_passed` empty), rather than a pass. The sample
+facilities include no kindergarten or primary school (the warnings above say so), so every community
+large enough to need one fails that rule."""),
+    new_code_cell("""card = pd.read_csv(run.folder / "scorecard.csv")
+print(int(card["all_passed"].eq(True).sum()), "of", len(card), "communities meet every rule evaluated")
+card[["unit", "population", "households", "households_source", "covered_share_community",
+      "rules_evaluated", "rules_failed", "failed", "all_passed"]]"""),
+    new_code_cell("""assert card["rules_failed"].is_monotonic_decreasing  # worst first"""),
+    new_markdown_cell("""## 5. Rule by rule
+`standards_by_unit.csv` has one row per community and rule: the figure, the threshold, pass or fail
+and the source. The failures of the worst communities:"""),
+    new_code_cell("""rows = pd.read_csv(run.folder / "standards_by_unit.csv")
+worst = card["unit"].head(2)
+rows[rows["unit"].isin(worst) & rows["passed"].eq(False)][
+    ["unit", "rule", "value", "threshold", "unit_of_measure", "note"]]"""),
+    new_markdown_cell("""## 6. What the data cannot answer
+A rule whose figure the communities layer does not carry is never passed by default: it is listed
+as "not evaluated: needs column …", so the planner knows which column to add."""),
+    new_code_cell("""needs = rows[rows["note"].str.startswith("not evaluated", na=False)]
+needs.groupby(["rule", "note"])["unit"].apply(", ".join).reset_index()"""),
+    new_markdown_cell("""## 7. Adding a column: 全科社工 under `weinan`
+The Weinan document asks for at least 3 general social workers (全科社工) per community. The sample
+communities have no such column, so under the `weinan` profile the rule is not evaluated."""),
+    new_code_cell("""weinan = circles.get_profile("weinan")
+pd.DataFrame([{"code": r.code, "threshold": r.threshold, "quote": r.quote} for r in weinan.rules])"""),
+    new_code_cell("""before = circles.coverage_run(circles.RunInputs(profile="weinan", units=COMMUNITIES), OUT / "weinan-run")
+rule = "general_social_workers_min"
+by_unit = pd.read_csv(before.folder / "standards_by_unit.csv")
+by_unit[by_unit["rule"] == rule][["unit", "value", "threshold", "passed", "note"]]"""),
+    new_markdown_cell("""Add the column with geopandas (the figures below are made up, like the rest of the sample), save
+the layer as a new GeoPackage in this notebook's own output folder and run again."""),
+    new_code_cell("""with_workers = communities.copy()
+with_workers["全科社工"] = [4, 3, 1, None, 5, 2]  # made up, like 户数 and 社区工作者
+units_path = OUT / "communities_with_workers.gpkg"
+with_workers.to_file(units_path)
+after = circles.coverage_run(circles.RunInputs(profile="weinan", units=units_path), OUT / "weinan-with-workers")
+by_unit = pd.read_csv(after.folder / "standards_by_unit.csv")
+by_unit[by_unit["rule"] == rule][["unit", "value", "threshold", "passed", "note"]]"""),
+    new_code_cell("""pd.read_csv(after.folder / "scorecard.csv")[["unit", "rules_evaluated", "rules_failed", "failed",
+                                                  "all_passed"]]"""),
+    new_markdown_cell("""## 8. With your own communities
+These six are sample communities, not Chengdu's real 社区, and the verdicts above say nothing about
+the city. With a real layer (a name column such as 社区, and 户数, 常住人口, 社区工作者, 全科社工 where
+known) the same run is one command:
+
+```
+circles coverage --profile baoji --units communities.gpkg --out runs/baoji
+```"""),
+]
+
+
+NOTEBOOKS = (("01_coverage_audit", NB1), ("02_site_selection", NB2), ("03_bring_your_own_city", NB3),
+             ("04_community_scorecard", NB4))
+
+
+def _keep_ids(nb, path: Path) -> None:
+    """Give each cell the id it has in the notebook already at ``path`` (same position, same kind):
+    new_*_cell draws random ids, which would make every regeneration a diff of every cell."""
+    if not path.exists():
+        return
+    old = nbformat.read(path, as_version=4).cells
+    for cell, before in zip(nb.cells, old, strict=False):
+        if cell.cell_type == before.cell_type and "id" in before:
+            cell.id = before.id
+
 
 def main() -> None:
     out = ROOT / "notebooks"
     out.mkdir(exist_ok=True)
-    for name, cells in (("01_coverage_audit", NB1), ("02_site_selection", NB2),
-                        ("03_bring_your_own_city", NB3)):
+    wanted = sys.argv[1:]
+    for name, cells in NOTEBOOKS:
+        if wanted and not any(name.startswith(w) for w in wanted):
+            continue
         nb = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                                 "language": "python"}})
+        _keep_ids(nb, out / f"{name}.ipynb")
         nbformat.write(nb, out / f"{name}.ipynb")
         print(f"notebooks/{name}.ipynb")
 

@@ -11,9 +11,10 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_three_notebooks_without_outputs():
+def test_there_are_four_notebooks_without_outputs():
     assert [p.name for p in NOTEBOOKS] == ["01_coverage_audit.ipynb", "02_site_selection.ipynb",
-                                           "03_bring_your_own_city.ipynb"]
+                                           "03_bring_your_own_city.ipynb",
+                                           "04_community_scorecard.ipynb"]
     for path in NOTEBOOKS:
         assert '"output_type"' not in path.read_text(encoding="utf-8"), f"{path.name} has stored outputs"
 
