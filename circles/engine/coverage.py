@@ -57,8 +57,6 @@ class CoverageResult:
         Where the population came from; says "estimate" when it is one.
     is_estimate : bool
         True when the population is an estimate (from OSM).
-    units : geopandas.GeoDataFrame or None
-        The units of the finest level, with ``unit`` and ``parent`` columns.
     unit_levels : list of UnitLevel
         Every level of units, from the top down (:func:`circles.readers.units.unit_levels`).
     level_units : dict
@@ -89,13 +87,17 @@ class CoverageResult:
     outside_extra_pop: float = 0.0
     population_label: str = ""
     is_estimate: bool = False
-    units: gpd.GeoDataFrame | None = None
     unit_levels: list[UnitLevel] = field(default_factory=list)
     level_units: dict[str, np.ndarray] = field(default_factory=dict)
     edge_pop: float | None = None
     edge_metres: float = 0.0
     notes: list = field(default_factory=list)
     extras: dict = field(default_factory=dict)
+
+    @property
+    def units(self) -> gpd.GeoDataFrame | None:
+        """The finest level's units (``unit``, ``parent``, geometry), ``None`` without units."""
+        return self.unit_levels[-1].polygons[["unit", "parent", "geometry"]] if self.unit_levels else None
 
     @property
     def input_pop(self) -> float:
@@ -280,15 +282,13 @@ def compute_coverage(net: WalkNetwork, facilities: gpd.GeoDataFrame, demand, *,
     for col in times.columns:
         # Nobody off the network or outside reaches a facility, whatever the snap found.
         out[col] = np.where(status == "ok", times[col].to_numpy(), -1 if col.endswith("_facility") else np.inf)
-    levels, level_units = _assign_units(units, out, unit_column) if units is not None else ([], {})
+    levels, level_units = _assign_units(units, out, unit_column)
     out["unit"] = level_units[levels[-1].name] if levels else _NO_UNIT
-    unit_gdf = levels[-1].polygons[["unit", "parent", "geometry"]] if levels else None
     edge_metres = max(profile.threshold_metres(t.code) for t in profile.tiers)
     edge_pop, notes = _edge_population(net, x, y, inside, out["pop"].to_numpy(float), edge_metres)
     result = CoverageResult(profile=profile, demand=out, facilities=fac, network=net,
                             outside_extra_pop=outside_extra, population_label=label,
-                            is_estimate=is_estimate, units=unit_gdf, unit_levels=levels,
-                            level_units=level_units,
+                            is_estimate=is_estimate, unit_levels=levels, level_units=level_units,
                             demand_anchors=demand_anchors, facility_anchors=fac_anchors,
                             edge_pop=edge_pop, edge_metres=edge_metres, notes=notes)
     from .isochrones import facility_areas_note
@@ -355,6 +355,8 @@ def _demand_parts(demand) -> tuple[gpd.GeoDataFrame, float, str, bool]:
 def _assign_units(units, points: gpd.GeoDataFrame, unit_column: str | None
                   ) -> tuple[list[UnitLevel], dict[str, np.ndarray]]:
     """The levels of ``units`` (one layer or one per level) and the unit of each point at each level."""
+    if units is None:
+        return [], {}
     given = isinstance(units, list) and len(units) > 0 and isinstance(units[0], UnitLevel)
     levels = units if given else unit_levels(units, unit_column=unit_column)
     return levels, {lv.name: unit_of(points.geometry, lv.polygons, missing=_NO_UNIT) for lv in levels}

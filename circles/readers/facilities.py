@@ -7,6 +7,7 @@ Facilities outside the network's area or beyond the snap cap are not errors: the
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import geopandas as gpd
@@ -16,12 +17,15 @@ import shapely
 
 from ..errors import DataError, ValidationError
 from .profiles import Profile, get_profile
-from .tables import find_column, first_row, read_table, table_points
+from .tables import find_column, first_row, match_column, read_table, table_points
 
-__all__ = ["facilities_from_frame", "from_osm", "read_facilities"]
+__all__ = ["FUNCTION_HEADERS", "facilities_from_frame", "from_osm", "read_facilities", "split_functions"]
 
 _OUT = ["facility_id", "name", "tier", "tier_name", "floor_area_m2", "households_capacity",
         "status", "source_row"]
+# The headers of the column listing what a complex offers, first found wins.
+FUNCTION_HEADERS = ("functions", "服务功能")  # 功能 alone already names the services column
+_FUNCTION_SEPARATORS = re.compile(r"[;；、,，]")
 
 
 def read_facilities(path: str | Path, *, profile: Profile | str | None = None, crs: str = "wgs84",
@@ -33,8 +37,9 @@ def read_facilities(path: str | Path, *, profile: Profile | str | None = None, c
     path
         CSV (UTF-8 or GBK), Excel, GeoJSON, GeoPackage or Shapefile. Columns: name, tier (code,
         Chinese name such as 社区级, or minutes), lon/lat or x/y or a geometry, optional
-        floor_area_m2, households_capacity, id, services; Chinese headers (名称, 级别/等级,
-        经度, 纬度, 面积) are recognised. Polygon footprints are kept (column ``footprint``), so
+        floor_area_m2, households_capacity, id, services, functions (服务功能: what the
+        complex offers, separated by ``;``, ``；``, ``、``, ``,`` or ``，``); Chinese headers (名称,
+        级别/等级, 经度, 纬度, 面积) are recognised. Polygon footprints are kept (column ``footprint``), so
         that placing them on a network (:func:`circles.engine.placement.attach`) connects them where
         their boundary comes nearest a street, unless ``entrance_lon``/``entrance_lat``
         (入口经度/入口纬度) give the entrance.
@@ -51,7 +56,9 @@ def read_facilities(path: str | Path, *, profile: Profile | str | None = None, c
     geopandas.GeoDataFrame
         WGS-84 points with ``facility_id``, ``name``, ``tier``, ``tier_name``, ``floor_area_m2``,
         ``households_capacity``, ``status``, ``source_row`` (the row as the spreadsheet shows
-        it: header = row 1; a GIS layer's features count from 1) and the table's other columns.
+        it: header = row 1; a GIS layer's features count from 1) and the table's other columns;
+        with a functions column also ``functions``, its names as written joined by ``"; "``
+        (:func:`split_functions`).
 
     Raises
     ------
@@ -93,11 +100,40 @@ def facilities_from_frame(df: pd.DataFrame, *, profile: Profile | str | None = N
             out[str(col)] = df[col].to_numpy()
     if find_column(df.columns, "services") and "services" not in out.columns:
         out["services"] = df[find_column(df.columns, "services")].to_numpy()
+    functions = match_column(df.columns, FUNCTION_HEADERS)
+    if functions is not None:
+        out["functions"] = ["; ".join(split_functions(v)) for v in df[functions].tolist()]
     if footprints is not None:
         out["footprint"] = footprints
     gdf = gpd.GeoDataFrame(out, geometry=shapely.points(lon, lat), crs=4326)
     gdf.attrs["file"] = None if file is None else str(file)
     return gdf
+
+
+def split_functions(value: object) -> list[str]:
+    """The functions one cell of a ``functions`` column lists.
+
+    Parameters
+    ----------
+    value
+        A cell: names separated by ``;``, ``；``, ``、``, ``,`` or ``，``; empty or missing for none.
+
+    Returns
+    -------
+    list of str
+        The names as written, stripped of spaces, each once, in the cell's order.
+
+    """
+    if not isinstance(value, str):
+        if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+            return []
+        value = str(value)
+    names: list[str] = []
+    for part in _FUNCTION_SEPARATORS.split(value):
+        name = part.strip()
+        if name and name not in names:
+            names.append(name)
+    return names
 
 
 def _tier_codes(df: pd.DataFrame, col: str | None, profile: Profile, first: int

@@ -3,7 +3,8 @@
 Built-in: ``deyang`` (the default: service complexes, 15 / 10 / 5 min, nested), ``gb50180``
 (GB 50180-2018 life circles: 1000 / 500 / 300 m of network distance, not nested) and ``tdt1062``
 (TD/T 1062-2021 community life circles). Any profile can be written as YAML or TOML, optionally
-``extends:`` a built-in or another file, and is validated with errors that name the file and key.
+``extends:`` a built-in or another file, and is validated with errors that name the file and key
+(:mod:`circles.readers.profile_files` reads and checks the files).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import yaml
 
 from ..constants import PERSONS_PER_HOUSEHOLD, SNAP_CAP_METRES, STREET_BUFFER_METRES, WALK_KMH
 from ..errors import DataError, InputFileError, ProfileError
-from .city_rules import CITIES, Rule, rules_for
+from .city_rules import DEYANG_FUNCTIONS, Rule, rules_for
+from .profile_files import ProfileSchema, profile_fields, read_profile_mapping
 
 __all__ = ["Profile", "Tier", "get_profile", "list_profiles"]
 
@@ -112,7 +114,6 @@ _LEVEL_TAGS = {
     "station": {"amenity": ["kindergarten", "childcare", "clinic", "community_centre"],
                 "social_facility": ["day_care"], "leisure": ["fitness_station"]},
 }
-_PALETTE = ("#7b3294", "#2b83ba", "#1a9641", "#fdae61", "#d7191c", "#abdda4")
 _ZH_DIGITS = dict(zip("零一二两三四五六七八九", (0, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9), strict=True))
 _MINUTES_RE = re.compile(r"(\d+(?:\.\d+)?|[零一二两三四五六七八九十]+)\s*"
                          r"(min|mins|minute|minutes|-minute|分钟|分)?")
@@ -150,6 +151,9 @@ class Profile:
     city : str or None
         The city whose documents' rules (:mod:`circles.readers.city_rules`) the communities are held
         to, per community, with ``--units`` (``deyang``, ``baoji``, ``neijiang``, ``weinan``).
+    functions : dict
+        Per tier code, the functions a complex of that tier must offer (names as a facility
+        table's ``functions`` column writes them); empty: none asked.
 
     """
 
@@ -167,9 +171,11 @@ class Profile:
     sources: dict[str, str] = field(default_factory=lambda: dict(_SOURCES))
     services: dict = field(default_factory=dict)
     city: str | None = None
+    functions: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.tiers = tuple(self.tiers)
+        self.functions = {code: tuple(names) for code, names in self.functions.items()}
 
     @property
     def rules(self) -> tuple[Rule, ...]:
@@ -326,6 +332,12 @@ _GB_TIERS = ("GB 50180-2018 Table 4.0.1: 15-min life circle 800-1000 m walk, 50,
              "5-min 300 m, 5,000-12,000 people, 1,500-4,000 dwellings. 1000 m for the 15-min level "
              "(the upper end) is this profile's choice")
 
+# The functions every Deyang tier is asked for: the documents' categories as they name them, the
+# issue's eight (社区治理, the other text's name of 社区管理, counts as it: engine.complex_functions).
+_DEYANG_CATEGORIES = tuple(f.name_zh for f in DEYANG_FUNCTIONS if f.name_zh in {
+    "社区管理", "便民服务", "教育培训", "康养理疗", "青少年发展", "养老托幼", "文化交流", "商业商贸"})
+
+
 _BUILTIN: dict[str, Profile] = {
     "deyang": Profile(
         name="deyang", title_zh="城市社区便民服务综合体（德阳）", title_en="Community service complexes (Deyang)",
@@ -341,7 +353,14 @@ _BUILTIN: dict[str, Profile] = {
                  "min_floor_area": "no tier minimum: no document sets one per complex; Deyang's 300 m2 "
                                    "is per community (min_community_space_m2), checked with --units",
                  "osm_tags": "choice: the closest OSM tags; complexes are rarely tagged, so give a "
-                             "facility table for an audit"}),
+                             "facility table for an audit",
+                 "functions": "this profile's reading: the documents name a complex's functions without "
+                              "tiers (从社区管理、便民服务、教育培训等8大类53小类公共服务…按需配置; 建设集"
+                              "教育培训、文化交流、休闲娱乐、养老托幼、商业商贸等多种场景于一体的社区综合体), so "
+                              "every tier is asked for the catalogue's categories as the documents name "
+                              "them, eight (社区治理 counts as 社区管理; 休闲娱乐 is not asked); a city "
+                              "fills in its own 53 items (functions: {tier: [...]})"},
+        functions=dict.fromkeys(("district", "community", "station"), _DEYANG_CATEGORIES)),
     "gb50180": Profile(
         name="gb50180", title_zh="城市居住区规划设计标准 GB 50180-2018",
         title_en="Urban residential area planning standard GB 50180-2018",
@@ -387,9 +406,11 @@ _BUILTIN: dict[str, Profile] = {
 def _city_profile(city: str, title_zh: str, title_en: str, tiers_source: str) -> Profile:
     """A city's profile: Deyang's three complex tiers, the city's own documents' rules."""
     base = _BUILTIN["deyang"]
+    sources = {k: v for k, v in base.sources.items() if k != "functions"}
+    # Deyang's categories are Deyang's reading: the other cities' profiles ask for no functions.
     return replace(base, name=city, title_zh=title_zh, title_en=title_en, city=city,
                    standards=dict(base.standards), osm_tags=copy.deepcopy(base.osm_tags),
-                   sources={**base.sources, "tiers": tiers_source})
+                   sources={**sources, "tiers": tiers_source}, functions={})
 
 
 _BUILTIN.update({
@@ -404,8 +425,8 @@ _BUILTIN.update({
                             "levels (小区—楼栋—单元), not service tiers"),
 })
 
-_TOP_KEYS = set(Profile.__dataclass_fields__) | {"extends"}
-_TIER_KEYS = set(Tier.__dataclass_fields__)
+_SCHEMA = ProfileSchema(top_keys=frozenset(Profile.__dataclass_fields__) | {"extends"},
+                        tier_keys=frozenset(Tier.__dataclass_fields__), builtin=tuple(_BUILTIN))
 _SUFFIXES = (".yaml", ".yml", ".toml")
 
 
@@ -470,202 +491,8 @@ def _load(profile: str | Path | Profile | None, *, base_dir: Path | None,
 
 
 def _from_file(path: Path, seen: tuple[Path, ...]) -> Profile:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise InputFileError("the profile file is not UTF-8 text", file=path,
-                             fix="save it as UTF-8") from err
-    except OSError as err:
-        raise InputFileError(f"cannot read the profile file ({err.strerror})", file=path,
-                             fix="check the path and its permissions") from err
-    try:
-        if path.suffix.lower() == ".toml":
-            try:
-                import tomllib
-            except ModuleNotFoundError:  # Python 3.10
-                import tomli as tomllib
-            data = tomllib.loads(text)
-        else:
-            data = yaml.safe_load(text)
-    except Exception as err:
-        raise ProfileError(f"cannot parse the profile ({err})", file=path,
-                           fix="check the file's syntax (circles profiles deyang prints a valid one)") from err
-    if not isinstance(data, dict):
-        raise ProfileError("a profile file must be a mapping of keys", file=path,
-                           fix="start from: circles profiles deyang > my_profile.yaml")
-    return _from_dict(data, path, seen)
+    def base(extends: str) -> dict:
+        return _load(extends, base_dir=path.parent, seen=seen).to_dict()
 
-
-def _fail(path: Path, key: str, message: str, fix: str) -> ProfileError:
-    return ProfileError(message, file=path, field=key, fix=fix)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def _positive(v: Any) -> bool:
-    return _is_number(v) and v > 0
-
-
-def _texts(v: Any) -> bool:
-    return isinstance(v, list | tuple) and all(isinstance(x, str) for x in v)
-
-
-def _is_range(v: Any) -> bool:
-    return (isinstance(v, list | tuple) and len(v) == 2 and all(_is_number(x) for x in v)
-            and 0 <= v[0] <= v[1])
-
-
-# key: (test, what it must be, an example of a right value)
-_TOP_RULES = {
-    "name": (lambda v: isinstance(v, str) and v.strip(), "text", "name: my_city"),
-    "title_zh": (lambda v: isinstance(v, str), "text", 'title_zh: "某市社区生活圈"'),
-    "title_en": (lambda v: isinstance(v, str), "text", 'title_en: "My city"'),
-    "walk_kmh": (lambda v: _is_number(v) and 1 <= v <= 10, "a walking speed within 1-10 km/h",
-                 "walk_kmh: 4.5 (default), 4.0 or 5.0; slower for the elderly"),
-    "nested": (lambda v: isinstance(v, bool), "true or false",
-               "nested: true (complexes) or false (GB 50180 levels)"),
-    "snap_cap_metres": (_positive, "a positive number of metres", "snap_cap_metres: 300"),
-    "street_buffer_metres": (_positive, "a positive number of metres", "street_buffer_metres: 30"),
-    "lang": (lambda v: v in ("zh", "en"), "zh or en", "lang: zh"),
-    "standards": (lambda v: isinstance(v, dict), "a mapping", "standards: {persons_per_household: 2.62}"),
-    "sources": (lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
-                "a mapping of names to text", 'sources: {walk_kmh: "city survey 2025"}'),
-    "osm_tags": (lambda v: isinstance(v, dict), "a mapping of tier codes to OSM tags",
-                 'osm_tags: {community: {amenity: ["community_centre"]}}'),
-    "services": (lambda v: isinstance(v, dict), "a mapping", "services: {...}"),
-    "city": (lambda v: v is None or str(v).lower() in CITIES, "one of " + ", ".join(CITIES), "city: baoji"),
-}
-_TIER_RULES = {
-    "code": (lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", v),
-             "a plain word of letters, digits and _", "code: station"),
-    "name_zh": (lambda v: isinstance(v, str), "text", 'name_zh: "驿站级"'),
-    "name_en": (lambda v: isinstance(v, str), "text", 'name_en: "station"'),
-    "minutes": (_positive, "a positive number", "minutes: 5"),
-    "metres": (_positive, "a positive number", "metres: 300"),
-    "colour": (lambda v: isinstance(v, str) and re.fullmatch(r"#(?:[0-9a-fA-F]{3}){1,2}", v),
-               "a hex colour", 'colour: "#1a9641" (quoted in YAML)'),
-    "rank": (lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number", "rank: 1"),
-    "population_range": (_is_range, "a range [low, high]", "population_range: [5000, 12000]"),
-    "dwellings_range": (_is_range, "a range [low, high]", "dwellings_range: [1500, 4000]"),
-    "min_floor_area_m2": (_positive, "a positive area in m²", "min_floor_area_m2: 300"),
-    "aliases": (_texts, "a list of names", 'aliases: ["15min", "十五分钟"]'),
-}
-
-
-def _merge(base: dict, data: dict, path: Path) -> dict:
-    merged = {**base, **{k: v for k, v in data.items() if k != "extends"}}
-    for key in ("standards", "sources", "osm_tags", "services"):
-        if isinstance(data.get(key), dict):
-            merged[key] = {**base.get(key, {}), **data[key]}
-    if "tiers" in data:
-        if not isinstance(data["tiers"], list):
-            raise _fail(path, "tiers", "tiers must be a list", "give a list of tier mappings")
-        tiers = [dict(t) for t in base["tiers"]]
-        index = {t["code"]: i for i, t in enumerate(tiers)}
-        for t in data["tiers"]:
-            if isinstance(t, dict) and t.get("code") in index:
-                old = tiers[index[t["code"]]]
-                if "minutes" in t or "metres" in t:  # the override's unit replaces the base's
-                    old = {k: v for k, v in old.items() if k not in ("minutes", "metres")}
-                tiers[index[t["code"]]] = {**old, **t}
-            else:
-                tiers.append(t)
-        merged["tiers"] = tiers
-    return merged
-
-
-def _from_dict(data: dict, path: Path, seen: tuple[Path, ...] = ()) -> Profile:
-    unknown = sorted(set(map(str, data)) - _TOP_KEYS)
-    if unknown:
-        raise _fail(path, unknown[0], f"unknown key(s) {unknown}",
-                    f"allowed keys: {', '.join(sorted(_TOP_KEYS))}")
-    if "extends" in data:
-        if not isinstance(data["extends"], str):
-            raise _fail(path, "extends", "extends must be a profile name or a file path",
-                        f"e.g. extends: deyang ({', '.join(_BUILTIN)})")
-        merged = _merge(_load(data["extends"], base_dir=path.parent, seen=seen).to_dict(), data, path)
-    else:
-        merged = dict(data)
-    for key in ("name", "tiers"):
-        if not merged.get(key):
-            raise _fail(path, key, f"the profile has no '{key}'",
-                        "add it, or 'extends: deyang' to start from a built-in profile")
-    for key, (ok, what, example) in _TOP_RULES.items():
-        if key in merged and not ok(merged[key]):
-            raise _fail(path, key, f"{key} must be {what}, not {merged[key]!r}", example)
-    for k, v in merged.get("standards", {}).items():
-        if not _is_number(v) or v < 0:
-            raise _fail(path, f"standards.{k}", f"standard {k!r} must be a non-negative number, "
-                        f"not {v!r}", "give a number, e.g. persons_per_household: 2.62")
-    tiers = _check_tiers(merged["tiers"], path)
-    fields = {k: v for k, v in merged.items() if k != "tiers"}
-    fields.setdefault("title_zh", fields["name"])
-    fields.setdefault("title_en", fields["name"])
-    fields["osm_tags"] = _osm_tags(merged.get("osm_tags", {}), {t.code for t in tiers}, path)
-    return Profile(tiers=tuple(sorted(tiers, key=lambda t: -t.rank)), **fields)
-
-
-def _osm_tags(given: dict, codes: set[str], path: Path) -> dict[str, dict[str, list[str]]]:
-    """A profile's ``osm_tags``, checked: tier codes it has, keys mapped to lists of values."""
-    osm_tags = {}
-    for code, tags in given.items():
-        where = f"osm_tags.{code}"
-        if code not in codes:
-            raise _fail(path, where, f"osm_tags names tier {code!r}, which the profile does not have",
-                        f"use one of the tier codes: {', '.join(sorted(codes))}")
-        if not isinstance(tags, dict) or not all(isinstance(v, str) or _texts(v) for v in tags.values()):
-            raise _fail(path, where, "OSM tags must map keys to lists of values",
-                        'e.g. community: {amenity: ["community_centre"]}')
-        osm_tags[code] = {k: [v] if isinstance(v, str) else list(v) for k, v in tags.items()}
-    return osm_tags
-
-
-def _check_tiers(rows: Any, path: Path) -> list[Tier]:
-    if not isinstance(rows, list):
-        raise _fail(path, "tiers", "tiers must be a list", "give a list of tier mappings")
-    ranked = any(isinstance(r, dict) and "rank" in r for r in rows)
-    tiers, ranks = [], {}
-    for i, t in enumerate(rows, start=1):
-        t = _tier_row(t, i, path)
-        where = f"tiers[{i}] ({t['code']})"
-        if t["code"] in {x.code for x in tiers}:
-            raise _fail(path, where, f"duplicate tier code {t['code']!r}", "give every tier its own code")
-        if ranked and "rank" not in t:
-            raise _fail(path, f"{where}.rank", "this tier has no rank while others have one",
-                        "give every tier a rank (larger = higher), or none to rank them in order")
-        rank = t.get("rank", len(rows) - i + 1)
-        if rank in ranks:
-            raise _fail(path, f"{where}.rank", f"rank {rank} is also the rank of tier {ranks[rank]!r}",
-                        "give every tier its own rank (larger = higher)")
-        ranks[rank] = t["code"]
-        t.setdefault("colour", _PALETTE[(i - 1) % len(_PALETTE)])
-        tiers.append(Tier(**{"name_zh": t["code"], "name_en": t["code"], **t, "rank": rank,
-                             "aliases": tuple(t.get("aliases", ()))}))
-    return tiers
-
-
-def _tier_row(t: Any, i: int, path: Path) -> dict:
-    """One tier mapping, checked on its own: known keys, a code, valid values, minutes or metres."""
-    where = f"tiers[{i}]"
-    if not isinstance(t, dict):
-        raise _fail(path, where, "a tier must be a mapping",
-                    "give code, name_zh, name_en and minutes or metres")
-    bad = sorted(set(map(str, t)) - _TIER_KEYS)
-    if bad:
-        raise _fail(path, where, f"unknown tier key(s) {bad}",
-                    f"allowed: {', '.join(sorted(_TIER_KEYS))}")
-    t = {k: v for k, v in t.items() if v is not None}
-    if "code" not in t:
-        raise _fail(path, f"{where}.code", "a tier has no code", "code: station")
-    for key, (ok, what, example) in _TIER_RULES.items():
-        if key in t and not ok(t[key]):
-            raise _fail(path, f"{where}.{key}", f"{key} must be {what}, not {t[key]!r}", example)
-    if ("minutes" in t) == ("metres" in t):
-        raise _fail(path, f"tiers[{i}] ({t['code']})", "a tier needs exactly one of minutes or metres",
-                    "keep minutes: 5 or metres: 300, not both and not neither")
-    for key in ("population_range", "dwellings_range"):
-        if key in t:
-            t[key] = (int(t[key][0]), int(t[key][1]))
-    return t
+    fields = profile_fields(read_profile_mapping(path), path, schema=_SCHEMA, load_base=base)
+    return Profile(tiers=tuple(Tier(**t) for t in fields.pop("tiers")), **fields)

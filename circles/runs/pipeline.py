@@ -199,6 +199,8 @@ def _coverage_run(inputs: RunInputs, folder: Path, *, manifest: Manifest | None,
             files += _write_services(access, folder)
         if units is not None and profile.rules:
             files += _write_scorecard(result, units, access, folder, manifest)
+        if "functions" in result.facilities.columns and any(profile.functions.values()):
+            files += _write_functions(result, folder, manifest)
     manifest.count(nodes=net.n_nodes, facilities=len(fac),
                    facilities_ok=int((result.facilities["status"] == "ok").sum()),
                    demand_points=len(result.demand), population=round(result.input_pop, 1))
@@ -243,6 +245,16 @@ def _write_scorecard(result, levels, access, folder: Path, manifest: Manifest) -
                                "not_evaluated": sorted(set(by_unit.loc[by_unit["note"].str.startswith(
                                    "not evaluated"), "note"]))})
     return [write_csv(by_unit, folder / "standards_by_unit.csv"), write_csv(card, folder / "scorecard.csv")]
+
+
+def _write_functions(result, folder: Path, manifest: Manifest) -> list[Path]:
+    """What each complex's tier asks of it and it lacks (``functions_by_complex.csv``), worst first."""
+    from ..engine.complex_functions import functions_record, missing_functions
+    from ..outputs.tables import write_csv
+
+    table = missing_functions(result.facilities, result.profile)
+    manifest.set("functions", functions_record(table))
+    return [write_csv(table, folder / "functions_by_complex.csv")]
 
 
 def _level_kind(name: str, *, finest: bool) -> str:
