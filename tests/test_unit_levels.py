@@ -73,3 +73,15 @@ def test_a_run_with_two_levels_conserves_people_at_every_level_and_rolls_up(tmp_
     inputs = Inputs.from_manifest(__import__("json").loads((out / "manifest.json").read_text(encoding="utf-8")))
     assert [p.rsplit("/", 1)[-1] for p in inputs.units] == ["streets.gpkg", "communities.gpkg"]
     assert isinstance(RunInputs(units=inputs.units).units, list)
+
+
+def test_a_units_figure_that_is_no_number_is_an_error_naming_file_row_and_field(tmp_path, capsys):
+    units = _communities().astype({"户数": object})
+    units.loc[2, "户数"] = "约300"
+    units.to_file(tmp_path / "c.gpkg")
+    out = tmp_path / "run"
+    assert main(["coverage", "--profile", "baoji", "--units", str(tmp_path / "c.gpkg"), "--out", str(out)]) != 0
+    err = capsys.readouterr().err
+    assert "c.gpkg, row 3, field '户数': '约300' is not a number" in err
+    assert "fix:" in err
+    assert not out.exists()  # a failed run leaves nothing behind

@@ -19,7 +19,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from ..errors import DataError
 from ..readers.city_rules import Rule
+from ..readers.population_values import parse_counts
 from ..readers.services import Category, service_points
 from ..readers.tables import header_key, match_column
 from ..readers.units import unit_of, unit_polygons
@@ -59,20 +61,19 @@ def _within(frame: gpd.GeoDataFrame, points: gpd.GeoSeries) -> np.ndarray:
 
 
 def _context(result: CoverageResult, units: gpd.GeoDataFrame, unit_column: str | None,
-             level: str, access: ServiceAccess | None) -> _Context:
-    raw = unit_polygons(units, unit_column)
+             level: str, access: ServiceAccess | None, file: str | None) -> _Context:
+    raw = unit_polygons(units, unit_column, file=file)
     # A unit drawn as several rows is one unit: its parts are joined, its figures added up.
     frame = gpd.GeoDataFrame({"unit": raw["unit"]}, geometry=raw.geometry, crs=4326) \
         .dissolve(by="unit", sort=False)
-    known = None if result.units is None else set(result.units["unit"].astype(str))
-    # compute_coverage(units=) already placed everyone with the same names: reuse it, so the
-    # scorecard adds up to coverage_by_unit; otherwise place the demand here the same way.
-    if known == set(frame.index.astype(str)):
-        point_unit = result.demand["unit"].astype(str).to_numpy()
-    else:
-        point_unit = _within(frame, result.demand.geometry.to_crs(4326))
+    # compute_coverage(units=) already placed everyone at a level with the same names: reuse it, so
+    # the scorecard adds up to coverage_by_unit; otherwise place the demand here the same way.
+    names = set(frame.index.astype(str))
+    same = next((lv.name for lv in result.unit_levels if set(lv.polygons["unit"].astype(str)) == names), None)
+    point_unit = (result.level_units[same].astype(str) if same is not None
+                  else _within(frame, result.demand.geometry.to_crs(4326)))
     return _Context(result=result, access=access, level=level, frame=frame, raw=pd.DataFrame(raw),
-                    point_unit=point_unit,
+                    point_unit=point_unit, file=file,
                     facility_unit=_within(frame, result.facilities.geometry.to_crs(4326)))
 
 
@@ -88,6 +89,7 @@ class _Context:
     raw: pd.DataFrame
     point_unit: np.ndarray
     facility_unit: np.ndarray
+    file: str | None = None
     cache: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -100,9 +102,20 @@ class _Context:
         return match_column([c for c in self.raw.columns if c != "unit"], aliases)
 
     def values(self, column: str) -> pd.Series:
-        """A numeric column per unit; units drawn as several rows add up, blanks stay NaN."""
-        text = self.raw[column].astype(str).str.replace(",", "", regex=False).str.strip()
-        num = pd.to_numeric(text, errors="coerce")
+        """A numeric column per unit; units drawn as several rows add up, blanks stay NaN.
+
+        A value that is not a number (``约300``, ``1,20``) is an error naming its feature: it would
+        otherwise turn into a blank and the rule into a guess from the population.
+        """
+        values, why, _ = parse_counts(self.raw[column].reset_index(drop=True))
+        bad = np.flatnonzero((why != "") & (why != "empty"))
+        if len(bad):
+            raw = self.raw[column].iloc[bad[0]]
+            reason = "" if why[bad[0]] == "not a number" else f" ({why[bad[0]]})"
+            raise DataError(f"'{raw}' is not a number{reason}; {len(bad)} such cell(s) in the column",
+                            file=self.file, row=int(bad[0]) + 1, field=column,
+                            fix="give a number (户数 1600), or leave the cell empty for a figure not known")
+        num = pd.Series(values, index=self.raw.index)
         return num.groupby(self.raw["unit"], sort=False).sum(min_count=1).reindex(self.frame.index)
 
     def population(self) -> pd.Series:
@@ -407,7 +420,7 @@ def _evaluate(ctx: _Context, rule: Rule) -> list[dict]:
 
 def evaluate_units(result: CoverageResult, units: gpd.GeoDataFrame, rules: Sequence[Rule], *,
                    unit_column: str | None = None, level: str = "community",
-                   access: ServiceAccess | None = None) -> pd.DataFrame:
+                   access: ServiceAccess | None = None, file: str | None = None) -> pd.DataFrame:
     """Every rule the data can answer, unit by unit (``standards_by_unit.csv``).
 
     Parameters
@@ -427,6 +440,8 @@ def evaluate_units(result: CoverageResult, units: gpd.GeoDataFrame, rules: Seque
     access
         Per-category walking access (:func:`circles.engine.service_access.service_access`), for
         schools reached on foot and walking-time rules.
+    file
+        The units file, named in the error when one of its figures is not a number.
 
     Returns
     -------
@@ -438,7 +453,7 @@ def evaluate_units(result: CoverageResult, units: gpd.GeoDataFrame, rules: Seque
         failures first, then rows for no single unit.
 
     """
-    ctx = _context(result, units, unit_column, level, access)
+    ctx = _context(result, units, unit_column, level, access, file)
     rows = [r for rule in rules for r in _evaluate(ctx, rule)]
     out = pd.DataFrame(rows, columns=BY_UNIT_COLUMNS[1:])
     out.insert(0, "level", level)
@@ -480,7 +495,7 @@ def scorecard(result: CoverageResult, units: gpd.GeoDataFrame, by_unit: pd.DataF
         the lowest covered share of the lowest tier.
 
     """
-    ctx = _context(result, units, unit_column, level, None)
+    ctx = _context(result, units, unit_column, level, None, None)
     households, how = ctx.households()
     out = pd.DataFrame({"level": level, "unit": ctx.names,
                         "population": ctx.population().round(1).to_numpy(),

@@ -19,17 +19,17 @@ UNIT_NAME_ALIASES = ("unit", "name", "名称", "社区", "社区名称", "街道
                      "小区", "district", "id")
 
 
-def unit_name_column(units: gpd.GeoDataFrame, unit_column: str | None = None) -> str:
+def unit_name_column(units: gpd.GeoDataFrame, unit_column: str | None = None, *, file=None) -> str:
     """The column naming each unit: ``unit_column``, else the first of :data:`UNIT_NAME_ALIASES`."""
     col = unit_column or match_column(units.columns, UNIT_NAME_ALIASES)
     if col is None or col not in units.columns:
         raise DataError(f"no unit name column (looked for {', '.join(UNIT_NAME_ALIASES)}; found "
-                        f"{', '.join(map(str, units.columns))})", field=unit_column or "unit",
+                        f"{', '.join(map(str, units.columns))})", file=file, field=unit_column or "unit",
                         fix="name the column 'unit' (社区) or pass --unit-column")
     return str(col)
 
 
-def unit_polygons(units: gpd.GeoDataFrame, unit_column: str | None = None) -> gpd.GeoDataFrame:
+def unit_polygons(units: gpd.GeoDataFrame, unit_column: str | None = None, *, file=None) -> gpd.GeoDataFrame:
     """The units in WGS-84 with their name as ``unit`` (text), their other columns kept.
 
     Raises
@@ -39,9 +39,9 @@ def unit_polygons(units: gpd.GeoDataFrame, unit_column: str | None = None) -> gp
 
     """
     if units.crs is None:
-        raise DataError("the units file has no CRS", field="crs",
+        raise DataError("the units file has no CRS", file=file, field="crs",
                         fix="save the units with a CRS (a .prj beside a Shapefile)")
-    col = unit_name_column(units, unit_column)
+    col = unit_name_column(units, unit_column, file=file)
     out = units.to_crs(4326)
     return out.assign(unit=out[col].astype(str))
 
@@ -77,11 +77,14 @@ class UnitLevel:
     polygons : geopandas.GeoDataFrame
         WGS-84, ``unit`` (the name), ``parent`` (the unit of the level above it lies in, ``""`` at
         the top) and the layer's other columns.
+    file : str or None
+        The file it was read from, for errors.
 
     """
 
     name: str
     polygons: gpd.GeoDataFrame
+    file: str | None = None
 
 
 def unit_levels(layers: gpd.GeoDataFrame | list[gpd.GeoDataFrame], *, unit_column: str | None = None,
@@ -114,7 +117,7 @@ def unit_levels(layers: gpd.GeoDataFrame | list[gpd.GeoDataFrame], *, unit_colum
     files = files or [None] * len(frames)
     levels: list[tuple[str, gpd.GeoDataFrame, str | None]] = []
     for k, (frame, file) in enumerate(zip(frames, files, strict=True)):
-        polys = unit_polygons(frame, unit_column)
+        polys = unit_polygons(frame, unit_column, file=file)
         by = match_column(polys.columns, _LEVEL_ALIASES)
         if by is None or len(frames) > 1:
             name = _level_name(polys, by, default=f"level {k + 1}" if len(frames) > 1 else "unit")
@@ -130,7 +133,8 @@ def unit_levels(layers: gpd.GeoDataFrame | list[gpd.GeoDataFrame], *, unit_colum
     out: list[UnitLevel] = []
     for name, polys, file in levels:
         parent = _parents(polys, out[-1] if out else None, file)
-        out.append(UnitLevel(name=name, polygons=polys.assign(parent=parent).reset_index(drop=True)))
+        out.append(UnitLevel(name=name, polygons=polys.assign(parent=parent).reset_index(drop=True),
+                             file=file))
     return out
 
 

@@ -229,7 +229,7 @@ def _write_scorecard(result, levels, access, folder: Path, manifest: Manifest) -
     for level in levels:
         kind = _level_kind(level.name, finest=level is levels[-1])
         rows = evaluate_units(result, level.polygons, result.profile.rules, unit_column="unit", level=kind,
-                              access=access)
+                              access=access, file=level.file)
         frames.append(rows.assign(level=level.name))
         if kind == "community":
             cards.append(scorecard(result, level.polygons, rows, unit_column="unit", level=kind)
