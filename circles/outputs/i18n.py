@@ -7,9 +7,10 @@ Names that come from data (a tier's ``name_zh`` / ``name_en``, a profile's ``tit
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
-__all__ = ["FALLBACK", "LANGS", "STRINGS", "bilingual", "html_lang", "localized", "t", "writes_cjk"]
+__all__ = ["FALLBACK", "LANGS", "STRINGS", "bilingual", "bilingual_text", "city_name", "html_lang", "localized", "t",
+           "writes_cjk"]
 
 #: The page languages, and the one used when a page cannot be written in the one asked for.
 LANGS = ("zh", "en")
@@ -51,6 +52,12 @@ _MAP = {
     "nearest_existing": {"zh": "距现有设施", "en": "to the nearest existing"},
     "tiles": {"zh": "底图", "en": "base map"},
     "attribution": {"zh": "© OpenStreetMap 贡献者", "en": "© OpenStreetMap contributors"},
+    "scorecard": {"zh": "社区达标：未达标规则数", "en": "communities: rules failed"},
+    "legend_scorecard": {"zh": "未达标规则数（点击社区查看）", "en": "rules failed (click a community)"},
+    "of_evaluated": {"zh": "{failed} 条未达标（共核查 {evaluated} 条）", "en": "{failed} failed of {evaluated} evaluated"},
+    "not_evaluated": {"zh": "无可核查规则", "en": "no rule evaluated"},
+    "rules_failed": {"zh": "未达标规则", "en": "rules failed"},
+    "value_threshold": {"zh": "数值 {value}，标准 {threshold}（{unit}）", "en": "{value} against {threshold} ({unit})"},
 }
 
 _EXPLORER = {
@@ -95,9 +102,22 @@ _REPORT = {
     "report_share_axis": {"zh": "覆盖人口比例（蓝）/ 未覆盖（橙），%",
                           "en": "% of population covered (blue) / not covered (orange)"},
     "report_share_alt": {"zh": "分级覆盖率", "en": "coverage per tier"},
+    "report_scorecard": {"zh": "社区评分卡（未达标最多者在前）", "en": "Community scorecard (worst first)"},
+    "report_standards_by_unit": {"zh": "分社区规则核查（含文件原文）", "en": "Rules per community, with the documents' words"},
+    "report_scorecard_headline": {"zh": "{city}：{total} 个社区中 {n} 个达到全部规则",
+                                  "en": "{city}: {n} of {total} communities meet every rule"},
+    "report_scorecard_none": {"zh": "数据无法核查任何规则的社区：{m} 个", "en": "communities with no rule the data can answer: {m}"},
 }
 
-STRINGS: dict[str, dict[str, str]] = {**_MAP, **_EXPLORER, **_REPORT}
+# The cities whose documents set a profile's rules (``manifest["scorecard"]["city"]``).
+_CITIES = {
+    "city_deyang": {"zh": "德阳", "en": "Deyang"},
+    "city_baoji": {"zh": "宝鸡", "en": "Baoji"},
+    "city_neijiang": {"zh": "内江", "en": "Neijiang"},
+    "city_weinan": {"zh": "渭南", "en": "Weinan"},
+}
+
+STRINGS: dict[str, dict[str, str]] = {**_MAP, **_EXPLORER, **_REPORT, **_CITIES}
 
 
 def t(key: str, lang: str) -> str:
@@ -109,9 +129,34 @@ def t(key: str, lang: str) -> str:
 def bilingual(key: str, lang: str, *, sep: str = " · ") -> str:
     """``key`` in Chinese then English for a Chinese page (reports are shared beyond the office
     that reads Chinese), in ``lang`` alone otherwise."""
+    return bilingual_text(lambda one: t(key, one), lang, sep=sep)
+
+
+def bilingual_text(text: Callable[[str], str], lang: str, *, sep: str = " · ") -> str:
+    """Like :func:`bilingual`, for a text made per language (a sentence with a name in it).
+
+    Parameters
+    ----------
+    text
+        Makes the text in the language it is given.
+    lang
+        The page's language: Chinese pages get Chinese then English.
+    sep
+        What stands between the two.
+
+    Returns
+    -------
+    str
+
+    """
     if lang in _CJK_LANGS:
-        return t(key, lang) + sep + t(key, FALLBACK)
-    return t(key, lang)
+        return text(lang) + sep + text(FALLBACK)
+    return text(lang)
+
+
+def city_name(city: str, lang: str) -> str:
+    """A profile city's name in ``lang`` (``baoji`` -> 宝鸡 / Baoji); an unknown city as given."""
+    return t(f"city_{city}", lang) if f"city_{city}" in STRINGS else city
 
 
 def localized(obj, field: str, lang: str) -> str:

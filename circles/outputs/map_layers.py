@@ -28,12 +28,18 @@ __all__ = [
     "ATTRIBUTION",
     "MAP_FACILITIES_MAX",
     "base_map",
+    "classes",
+    "esc",
     "facilities_layer",
+    "feature_collection",
+    "fmt",
     "gaps_layer",
+    "in_pane",
+    "popup_table",
     "proposals_layer",
     "service_area_layer",
     "service_layers",
-    "units_layer",
+    "share_text",
 ]
 
 ATTRIBUTION = "© OpenStreetMap contributors"
@@ -42,6 +48,9 @@ ATTRIBUTION = "© OpenStreetMap contributors"
 MAP_FACILITIES_MAX = 5000
 _GAP_COLOURS = ["#fee5d9", "#fcae91", "#fb6a4a", "#de2d26", "#a50f15"]
 _SHARE_COLOURS = ["#d73027", "#fc8d59", "#fee08b", "#91cf60", "#1a9850"]
+# Rules failed: 0 (green), 1, 2, 3, 4 or more (red); grey where no rule could be evaluated.
+_FAILED_COLOURS = ["#1a9850", "#fee08b", "#fdae61", "#f46d43", "#d73027"]
+_NO_DATA = "#cccccc"
 _SERVICE_COLOURS = ["#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628", "#f781bf",
                     "#999999", "#66c2a5", "#fc8d62"]
 # html.escape leaves these alone, yet inside a JavaScript template literal (folium's own
@@ -49,14 +58,14 @@ _SERVICE_COLOURS = ["#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65
 _JS_TEMPLATE_CHARS = str.maketrans({"`": "&#96;", "$": "&#36;", "\\": "&#92;"})
 
 
-def _esc(value) -> str:
+def esc(value) -> str:
     """``value`` as text that is safe in HTML and in a JavaScript template literal."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return ""
     return html.escape(str(value)).translate(_JS_TEMPLATE_CHARS)
 
 
-def _fmt(value, unit: str = "", *, missing: str = "") -> str:
+def fmt(value, unit: str = "", *, missing: str = "") -> str:
     try:
         f = float(value)
     except (TypeError, ValueError):
@@ -64,7 +73,7 @@ def _fmt(value, unit: str = "", *, missing: str = "") -> str:
     return f"{f:,.0f}{unit}" if np.isfinite(f) else missing
 
 
-def _share(value) -> str:
+def share_text(value) -> str:
     try:
         f = float(value)
     except (TypeError, ValueError):
@@ -72,7 +81,7 @@ def _share(value) -> str:
     return f"{f:.1%}" if np.isfinite(f) else ""
 
 
-def _geojson(geometry: gpd.GeoSeries, props: pd.DataFrame) -> dict:
+def feature_collection(geometry: gpd.GeoSeries, props: pd.DataFrame) -> dict:
     """A FeatureCollection in WGS-84 with coordinates rounded to 6 decimals (~0.1 m), which
     keeps polygon layers about 40 % smaller with no visible change."""
     if geometry.crs is None:  # a layer written without a CRS: the run folders' are WGS-84
@@ -102,7 +111,7 @@ def _first_markers(df: pd.DataFrame, profile: Profile, cap: int | None) -> pd.Da
     return df.iloc[np.sort(order[:cap])]
 
 
-def _in_pane(fg: folium.FeatureGroup, kind: str) -> str:
+def in_pane(fg: folium.FeatureGroup, kind: str) -> str:
     fg.add_child(Pane(kind))
     return f"circles-{kind}"
 
@@ -113,7 +122,7 @@ def _marker(pane: str, **options) -> folium.CircleMarker:
     return marker
 
 
-def _table(rows: list[tuple[str, str]]) -> str:
+def popup_table(rows: list[tuple[str, str]]) -> str:
     """A popup table; the values must already be escaped."""
     body = "".join(f"<tr><th style='text-align:left;padding-right:8px;white-space:nowrap'>{k}</th><td>{v}</td></tr>"
                    for k, v in rows)
@@ -158,14 +167,14 @@ def base_map(bounds, *, offline: bool = False, tiles: str | None = None, title: 
     minx, miny, maxx, maxy = (float(b) for b in bounds)
     m.fit_bounds([[miny, minx], [maxy, maxx]])
     root = m.get_root()
-    root.title = _esc(title) or None
+    root.title = esc(title) or None
     root.header.add_child(folium.Element(
         f'<meta name="language" content="{html_lang(lang)}">'
         "<style>.leaflet-popup-content th{text-align:left;padding-right:8px;white-space:nowrap}</style>"))
     if title:
         root.html.add_child(folium.Element(
             f'<div id="circles-title" style="position:fixed;top:10px;left:60px;right:280px;'
-            f'z-index:1000;{BOX};font-size:15px">{_esc(title)}</div>'))
+            f'z-index:1000;{BOX};font-size:15px">{esc(title)}</div>'))
     return m
 
 
@@ -193,10 +202,10 @@ def service_area_layer(gdf: gpd.GeoDataFrame, tier: Tier, *, lang: str = "zh", c
     """
     colour = colour or tier.colour
     minutes = f" ({tier.minutes:g} {t('minutes', lang)})" if tier.minutes else ""
-    label = f"{_esc(localized(tier, 'name', lang))} · {t('service_area', lang)}{minutes}"
+    label = f"{esc(localized(tier, 'name', lang))} · {t('service_area', lang)}{minutes}"
     fg = folium.FeatureGroup(name=swatch(colour) + label, show=show)
     if len(gdf):
-        data = _geojson(gdf.geometry, pd.DataFrame({"label": [label] * len(gdf)}))
+        data = feature_collection(gdf.geometry, pd.DataFrame({"label": [label] * len(gdf)}))
         folium.GeoJson(data, style_function=lambda _f, c=colour: {
             "color": c, "weight": 1, "fillColor": c, "fillOpacity": 0.25},
             tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False)).add_to(fg)
@@ -211,11 +220,11 @@ def _facility_props(df: pd.DataFrame, lang: str) -> pd.DataFrame:
 
     over = _overloaded(df)
     return pd.DataFrame({
-        "name": col("name", _esc),
-        "floor": col("floor_area_m2", lambda v: _fmt(v, " m²")),
-        "in_circle": col("pop_in_circle", _fmt),
-        "served": col("served_pop", _fmt),
-        "m2": col("m2_per_100_households", lambda v: _fmt(v, " m²")),
+        "name": col("name", esc),
+        "floor": col("floor_area_m2", lambda v: fmt(v, " m²")),
+        "in_circle": col("pop_in_circle", fmt),
+        "served": col("served_pop", fmt),
+        "m2": col("m2_per_100_households", lambda v: fmt(v, " m²")),
         "over": np.where(over, t("yes", lang), t("no", lang)),
         "ring": np.where(over, "#222222", "#ffffff"),
     }, index=df.index)
@@ -255,16 +264,16 @@ def facilities_layer(df: pd.DataFrame, profile: Profile, *, lang: str = "zh",
     groups = []
     for tier in profile.tiers:
         mask = (df["tier"].astype(str) == tier.code).to_numpy()
-        name = _esc(localized(tier, "name", lang))
+        name = esc(localized(tier, "name", lang))
         count, of = int(mask.sum()), int(total.get(tier.code, 0))
         shown = f"{count}" if count == of else t("shown_of", lang).format(shown=f"{count:,}", total=f"{of:,}")
         fg = folium.FeatureGroup(name=f"{swatch(tier.colour, round_=True)}{name} · "
                                       f"{t('facilities', lang)} ({shown})")
         if mask.any():
             sub = props[mask].assign(tier=name)
-            pane = _in_pane(fg, "points")
+            pane = in_pane(fg, "points")
             folium.GeoJson(
-                _geojson(points[mask], sub),
+                feature_collection(points[mask], sub),
                 marker=_marker(pane, radius=4 + 2 * tier.rank, weight=2, fill=True, fill_opacity=0.95),
                 style_function=lambda f, c=tier.colour: {"color": f["properties"]["ring"], "fillColor": c},
                 popup=folium.GeoJsonPopup(fields=fields, aliases=aliases, max_width=320),
@@ -281,7 +290,7 @@ def _nice(x: float) -> float:
     return float(np.round(x, 1 - int(np.floor(np.log10(x)))))
 
 
-def _classes(values: np.ndarray, k: int) -> np.ndarray:
+def classes(values: np.ndarray, k: int) -> np.ndarray:
     """Class edges for a choropleth legend: quantiles of the positive values, rounded."""
     v = values[np.isfinite(values) & (values > 0)]
     if not len(v):
@@ -313,24 +322,24 @@ def gaps_layer(gdf: gpd.GeoDataFrame, *, lang: str = "zh", tier: Tier | None = N
         The layer; its legend shows while the layer is on.
 
     """
-    name = t("gaps", lang) + (f" · {_esc(localized(tier, 'name', lang))}" if tier is not None else "")
+    name = t("gaps", lang) + (f" · {esc(localized(tier, 'name', lang))}" if tier is not None else "")
     fg = folium.FeatureGroup(name=swatch(_GAP_COLOURS[3]) + name, show=show)
     values = gdf["uncovered_pop"].to_numpy(float) if len(gdf) else np.array([])
-    edges = _classes(values, len(_GAP_COLOURS))
+    edges = classes(values, len(_GAP_COLOURS))
     colours = _GAP_COLOURS[len(_GAP_COLOURS) - (len(edges) - 1):]
     if len(gdf):
         idx = np.clip(np.searchsorted(edges[1:-1], values, side="right"), 0, len(colours) - 1)
         minutes = gdf["mean_minutes"].to_numpy(float) if "mean_minutes" in gdf else np.full(len(gdf), np.nan)
         pop = gdf["pop"].to_numpy(float) if "pop" in gdf else values
-        label = [f"{_fmt(u)} {t('people', lang)} {t('uncovered', lang)} / {_fmt(p)}<br>"
+        label = [f"{fmt(u)} {t('people', lang)} {t('uncovered', lang)} / {fmt(p)}<br>"
                  f"{t('mean_walk', lang)}: " + (f"{m:.1f} {t('minutes', lang)}" if np.isfinite(m)
                                                  else t("unreachable", lang))
                  for u, p, m in zip(values, pop, minutes, strict=True)]
         props = pd.DataFrame({"label": label, "colour": np.asarray(colours)[idx]}, index=gdf.index)
-        folium.GeoJson(_geojson(gdf.geometry, props), style_function=lambda f: {
+        folium.GeoJson(feature_collection(gdf.geometry, props), style_function=lambda f: {
             "color": f["properties"]["colour"], "weight": 0.5, "fillColor": f["properties"]["colour"],
             "fillOpacity": 0.6}, tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False),
-            pane=_in_pane(fg, "gaps")).add_to(fg)
+            pane=in_pane(fg, "gaps")).add_to(fg)
     labels = [f"{lo:,.0f}–{hi:,.0f}" for lo, hi in itertools.pairwise(edges)]
     fg.add_child(Legend(Legend.rows(name, colours, labels, t("legend_gaps", lang))))
     return fg
@@ -359,84 +368,18 @@ def proposals_layer(df: pd.DataFrame, *, lang: str = "zh", profile: Profile | No
     # One marker per proposal: the numbers differ, and a siting run proposes tens, not thousands.
     for r in df.to_dict("records"):
         rank = int(r["rank"])
-        gain = _fmt(r.get("new_covered_pop"))
+        gain = fmt(r.get("new_covered_pop"))
         icon = folium.DivIcon(html=(
             '<div style="background:#d7191c;color:#fff;border:2px solid #fff;border-radius:50%;'
             'width:24px;height:24px;line-height:20px;text-align:center;font:bold 12px sans-serif;'
             f'box-sizing:border-box;box-shadow:0 0 3px #000">{rank}</div>'), icon_size=(24, 24), icon_anchor=(12, 12))
-        rows = [(t("rank", lang), str(rank)), (t("tier", lang), _esc(names.get(str(r.get("tier")), r.get("tier")))),
+        rows = [(t("rank", lang), str(rank)), (t("tier", lang), esc(names.get(str(r.get("tier")), r.get("tier")))),
                 (t("gain", lang), f"{gain} {t('people', lang)}"),
-                (t("cumulative_share", lang), _share(r.get("cumulative_covered_share"))),
-                (t("nearest_existing", lang), _fmt(r.get("nearest_existing_minutes"), f" {t('minutes', lang)}"))]
+                (t("cumulative_share", lang), share_text(r.get("cumulative_covered_share"))),
+                (t("nearest_existing", lang), fmt(r.get("nearest_existing_minutes"), f" {t('minutes', lang)}"))]
         marker = folium.Marker([float(r["lat"]), float(r["lon"])], icon=icon)
-        marker.add_child(Bind(popup=_table(rows), tooltip=f"#{rank} +{gain} {t('people', lang)}"))
+        marker.add_child(Bind(popup=popup_table(rows), tooltip=f"#{rank} +{gain} {t('people', lang)}"))
         marker.add_to(fg)
-    return fg
-
-
-def _share_columns(gdf: pd.DataFrame, profile: Profile | None) -> dict[str, str]:
-    """Tier code (or ``""``) → share column, in the profile's tier order."""
-    found = {c.removesuffix("_covered_share"): c for c in gdf.columns if c.endswith("_covered_share")}
-    if profile is not None:
-        found = {tr.code: found[tr.code] for tr in profile.tiers if tr.code in found} | found
-    if not found and "covered_share" in gdf:
-        found = {"": "covered_share"}
-    return found
-
-
-def units_layer(gdf: gpd.GeoDataFrame, *, lang: str = "zh", profile: Profile | None = None,
-                tier: str | None = None, show: bool = False) -> folium.FeatureGroup:
-    """Administrative units shaded by their coverage share, every tier's share in the tooltip.
-
-    Parameters
-    ----------
-    gdf
-        Unit polygons with ``unit`` and ``{tier}_covered_share`` columns (``units.gpkg``), or a
-        single ``covered_share`` column.
-    lang
-        ``zh`` or ``en``.
-    profile
-        Names the tiers; without it tier codes are shown.
-    tier
-        The tier whose share shades the units; default the lowest tier with a share.
-    show
-        Whether the layer (and its legend) is on when the page opens.
-
-    Returns
-    -------
-    folium.FeatureGroup
-
-    """
-    shares = _share_columns(gdf, profile)
-
-    def tier_label(code: str) -> str:
-        if profile is not None and code in {tr.code for tr in profile.tiers}:
-            return _esc(localized(profile.tier(code), "name", lang))
-        return _esc(code or t("covered_share", lang))
-
-    shade = tier if tier in shares else (list(shares)[-1] if shares else None)
-    name = t("units", lang) + (f" · {t('covered_share', lang)} {tier_label(shade)}" if shade is not None else "")
-    fg = folium.FeatureGroup(name=swatch(_SHARE_COLOURS[-1]) + name, show=show)
-    if not len(gdf):
-        return fg
-    units = gdf["unit"] if "unit" in gdf else pd.Series(gdf.index, index=gdf.index)
-    lines = [f"<b>{_esc(u)}</b>" for u in units]
-    for code, column in shares.items():
-        lines = [f"{line}<br>{tier_label(code)}: {_share(s)}" for line, s in zip(lines, gdf[column], strict=True)]
-    edges = np.linspace(0, 1, len(_SHARE_COLOURS) + 1)
-    if shade is not None:
-        values = pd.to_numeric(gdf[shares[shade]], errors="coerce").to_numpy(float)
-        idx = np.clip(np.searchsorted(edges[1:-1], values, side="right"), 0, len(_SHARE_COLOURS) - 1)
-        fill = np.where(np.isfinite(values), np.asarray(_SHARE_COLOURS)[idx], "#cccccc")
-    else:
-        fill = np.full(len(gdf), "#cccccc")
-    props = pd.DataFrame({"label": lines, "fill": fill}, index=gdf.index)
-    folium.GeoJson(_geojson(gdf.geometry, props), style_function=lambda f: {
-        "color": "#444444", "weight": 1.5, "dashArray": "4 3", "fillColor": f["properties"]["fill"],
-        "fillOpacity": 0.35}, tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False),
-        pane=_in_pane(fg, "units")).add_to(fg)
-    labels = [f"{lo:.0%}–{hi:.0%}" for lo, hi in itertools.pairwise(edges)]
-    fg.add_child(Legend(Legend.rows(name, _SHARE_COLOURS, labels)))
     return fg
 
 
@@ -461,12 +404,12 @@ def service_layers(points: gpd.GeoDataFrame, *, lang: str = "zh") -> list[folium
     groups = []
     for i, (code, sub) in enumerate(points.groupby("service", sort=True)):
         colour = _SERVICE_COLOURS[i % len(_SERVICE_COLOURS)]
-        label = _esc(names.get(code, code))
+        label = esc(names.get(code, code))
         fg = folium.FeatureGroup(name=f"{swatch(colour, round_=True)}{label} ({len(sub)})", show=False)
         names_ = sub["name"] if "name" in sub else pd.Series("", index=sub.index)
-        props = pd.DataFrame({"label": [f"{label}: {_esc(n)}" for n in names_]}, index=sub.index)
-        folium.GeoJson(_geojson(sub.geometry, props),
-                       marker=_marker(_in_pane(fg, "points"), radius=4, color=colour, weight=1, fill=True,
+        props = pd.DataFrame({"label": [f"{label}: {esc(n)}" for n in names_]}, index=sub.index)
+        folium.GeoJson(feature_collection(sub.geometry, props),
+                       marker=_marker(in_pane(fg, "points"), radius=4, color=colour, weight=1, fill=True,
                                       fill_color=colour, fill_opacity=0.9),
                        tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False)).add_to(fg)
         groups.append(fg)

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..errors import CirclesError
 from ..readers.profiles import Profile, get_profile
+from ..readers.units import unit_levels
 from .i18n import LANGS, localized, t
 from .map_layers import (
     ATTRIBUTION,
@@ -24,8 +25,8 @@ from .map_layers import (
     proposals_layer,
     service_area_layer,
     service_layers,
-    units_layer,
 )
+from .map_units import scorecard_layer, units_layer
 from .offline import inline_assets
 from .runfolder import read_run_manifest, write_text
 from .tables import read_csv
@@ -41,6 +42,7 @@ __all__ = [
     "gaps_layer",
     "proposals_layer",
     "result_map",
+    "scorecard_layer",
     "service_area_layer",
     "service_layers",
     "units_layer",
@@ -57,6 +59,8 @@ class MapLayers:
     proposals: pd.DataFrame | None = None
     units: gpd.GeoDataFrame | None = None
     services: gpd.GeoDataFrame | None = None
+    scorecard: gpd.GeoDataFrame | None = None
+    standards_by_unit: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -83,8 +87,8 @@ def _options(layers: MapLayers | None, page: MapPage | None,
 
 
 def _bounds(layers: MapLayers) -> tuple[float, float, float, float]:
-    series = [g.geometry.to_crs(4326) for g in [*(layers.areas or {}).values(), layers.gaps, layers.units]
-              if g is not None and len(g)]
+    series = [g.geometry.to_crs(4326) for g in [*(layers.areas or {}).values(), layers.gaps, layers.units,
+                                                 layers.scorecard] if g is not None and len(g)]
     for df in (layers.facilities, layers.proposals):
         if df is not None and len(df):
             series.append(gpd.GeoSeries(gpd.points_from_xy(df["lon"], df["lat"]), crs=4326))
@@ -109,7 +113,9 @@ def coverage_map(*, profile: Profile, layers: MapLayers | None = None, page: Map
         several: one layer per tier, the lowest tier's on when the page opens), ``proposals``
         (``proposals.csv`` rows), ``units`` (polygons with ``unit`` and
         ``{tier}_covered_share``), ``services`` (points with ``service`` and ``name``, a layer
-        per category, off at first).
+        per category, off at first), ``scorecard`` (unit polygons with the ``scorecard.csv``
+        columns, shaded by the rules failed) and ``standards_by_unit`` (its rows, for the popups;
+        see :func:`scorecard_layer`).
     page
         How the page is drawn, or as keywords: ``bounds`` (default: from the layers),
         ``title`` (escaped), ``lang`` (``zh`` or ``en``), ``offline`` and ``tiles`` (as in
@@ -128,6 +134,8 @@ def coverage_map(*, profile: Profile, layers: MapLayers | None = None, page: Map
                  lang=lang)
     if layers.units is not None and len(layers.units):
         units_layer(layers.units, lang=lang, profile=profile).add_to(m)
+    if layers.scorecard is not None and len(layers.scorecard):
+        scorecard_layer(layers.scorecard, by_unit=layers.standards_by_unit, lang=lang).add_to(m)
     for fg in _gap_layers(layers.gaps, profile, lang):
         fg.add_to(m)
     areas = layers.areas or {}
@@ -157,9 +165,9 @@ def _gap_layers(gaps: gpd.GeoDataFrame | None, profile: Profile, lang: str) -> l
                        show=tier is tiers[-1]) for tier in tiers]
 
 
-def _read_csv(path: Path) -> pd.DataFrame | None:
+def _read_csv(path: Path, **kwargs) -> pd.DataFrame | None:
     # read_csv removes the quote write_csv puts before formula-like names: popups show them as given.
-    return read_csv(path) if path.exists() else None
+    return read_csv(path, **kwargs) if path.exists() else None
 
 
 def _read_areas(path: Path, profile: Profile) -> dict[str, gpd.GeoDataFrame]:
@@ -227,7 +235,7 @@ def draw_run_map(run_dir: str | Path, *, offline: bool = False, lang: str | None
     lang = lang or profile.lang
     if lang not in LANGS:
         raise CirclesError(f"unknown map language {lang!r}", field="lang", fix="use zh or en")
-    m = coverage_map(profile=profile, layers=_run_layers(run, profile),
+    m = coverage_map(profile=profile, layers=_run_layers(run, profile, manifest),
                      page=MapPage(title=_run_title(run, manifest, profile, lang), lang=lang,
                                   offline=offline, tiles=tiles))
     page = m.get_root().render()
@@ -236,7 +244,7 @@ def draw_run_map(run_dir: str | Path, *, offline: bool = False, lang: str | None
     return write_text(Path(out) if out else run / "map.html", page)
 
 
-def _run_layers(run: Path, profile: Profile) -> MapLayers:
+def _run_layers(run: Path, profile: Profile, manifest: dict) -> MapLayers:
     """The layers a run folder has files for."""
     import pyogrio
 
@@ -247,10 +255,49 @@ def _run_layers(run: Path, profile: Profile) -> MapLayers:
     if (run / "service_points.gpkg").exists() and "service_points" in \
             {str(n) for n, _ in pyogrio.list_layers(run / "service_points.gpkg")}:
         services = gpd.read_file(run / "service_points.gpkg", layer="service_points")
+    units, levels = _read_units(run)
     return MapLayers(areas=_read_areas(run / "isochrones.gpkg", profile), facilities=facilities,
                      gaps=_read_gaps(run / "gaps.gpkg"), proposals=_read_csv(run / "proposals.csv"),
-                     units=gpd.read_file(run / "units.gpkg") if (run / "units.gpkg").exists() else None,
-                     services=services)
+                     units=units, services=services, scorecard=_read_scorecard(run, manifest, levels),
+                     standards_by_unit=_read_csv(run / "standards_by_unit.csv", dtype={"unit": str}))
+
+
+def _read_units(run: Path) -> tuple[gpd.GeoDataFrame | None, list[gpd.GeoDataFrame]]:
+    """The finest units (layer ``units``; an earlier run's only layer) and every level's layer."""
+    import pyogrio
+
+    path = run / "units.gpkg"
+    if not path.exists():
+        return None, []
+    layers = {str(n): gpd.read_file(path, layer=str(n)) for n, _ in pyogrio.list_layers(path)}
+    return layers.get("units", next(iter(layers.values()))), list(layers.values())
+
+
+def _input_units(manifest: dict) -> list[gpd.GeoDataFrame]:
+    """Every level of the units files the manifest names (``units``, ``units_2``...), read as the run did."""
+    paths = [Path(str(v.get("path", ""))) for k, v in manifest.get("inputs", {}).items()
+             if k == "units" or k.startswith("units_")]
+    if not paths or not all(p.is_file() for p in paths):
+        return []
+    frames = [gpd.read_file(p) for p in paths]
+    levels = unit_levels(frames if len(frames) > 1 else frames[0],
+                         unit_column=manifest.get("parameters", {}).get("unit_column"))
+    return [level.polygons.assign(level=level.name) for level in levels]
+
+
+def _read_scorecard(run: Path, manifest: dict, levels: list[gpd.GeoDataFrame]) -> gpd.GeoDataFrame | None:
+    """The communities of ``scorecard.csv`` on their polygons: the run's ``units.gpkg`` (every
+    level), else the units files the manifest names; a unit drawn as several rows keeps each."""
+    card = _read_csv(run / "scorecard.csv", dtype={"unit": str})
+    if card is None:
+        return None
+    levels = [g for g in levels or _input_units(manifest) if "unit" in g]
+    if not levels:
+        return None
+    units = gpd.GeoDataFrame(pd.concat(levels, ignore_index=True), crs=levels[0].crs)
+    on = [c for c in ("level", "unit") if c in units.columns and c in card.columns]
+    shapes = units[[*on, units.geometry.name]].astype(dict.fromkeys(on, str))
+    return shapes.merge(card.astype(dict.fromkeys(on, str)), on=on, how="inner")
 
 
 def _run_title(run: Path, manifest: dict, profile: Profile, lang: str) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .i18n import FALLBACK, bilingual, html_lang, t
+from .i18n import FALLBACK, bilingual, bilingual_text, city_name, html_lang, t
 from .runfolder import atomic_path, write_text
 from .tables import FORMULA_TRIGGERS, clean_text, read_csv
 
@@ -31,6 +31,7 @@ table{border-collapse:collapse;font-size:13px;margin:.5em 0}td,th{border:1px sol
 th{background:#eef3f8}.fail{background:#fde0dc}.pass{background:#e6f4ea}.note{color:#a15c00}
 .kpi{display:inline-block;margin:0 1.2em 1em 0;padding:.6em 1em;border-radius:6px;background:#eef3f8}
 .kpi b{font-size:1.6em;display:block}img{max-width:100%}
+.headline{font-size:1.35em;font-weight:bold;color:#2b4a6b}
 """
 
 
@@ -70,7 +71,7 @@ def _table(df: pd.DataFrame, *, lang: str = FALLBACK, max_rows: int = 60) -> str
     shown = df.head(max_rows)
     text = shown.to_html(index=False, escape=True, na_rep="", float_format=lambda v: f"{v:,.3f}"
                          if abs(v) < 1 else f"{v:,.0f}")
-    if "passed" in df.columns:
+    if {"passed", "all_passed"} & set(df.columns):
         text = text.replace("<td>False</td>", '<td class="fail">False</td>').replace(
             "<td>True</td>", '<td class="pass">True</td>')
     if len(df) > max_rows:
@@ -156,11 +157,14 @@ def write_report(folder: str | Path, *, run=None, changes: pd.DataFrame | None =
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8")) \
         if (folder / "manifest.json").exists() else {}
     lang = lang or "zh"
-    parts = _head(folder, manifest, title or folder.name, lang)
+    title = title or folder.name
+    first, scorecard = _scorecard(folder, manifest, lang)
+    parts = [*_opening(title, lang), *scorecard, *_head(folder, manifest, lang)]
     if changes is not None:
         # An in-memory table has not been through write_csv: openpyxl refuses control characters.
         changes = clean_text(changes)
     sheets, tables = _tables(folder, changes, lang)
+    sheets = {**first, **sheets}
     parts += tables
     parts.append(f"<h2>{html.escape(bilingual('report_provenance', lang))}</h2>")
     inputs = clean_text(pd.DataFrame([{"role": k, **v} for k, v in manifest.get("inputs", {}).items()]))
@@ -175,11 +179,40 @@ def write_report(folder: str | Path, *, run=None, changes: pd.DataFrame | None =
     return [html_path, _write_xlsx(sheets, folder / "report.xlsx")]
 
 
-def _head(folder: Path, manifest: dict, title: str, lang: str) -> list[str]:
-    """The page's head, title, population notes, the headline figures and the static map."""
-    parts = [f"<!doctype html><html lang=\"{html_lang(lang)}\"><head><meta charset=\"utf-8\">"
-             f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
-             f"<h1>{html.escape(t('report_title', lang))} · {html.escape(title)}</h1>"]
+def _opening(title: str, lang: str) -> list[str]:
+    """The page's head and title."""
+    return [f"<!doctype html><html lang=\"{html_lang(lang)}\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+            f"<h1>{html.escape(t('report_title', lang))} · {html.escape(title)}</h1>"]
+
+
+def _scorecard(folder: Path, manifest: dict, lang: str) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """What the report opens with when the run has a scorecard: how many communities meet every
+    rule, the scorecard (worst first, as written) and every rule per community with its quote."""
+    card = _read(folder, "scorecard.csv")
+    if card is None:
+        return {}, []
+    met = int(card["all_passed"].astype(str).str.lower().eq("true").sum()) if "all_passed" in card else 0
+    city = str(manifest.get("scorecard", {}).get("city") or manifest.get("profile") or "")
+    headline = bilingual_text(lambda one: t("report_scorecard_headline", one).format(
+        city=city_name(city, one), n=met, total=len(card)), lang)
+    parts = [f"<p class=\"headline\">{html.escape(headline)}</p>"]
+    unjudged = int(card["rules_evaluated"].eq(0).sum()) if "rules_evaluated" in card else 0
+    if unjudged:
+        note = bilingual_text(lambda one: t("report_scorecard_none", one).format(m=unjudged), lang)
+        parts.append(f"<p class=\"note\">{html.escape(note)}</p>")
+    sheets = {"scorecard": card}
+    by_unit = _read(folder, "standards_by_unit.csv")
+    if by_unit is not None:
+        sheets["standards_by_unit"] = by_unit
+    for sheet, df in sheets.items():
+        parts.append(f"<h2>{html.escape(bilingual('report_' + sheet, lang))}</h2>{_table(df, lang=lang)}")
+    return sheets, parts
+
+
+def _head(folder: Path, manifest: dict, lang: str) -> list[str]:
+    """The population notes, the headline figures and the static map."""
+    parts: list[str] = []
     pop = manifest.get("population", {})
     if pop.get("is_estimate"):
         note = bilingual("report_estimate", lang, sep=" ").format(label=pop.get("label", ""))
