@@ -24,7 +24,7 @@ from ..readers.city_rules import Rule
 from ..readers.population_values import parse_counts
 from ..readers.services import Category, service_points
 from ..readers.tables import header_key, match_column
-from ..readers.units import unit_of, unit_polygons
+from ..readers.units import UNIT_COLUMN_ALIASES, unit_of, unit_polygons
 from .service_access import ServiceAccess, service_access
 
 if TYPE_CHECKING:
@@ -38,15 +38,6 @@ ALL_UNITS = "(all units)"
 BY_UNIT_COLUMNS = ["level", "unit", "rule", "part", "source", "value", "threshold",
                    "unit_of_measure", "passed", "note"]
 
-_COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
-    "households": ("households", "household", "户数", "总户数", "居民户数"),
-    "residents": ("residents", "population", "常住人口", "人口", "居民人数"),
-    "workers": ("workers", "community_workers", "社区工作者", "工作者", "社区工作者人数"),
-    "general_social_workers": ("general_social_workers", "全科社工", "全科社工人数"),
-    "committee_floor_area_m2": ("committee_floor_area_m2", "两委用房面积", "两委办公面积"),
-    "green_ratio": ("green_ratio", "绿化率"), "annual_funding_yuan": ("annual_funding_yuan", "工作经费"),
-    "secretary_reserves": ("secretary_reserves", "书记后备人才", "后备人才"),
-    "public_institution_staff": ("public_institution_staff", "事业身份工作人员", "事业编制人员")}
 _LEVELS = {"community": ("community", "社区"), "grid": ("grid", "网格")}
 _STRUCTURES = ("unit_levels", "criteria", "catalogue")
 _REPORTED = "reported, no pass mark in the document"
@@ -98,7 +89,7 @@ class _Context:
 
     def column(self, need: str, part: str = "") -> str | None:
         """The units layer's column holding ``need`` (or the part's own name)."""
-        aliases = (*_COLUMN_ALIASES.get(need, (need,)), *((part,) if part else ()))
+        aliases = (*UNIT_COLUMN_ALIASES.get(need, (need,)), *((part,) if part else ()))
         return match_column([c for c in self.raw.columns if c != "unit"], aliases)
 
     def values(self, column: str) -> pd.Series:

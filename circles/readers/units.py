@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import DataError
 from .tables import header_key, match_column
 
-__all__ = ["LEVEL_ORDER", "UNIT_NAME_ALIASES", "UnitLevel", "unit_levels", "unit_name_column", "unit_of",
+__all__ = ["LEVEL_ORDER", "UNIT_COLUMN_ALIASES", "UNIT_NAME_ALIASES", "UnitLevel", "unit_levels", "unit_name_column", "unit_of",
            "unit_polygons"]
 
 # Tried in this order: the first header found names the units.
@@ -58,6 +58,17 @@ def unit_of(points: gpd.GeoSeries, polygons: gpd.GeoDataFrame, *, missing: str) 
     joined = joined[~joined.index.duplicated(keep="first")]
     return joined["unit"].astype(object).where(joined["unit"].notna(), missing).reindex(pts.index).to_numpy()
 
+
+# The figures a units layer may carry, by the headers they go by (the rules of city_rules read them).
+UNIT_COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
+    "households": ("households", "household", "户数", "总户数", "居民户数"),
+    "residents": ("residents", "population", "常住人口", "人口", "居民人数"),
+    "workers": ("workers", "community_workers", "社区工作者", "工作者", "社区工作者人数"),
+    "general_social_workers": ("general_social_workers", "全科社工", "全科社工人数"),
+    "committee_floor_area_m2": ("committee_floor_area_m2", "两委用房面积", "两委办公面积"),
+    "green_ratio": ("green_ratio", "绿化率"), "annual_funding_yuan": ("annual_funding_yuan", "工作经费"),
+    "secretary_reserves": ("secretary_reserves", "书记后备人才", "后备人才"),
+    "public_institution_staff": ("public_institution_staff", "事业身份工作人员", "事业编制人员")}
 
 # Administrative levels from the top down, as the documents name them (市、区、街道、社区、网格、小区、楼栋、单元).
 LEVEL_ORDER = ("city", "市", "district", "区", "street", "街道", "community", "社区", "grid", "网格",
