@@ -22,7 +22,10 @@ from .tables import find_column, first_row, match_column, read_table, table_poin
 __all__ = ["FUNCTION_HEADERS", "facilities_from_frame", "from_osm", "read_facilities", "split_functions"]
 
 _OUT = ["facility_id", "name", "tier", "tier_name", "floor_area_m2", "households_capacity",
-        "status", "source_row"]
+        "capacity_pop", "status", "source_row"]
+# The numeric columns, with the unit a fix names.
+_NUMBERS = {"floor_area_m2": "square metres", "households_capacity": "households",
+            "capacity_pop": "people"}
 # The headers of the column listing what a complex offers, first found wins.
 FUNCTION_HEADERS = ("functions", "服务功能")  # 功能 alone already names the services column
 _FUNCTION_SEPARATORS = re.compile(r"[;；、,，]")
@@ -37,7 +40,8 @@ def read_facilities(path: str | Path, *, profile: Profile | str | None = None, c
     path
         CSV (UTF-8 or GBK), Excel, GeoJSON, GeoPackage or Shapefile. Columns: name, tier (code,
         Chinese name such as 社区级, or minutes), lon/lat or x/y or a geometry, optional
-        floor_area_m2, households_capacity, id, services, functions (服务功能: what the
+        floor_area_m2, households_capacity, capacity_pop (服务人口: people it can serve), id,
+        services, functions (服务功能: what the
         complex offers, separated by ``;``, ``；``, ``、``, ``,`` or ``，``); Chinese headers (名称,
         级别/等级, 经度, 纬度, 面积) are recognised. Polygon footprints are kept (column ``footprint``), so
         that placing them on a network (:func:`circles.engine.placement.attach`) connects them where
@@ -55,7 +59,7 @@ def read_facilities(path: str | Path, *, profile: Profile | str | None = None, c
     -------
     geopandas.GeoDataFrame
         WGS-84 points with ``facility_id``, ``name``, ``tier``, ``tier_name``, ``floor_area_m2``,
-        ``households_capacity``, ``status``, ``source_row`` (the row as the spreadsheet shows
+        ``households_capacity``, ``capacity_pop``, ``status``, ``source_row`` (the row as the spreadsheet shows
         it: header = row 1; a GIS layer's features count from 1) and the table's other columns;
         with a functions column also ``functions``, its names as written joined by ``"; "``
         (:func:`split_functions`).
@@ -77,8 +81,7 @@ def facilities_from_frame(df: pd.DataFrame, *, profile: Profile | str | None = N
     if len(df) == 0:
         raise ValidationError([dict(row=None, field=None, value=None, problem="the table is empty",
                                     fix="add one row per facility")], file=file)
-    cols = {f: find_column(df.columns, f) for f in ("id", "name", "tier", "floor_area_m2",
-                                                   "households_capacity")}
+    cols = {f: find_column(df.columns, f) for f in ("id", "name", "tier", *_NUMBERS)}
     first = first_row(df)  # the spreadsheet row of position 0, kept before pandas may drop attrs
     df = df.reset_index(drop=True)
     lon, lat, problems = table_points(df, crs=crs, file=file)
@@ -184,7 +187,7 @@ def _names(df: pd.DataFrame, col: str | None, ids: pd.Series) -> np.ndarray:
 def _numbers(df: pd.DataFrame, cols: dict, first: int) -> tuple[dict, list[dict]]:
     """Floor area and households capacity as floats (NaN when empty); a problem for each bad value."""
     numbers, problems = {}, []
-    for field in ("floor_area_m2", "households_capacity"):
+    for field in _NUMBERS:
         col = cols[field]
         if col is None:
             numbers[field] = np.full(len(df), np.nan)
@@ -194,7 +197,8 @@ def _numbers(df: pd.DataFrame, cols: dict, first: int) -> tuple[dict, list[dict]
         bad = (raw.notna() & raw.astype(str).str.strip().ne("")).to_numpy() & ~np.isfinite(vals)
         bad |= np.isfinite(vals) & (vals < 0)
         problems += [dict(row=first + int(i), field=col, value=raw.iloc[i], problem="not a non-negative number",
-                          fix="give square metres as a number, or leave it empty") for i in np.flatnonzero(bad)]
+                          fix=f"give {_NUMBERS[field]} as a number, or leave it empty")
+                     for i in np.flatnonzero(bad)]
         numbers[field] = vals
     return numbers, problems
 

@@ -43,6 +43,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "floor_area_m2": ("floor_area_m2", "floor_area", "area_m2", "area", "面积", "建筑面积",
                       "使用面积", "面积m2", "面积(m2)", "面积（㎡）", "面积(㎡)"),
     "households_capacity": ("households_capacity", "households", "服务户数", "户数"),
+    "capacity_pop": ("capacity_pop", "capacity", "capacity_people", "服务人口", "服务人口规模",
+                     "服务人数", "容量", "容纳人数"),
     "services": ("services", "服务", "服务内容", "服务类别", "功能"),
     "service": ("service", "category", "服务", "类别", "服务类别", "类型"),
     "pop": ("pop", "population", "人口", "人数", "常住人口", "count"),
