@@ -119,6 +119,8 @@ class Provision:
 
     def provider(self) -> np.ndarray:
         """Per demand point the site serving most of its people (-1: none)."""
+        if self.flows is None:
+            raise DataError("the provision model is not solved yet", fix="call .solve() first")
         f = self.flows.tocsc()
         out = np.full(f.shape[1], -1, dtype=np.int64)
         cols = np.repeat(np.arange(f.shape[1]), np.diff(f.indptr))

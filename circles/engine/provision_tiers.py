@@ -233,7 +233,7 @@ def provision(result: CoverageResult, *, capacity_pop: np.ndarray | None = None)
 def _store(out: ProvisionResult, code: str, rows: np.ndarray, model: Provision, n_fac: int) -> None:
     """One tier's solution, mapped from the model's sites back to facility rows."""
     provider = model.provider()
-    out.served[code] = model.served
+    out.served[code] = np.asarray(model.served, float)
     out.provider[code] = np.where(provider >= 0, rows[np.maximum(provider, 0)] if len(rows) else -1, -1)
     assigned = np.zeros(n_fac)
     assigned[rows] = model.assigned

@@ -3,6 +3,10 @@
 Existing facilities stay fixed; only people not already covered count. Solvers are built from a
 sparse candidate × demand coverage matrix (spopt style: ``from_cost_matrix(...)``, then
 ``.solve()``, results as attributes). The search itself is in :mod:`circles.engine.siting_search`.
+
+Under provision (existing complexes with their capacities) the people a site can gain are the
+unserved (:func:`unserved_pop`), and :func:`served_with_sites` re-solves provision with the new
+sites added, to check what the siting claims.
 """
 
 from __future__ import annotations
@@ -16,13 +20,20 @@ from numpy.typing import ArrayLike
 from scipy import sparse
 
 from ..errors import DataError
+from .provision import Provision
+from .routing import coverage_matrix
 from .siting_models import fewest_sites, lagrangian_bound, solve_milp, upper_bound
 from .siting_search import SitingProblem, greedy_sites, marginal_gains, perturb_sites, swap_sites
 
 if TYPE_CHECKING:
+    from .anchors import Anchors
     from .network import WalkNetwork
+    from .provision_tiers import ProvisionResult
 
-__all__ = ["CoverageTarget", "MaximalCovering", "candidate_nodes"]
+__all__ = ["CoverageTarget", "MaximalCovering", "candidate_nodes", "served_with_sites", "unserved_pop"]
+
+# Provision counts people in whole hundredths: less than that left at a point is rounding.
+_ROUNDING_POP = 0.01
 
 
 def candidate_nodes(net: WalkNetwork, *, spacing_metres: float = 100.0,
@@ -63,6 +74,75 @@ def candidate_nodes(net: WalkNetwork, *, spacing_metres: float = 100.0,
         near = tree.query(np.column_stack([net.x[nodes], net.y[nodes]]), distance_upper_bound=exclude_metres)[0]
         nodes = nodes[~np.isfinite(near)]
     return np.sort(nodes)
+
+
+def unserved_pop(provided: ProvisionResult, tier: str) -> np.ndarray:
+    """People provision leaves unserved at each on-network demand point at ``tier``: within reach
+    of a full complex, or of none (off-network and outside points: none).
+
+    Parameters
+    ----------
+    provided
+        Provision of the existing complexes (:func:`circles.engine.provision_tiers.provision`).
+    tier
+        The tier.
+
+    Returns
+    -------
+    numpy.ndarray
+        People per demand point; what rounding leaves (under a hundredth) counts as served.
+
+    """
+    demand = provided.coverage.demand
+    ok = demand["status"].to_numpy() == "ok"
+    left = np.where(ok, np.maximum(demand["pop"].to_numpy(float) - provided.served[tier], 0.0), 0.0)
+    return np.where(left >= _ROUNDING_POP, left, 0.0)
+
+
+def served_with_sites(provided: ProvisionResult, tier: str, sites: Anchors, capacity: ArrayLike, *,
+                      ks: ArrayLike | None = None) -> np.ndarray:
+    """People served at ``tier`` under provision with the existing complexes and the first k new sites.
+
+    Each problem is solved exactly (:class:`circles.engine.provision.Provision`) on the existing
+    complexes' rows, with their capacities, stacked with the first k sites' rows.
+
+    Parameters
+    ----------
+    provided
+        Provision of the existing complexes (its coverage gives the network, the demand and the
+        facilities; its capacities hold).
+    tier
+        The tier solved (the new sites count for it).
+    sites
+        The new sites on the network, in rank order.
+    capacity
+        People each new site can serve (``inf``: unlimited).
+    ks
+        The numbers of sites to solve for (default ``0 .. len(sites)``; 0 is ``provided`` itself).
+
+    Returns
+    -------
+    numpy.ndarray
+        People served with the first k sites, for each k of ``ks``.
+
+    """
+    result = provided.coverage
+    net, profile, fac = result.network, result.profile, result.facilities
+    ks = np.arange(len(sites) + 1) if ks is None else np.asarray(ks, dtype=np.int64).reshape(-1)
+    rows = np.flatnonzero((fac["status"] == "ok").to_numpy() & fac["tier"].isin(profile.eligible(tier)).to_numpy())
+    limit = profile.threshold_metres(tier)
+    old = coverage_matrix(net, result.facility_anchors.subset(rows), result.demand_anchors,
+                          limit_metres=limit, dtype=np.float64)
+    new = coverage_matrix(net, sites, result.demand_anchors, limit_metres=limit, dtype=np.float64)
+    pop = np.where(result.demand["status"].to_numpy() == "ok", result.demand["pop"].to_numpy(float), 0.0)
+    cap = np.concatenate([provided.capacity_pop[rows],
+                          np.broadcast_to(np.asarray(capacity, float), (len(sites),))])
+    served = np.full(len(ks), float(provided.served[tier].sum()))
+    for i, k in enumerate(ks):  # one exact solve per number of sites, a handful in all
+        if k > 0:
+            stacked = sparse.vstack([old, new[:k]], format="csr")
+            served[i] = Provision.from_cost_matrix(stacked, pop, cap[: len(rows) + k]).solve().served_pop
+    return served
 
 
 @dataclass

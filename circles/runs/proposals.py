@@ -1,5 +1,12 @@
 """Proposals for a coverage run: candidates, the solver, an explained list of sites and the
-before/after scenario, written into the run folder."""
+before/after scenario, written into the run folder.
+
+Under a capacity (``--capacity``) the existing complexes keep theirs: the people a new site can
+gain are those provision leaves unserved at the siting tier (within reach of a full complex, or
+of none), and each new site serves at most its own capacity. The greedy's claim is a feasible
+assignment of the provision model with the new sites added, so provision re-solved with the first
+k proposals serves at least the people claimed; both are reported.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +19,21 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from ..engine.placement import in_study_area, place, snap_cap_metres
+from ..engine.capacity import capacity_rule, people_for_floor_area
+from ..engine.placement import snap_cap_metres
+from ..engine.provision_tiers import ProvisionResult, provision
 from ..engine.routing import Anchors, coverage_matrix, nearest
-from ..engine.siting import CoverageTarget, MaximalCovering, candidate_nodes
+from ..engine.siting import (
+    CoverageTarget,
+    MaximalCovering,
+    served_with_sites,
+    unserved_pop,
+)
 from ..errors import DataError
 from ..outputs.tables import write_csv, write_layers
 from ..readers.crs import from_wgs84
 from ..readers.options import known_options
-from ..readers.tables import find_column, read_table, table_points
+from .candidates import candidate_anchors
 
 __all__ = ["SiteRequest", "candidate_anchors", "propose", "scenario_table"]
 
@@ -31,7 +45,8 @@ class SiteRequest:
     Attributes
     ----------
     tier
-        The tier of the new sites (default ``station``); only people not covered for it count.
+        The tier of the new sites (default ``station``); only people not covered for it count
+        (under ``capacity``: not served).
     new, target
         How many sites (maximal covering), or the coverage share to reach (fewest sites).
     exact
@@ -40,7 +55,9 @@ class SiteRequest:
         A file of candidate sites (coordinates in ``crs``); default: network nodes, one per
         ``spacing_metres`` square.
     capacity
-        Each new site serves at most the people its floor area provides for.
+        Each new site serves at most the people its floor area provides for, and the existing
+        complexes at most theirs: the sites go where people are left unserved, within reach of
+        a full complex or of none, and provision is re-solved with them to check the gains.
     time_limit_s
         Seconds the exact solver (and the LP bound) may take.
     landuse
@@ -100,89 +117,6 @@ class SiteRequest:
         return None
 
 
-_LANDUSE_COLUMNS = ("landuse", "land_use", "type", "用地", "用地性质", "用地类型", "类型")
-
-
-def candidate_anchors(result, *, candidates: str | Path | None = None, crs: str = "wgs84",
-                      spacing_metres: float = 100.0, landuse: list[str] | None = None
-                      ) -> tuple[Anchors, np.ndarray, np.ndarray]:
-    """Candidate sites on the network: a file's sites (snapped; off-network ones dropped and
-    counted) or network nodes thinned to ``spacing_metres``, existing facilities excluded.
-
-    ``landuse`` keeps only candidates on those land-use types: a file's ``landuse``/``type``
-    (用地性质) column, or for network nodes the OSM ``landuse`` polygons of the network's
-    extract (a node within 50 m of one, since streets run along parcels).
-
-    Returns
-    -------
-    anchors, lon, lat
-        The candidates on the network and their WGS-84 coordinates.
-    floor_area_m2 : numpy.ndarray
-        Each candidate's floor area from the file's ``floor_area_m2`` (建筑面积) column; NaN
-        where it gives none, and for network nodes.
-
-    """
-    net, profile = result.network, result.profile
-    if isinstance(landuse, str):
-        landuse = [v.strip() for v in landuse.split(",") if v.strip()]
-    fac = result.facilities[result.facilities["status"] == "ok"]
-    if candidates is None:
-        nodes = candidate_nodes(net, spacing_metres=spacing_metres,
-                                exclude_xy=(fac["x"].to_numpy(float), fac["y"].to_numpy(float)))
-        nodes = nodes[in_study_area(net, net.x[nodes], net.y[nodes], profile)]
-        if landuse:
-            nodes = nodes[_on_landuse(net, nodes, landuse)]
-        lon, lat = net.to_wgs84(net.x[nodes], net.y[nodes])
-        return Anchors.at_nodes(net, nodes), np.asarray(lon), np.asarray(lat), np.full(len(nodes), np.nan)
-    df = read_table(candidates, what="candidate sites")
-    if landuse:
-        col = next((c for c in df.columns if str(c).lower() in _LANDUSE_COLUMNS), None)
-        if col is None:
-            raise DataError("the candidate file has no land-use column to filter on", file=candidates,
-                            field="landuse", fix=f"add one of {', '.join(_LANDUSE_COLUMNS)} or drop --landuse")
-        df = df[df[col].astype(str).isin(landuse)].reset_index(drop=True)
-        if not len(df):
-            raise DataError(f"no candidate has land use {landuse}", file=candidates, field=str(col),
-                            fix="check the land-use values")
-    lon, lat, problems = table_points(df, crs=crs, file=candidates)
-    if problems:
-        from ..errors import ValidationError
-
-        raise ValidationError(problems, file=candidates)
-    x, y = net.from_wgs84(lon, lat)
-    placed = place(net, x, y, profile=profile)
-    snap, ok = placed.snap, placed.ok
-    if not ok.any():
-        raise DataError("no candidate site lies in the study area within the snap cap of a walkable street",
-                        file=candidates, fix="check the coordinates and --crs of the candidates")
-    anchors = Anchors.from_snap(snap.assign(), x=x, y=y).subset(ok)
-    area_col = find_column(df.columns, "floor_area_m2")
-    area = (pd.to_numeric(df[area_col], errors="coerce").to_numpy(float) if area_col is not None
-            else np.full(len(df), np.nan))
-    return anchors, lon[ok], lat[ok], np.where(area > 0, area, np.nan)[ok]
-
-
-def _on_landuse(net, nodes: np.ndarray, kinds: list[str]) -> np.ndarray:
-    from ..readers.files import default_network_path
-    from ..readers.osm import is_osm_file, read_osm_features
-
-    src = str(net.report.get("source") or "")
-    osm = src if src and is_osm_file(src) else str(default_network_path())
-    lu = read_osm_features(osm, kind="landuse")
-    if not len(lu) or "landuse" not in lu:
-        raise DataError("the extract has no land-use polygons to limit candidates to", file=osm,
-                        fix="give --candidates with a land-use column, or drop --landuse")
-    lu = lu[lu["landuse"].isin(kinds)].to_crs(net.crs)
-    if not len(lu):
-        raise DataError(f"the extract has no land use of type {kinds}", file=osm, field="landuse",
-                        fix="use OSM landuse values such as residential, commercial, retail")
-    tree = shapely.STRtree(lu.geometry.to_numpy())
-    pts = shapely.points(net.x[nodes], net.y[nodes])
-    keep = np.zeros(len(nodes), dtype=bool)
-    keep[tree.query(pts, predicate="dwithin", distance=50.0)[0]] = True
-    return keep
-
-
 def _capacity(profile, tier: str, floor_area: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
     """People each candidate can serve: its floor area ÷ the floor area per 100 households ×
     persons per household; a candidate without a floor area gets the tier's minimum.
@@ -200,17 +134,15 @@ def _capacity(profile, tier: str, floor_area: np.ndarray) -> tuple[np.ndarray, n
         # No document sets a complex's size; a new site brings at least the space a community must have.
         assumed = float(profile.standards.get("min_community_space_m2", 300.0))
         source = "the space every community must have: standards.min_community_space_m2"
-    per100 = float(profile.standards.get("floor_area_m2_per_100_households", 30.0))
-    pph = profile.persons_per_household
     area = np.where(np.isfinite(floor_area), floor_area, assumed)
-    cap = area / per100 * 100.0 * pph
+    cap = people_for_floor_area(area, profile)
     given = int(np.isfinite(floor_area).sum())
-    rule = f"capacity: a site serves at most its floor area ÷ {per100:g} m² per 100 households × {pph:g} persons"
+    rule = capacity_rule(profile)
     if given == len(floor_area):
         return cap, area, rule + " (floor areas from the candidate file)"
     where = "every candidate" if given == 0 else f"the {len(floor_area) - given:,} candidates without one"
     return cap, area, (f"{rule}; floor area assumed {assumed:g} m² for {where} ({source}), "
-                       f"so {assumed / per100 * 100.0 * pph:,.0f} people a site")
+                       f"so {float(people_for_floor_area(assumed, profile)):,.0f} people a site")
 
 
 def _check_request(new, target) -> None:
@@ -245,43 +177,83 @@ def propose(run, request: SiteRequest | None = None, **options) -> gpd.GeoDataFr
     -------
     geopandas.GeoDataFrame
         One row per site in rank order, with ``attrs["scenario"]`` (coverage before and after) and
-        ``attrs["explanation"]``.
+        ``attrs["explanation"]``; under ``capacity`` also the served claimed and re-solved
+        (``new_served_pop``, ``provision_gain_pop``, ``served_after_pop``).
 
     """
     req = SiteRequest.of(request, **options)
     if req.service is not None:
         return _propose_service(run, req)
-    result = run.result
-    profile = result.profile
+    result, profile = run.result, run.result.profile
     code = profile.tier(req.tier).code
     _check_request(req.new, req.target)
     cand, lon, lat, floor = candidate_anchors(result, candidates=req.candidates, crs=req.crs,
                                               spacing_metres=req.spacing_metres, landuse=req.landuse)
     matrix = coverage_matrix(result.network, cand, result.demand_anchors,
                              limit_metres=profile.threshold_metres(code))
-    pop = result.demand["pop"].to_numpy(float)
-    already = result.covered_mask(code)
+    pop, already = result.demand["pop"].to_numpy(float), result.covered_mask(code)
     cap, area, cap_text = _capacity(profile, code, floor) if req.capacity else (None, None, "")
+    before = _provision_of(result) if req.capacity else None
     model, solver = _solve(matrix, pop, req, already=already, capacity=cap,
-                           offnetwork=float(pop[result.demand["status"].to_numpy() == "off_network"].sum()))
+                           offnetwork=float(pop[result.demand["status"].to_numpy() == "off_network"].sum()),
+                           unserved=None if before is None else _left(before, code))
     explanation = "; ".join(t for t in (model.explanation, cap_text) if t)
     sel = model.selected
+    # Under a capacity the model counts the unserved; coverage is still what the sites newly reach.
+    gains = model.gains if cap is None else _covered_gains(matrix, pop, already, cap, sel)
     total = result.input_pop
-    cum = (float(pop[already].sum()) + np.cumsum(model.gains)) / total if total else np.full(len(sel), np.nan)
-    out = pd.DataFrame({"rank": np.arange(1, len(sel) + 1), "lon": np.round(lon[sel], 7),
-                        "lat": np.round(lat[sel], 7), "tier": code,
-                        "new_covered_pop": np.round(model.gains, 1),
-                        "cumulative_covered_share": np.round(cum, 5),
+    cum = (float(pop[already].sum()) + np.cumsum(gains)) / total if total else np.full(len(sel), np.nan)
+    out = pd.DataFrame({"rank": np.arange(1, len(sel) + 1), "lon": np.round(lon[sel], 7), "lat": np.round(lat[sel], 7),
+                        "tier": code, "new_covered_pop": np.round(gains, 1), "cumulative_covered_share": np.round(cum, 5),
                         "nearest_existing_minutes": np.round(_nearest_existing(result, code, cand, sel), 2),
                         "solver": solver})
+    siting = {"tier": code, "candidates": len(cand), "capacity_pop": None if cap is None else float(np.median(cap)),
+              "capacity_rule": cap_text}
     if cap is not None:
         out["floor_area_m2"] = area[sel]
         out["floor_area_source"] = np.where(np.isfinite(floor[sel]), "candidate file", "assumed (profile minimum)")
         out["capacity_pop"] = np.round(cap[sel], 1)
+        served = served_with_sites(before, code, cand.subset(sel), cap[sel])
+        siting.update(_served_columns(out, model.gains, served), new_covered_pop=float(gains.sum()))
+        explanation = "; ".join(t for t in (explanation, _served_text(before, code, served)) if t)
     gdf = _geo(out, result, req.gcj02)
-    siting = {"tier": code, "candidates": len(cand), "capacity_pop": None if cap is None else float(np.median(cap)),
-              "capacity_rule": cap_text}
-    return _keep(run, req, gdf, scenario_table(run, gdf), model, solver, explanation, siting)
+    return _keep(run, req, gdf, scenario_table(run, gdf, provided=before), model, solver, explanation, siting)
+
+
+def _provision_of(result) -> ProvisionResult:
+    """Provision of the existing complexes: the coverage run's own when it has one."""
+    got = result.extras.get("provision")
+    return got if isinstance(got, ProvisionResult) else provision(result)
+
+
+def _left(before: ProvisionResult, code: str) -> tuple[np.ndarray, float]:
+    """People left unserved per demand point, and the people served, at tier ``code``."""
+    return unserved_pop(before, code), float(before.served[code].sum())
+
+
+def _covered_gains(matrix, pop: np.ndarray, already: np.ndarray, cap: np.ndarray, sel: np.ndarray) -> np.ndarray:
+    """People each site (rank order) newly brings within reach, serving at most its capacity."""
+    return MaximalCovering.from_cost_matrix(matrix, pop, already_covered=already, capacity=cap).evaluate(sel)
+
+
+def _served_columns(out: pd.DataFrame, claimed: np.ndarray, served: np.ndarray) -> dict:
+    """The claim and the re-solved provision per proposal (columns of ``out``) and in all."""
+    out["new_served_pop"] = np.round(claimed, 1)
+    out["provision_gain_pop"] = np.round(np.diff(served), 1)
+    out["served_after_pop"] = np.round(served[1:], 1)
+    return {"served_before_pop": float(served[0]), "served_after_pop": float(served[-1]),
+            "new_served_pop": float(np.sum(claimed)), "provision_gain_pop": float(served[-1] - served[0])}
+
+
+def _served_text(before: ProvisionResult, code: str, served: np.ndarray) -> str:
+    """One sentence: the existing complexes' capacities and the people served before and after."""
+    fac = before.coverage.facilities
+    usable = (fac["status"] == "ok").to_numpy() & fac["tier"].isin(before.coverage.profile.eligible(code)).to_numpy()
+    counts = pd.Series(before.capacity_source[usable]).value_counts()
+    said = ", ".join(f"{int(n):,} from {k}" for k, n in counts.items()) or "none"
+    return (f"existing complexes keep their capacities ({said}); served at the {code} tier under "
+            f"provision: {served[0]:,.0f} before, {served[-1]:,.0f} after the {len(served) - 1} new "
+            f"site{'' if len(served) == 2 else 's'} (re-solved)")
 
 
 def _nearest_existing(result, code: str, cand: Anchors, sel: np.ndarray) -> np.ndarray:
@@ -305,7 +277,8 @@ def _keep(run, req: SiteRequest, gdf: gpd.GeoDataFrame, scen: pd.DataFrame, mode
         return gdf
     run.manifest.set("siting", {**siting, "new": req.new, "target": req.target, "solver": solver,
                                 "selected": len(model.selected),
-                                "new_covered_pop": float(model.gains.sum()), "explanation": explanation})
+                                "new_covered_pop": siting.get("new_covered_pop", float(model.gains.sum())),
+                                "explanation": explanation})
     run.extras.update(proposals=gdf, siting_model=model, explanation=explanation)
     write_csv(pd.DataFrame(gdf.drop(columns="geometry")), run.folder / "proposals.csv")
     write_layers({"proposals": gdf}, run.folder / "proposals.gpkg")
@@ -313,17 +286,30 @@ def _keep(run, req: SiteRequest, gdf: gpd.GeoDataFrame, scen: pd.DataFrame, mode
     return gdf
 
 
-def _solve(matrix, weights, req: SiteRequest, *, already, capacity=None, offnetwork=0.0):
-    """The solver for a request and its one-line description (objective, bound, gap)."""
+def _solve(matrix, weights, req: SiteRequest, *, already, capacity=None, offnetwork=0.0, unserved=None):
+    """The solver for a request and its one-line description (objective, bound, gap).
+
+    ``unserved`` (people left unserved per point, people served) makes the model count those
+    instead of the people not ``already`` covered, as siting under provision does.
+    """
     if req.target is None:
         model = MaximalCovering.from_cost_matrix(matrix, weights, already_covered=already, capacity=capacity)
+    else:
+        model = CoverageTarget.from_cost_matrix(matrix, weights, already_covered=already, capacity=capacity,
+                                                offnetwork_pop=offnetwork)
+    if unserved is not None:
+        # A point within reach of a full complex still has people to gain, some of its people.
+        model.problem = replace(model.problem, weights=unserved[0], already=unserved[1])
+    if req.target is None:
         model.solve(int(req.new), method="exact" if req.exact else "greedy", time_limit_s=req.time_limit_s)
-        return model, (f"{model.solver}; objective {model.objective:,.0f}, proven bound "
-                       f"{model.upper_bound:,.0f}, gap {model.gap:.2%}")
-    model = CoverageTarget.from_cost_matrix(matrix, weights, already_covered=already, capacity=capacity,
-                                            offnetwork_pop=offnetwork)
-    model.solve(float(req.target), time_limit_s=min(req.time_limit_s, 3.0))
-    return model, model.solver
+        text = (f"{model.solver}; objective {model.objective:,.0f}, proven bound "
+                f"{model.upper_bound:,.0f}, gap {model.gap:.2%}")
+    else:
+        model.solve(float(req.target), time_limit_s=min(req.time_limit_s, 3.0))
+        text = model.solver
+    if unserved is not None:  # the model's people left are the unserved: say so
+        model.explanation = model.explanation.replace("covered", "served")
+    return model, text
 
 
 def _geo(out: pd.DataFrame, result, gcj02: bool) -> gpd.GeoDataFrame:
@@ -338,12 +324,30 @@ def _geo(out: pd.DataFrame, result, gcj02: bool) -> gpd.GeoDataFrame:
     return gdf
 
 
-def scenario_table(run, proposals: gpd.GeoDataFrame) -> pd.DataFrame:
+def scenario_table(run, proposals: gpd.GeoDataFrame, *, provided: ProvisionResult | None = None
+                   ) -> pd.DataFrame:
     """Coverage per tier before and after adding the proposals as facilities (re-routed).
 
     When the proposals carry ``capacity_pop`` (siting with a capacity), the people they newly
     reach are served under the siting's rule: site by site in rank order, the nearest first,
-    up to each site's capacity (distances routed again from the proposals' coordinates).
+    up to each site's capacity (distances routed again from the proposals' coordinates), and
+    ``served_pop_before``/``_after`` and ``served_change_pop`` give provision per tier, the
+    existing complexes with their capacities and the proposals with theirs.
+
+    Parameters
+    ----------
+    run
+        The coverage run.
+    proposals
+        The sites (``rank``, ``lon``, ``lat``, ``tier``, and ``capacity_pop`` under a capacity).
+    provided
+        Provision of the existing complexes, when already solved.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per tier.
+
     """
     from ..engine.coverage import compute_coverage
 
@@ -363,17 +367,43 @@ def scenario_table(run, proposals: gpd.GeoDataFrame) -> pd.DataFrame:
         covered_after = b["covered_pop"].to_numpy(float) + _capped_gains(result, after, proposals, list(b["tier"]))
     total = result.input_pop
     share_after = covered_after / total if total > 0 else a["covered_share"].to_numpy(float)
-    return pd.DataFrame({"tier": b["tier"], "covered_pop_before": b["covered_pop"],
-                         "covered_pop_after": covered_after,
-                         "change_pop": covered_after - b["covered_pop"].to_numpy(float),
-                         "covered_share_before": b["covered_share"], "covered_share_after": share_after})
+    table = pd.DataFrame({"tier": b["tier"], "covered_pop_before": b["covered_pop"],
+                          "covered_pop_after": covered_after,
+                          "change_pop": covered_after - b["covered_pop"].to_numpy(float),
+                          "covered_share_before": b["covered_share"], "covered_share_after": share_after})
+    if "capacity_pop" in proposals.columns:
+        before = provided if provided is not None else _provision_of(result)
+        served = np.array([float(before.served[t].sum()) for t in b["tier"]])
+        table["served_pop_before"] = served
+        table["served_pop_after"] = served + _served_gains(result, proposals, before, list(b["tier"]))
+        table["served_change_pop"] = table["served_pop_after"] - served
+    return table
+
+
+def _sites_of(result, proposals: gpd.GeoDataFrame) -> Anchors:
+    """The proposals on the network again, from their coordinates."""
+    net = result.network
+    x, y = net.from_wgs84(proposals["lon"].to_numpy(float), proposals["lat"].to_numpy(float))
+    return Anchors.from_points(net, x, y, max_metres=snap_cap_metres(result.profile))
+
+
+def _served_gains(result, proposals: gpd.GeoDataFrame, before: ProvisionResult, tiers: list[str]) -> np.ndarray:
+    """People provision serves per tier beyond ``before`` once the proposals are complexes too."""
+    gains = np.zeros(len(tiers))
+    if not len(proposals):
+        return gains
+    sites, cap = _sites_of(result, proposals), proposals["capacity_pop"].to_numpy(float)
+    new_tier = str(proposals["tier"].iloc[0])
+    for k, t in enumerate(tiers):  # three tiers or so
+        if new_tier in result.profile.eligible(t):
+            gains[k] = served_with_sites(before, t, sites, cap, ks=[len(cap)])[0] - before.served[t].sum()
+    return gains
 
 
 def _capped_gains(result, after, proposals: gpd.GeoDataFrame, tiers: list[str]) -> np.ndarray:
     """People the proposals newly cover per tier when each serves at most its capacity."""
     net, profile = result.network, result.profile
-    x, y = net.from_wgs84(proposals["lon"].to_numpy(float), proposals["lat"].to_numpy(float))
-    sites = Anchors.from_points(net, x, y, max_metres=snap_cap_metres(profile))
+    sites = _sites_of(result, proposals)
     pop = after.demand["pop"].to_numpy(float)
     cap = proposals["capacity_pop"].to_numpy(float)
     new_tier = str(proposals["tier"].iloc[0])
