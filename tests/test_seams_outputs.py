@@ -525,9 +525,10 @@ def test_report_files_open_and_hold_no_formula(report):
     assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]  # no temporary file left
     book = openpyxl.load_workbook(paths[1])
     # The tables the folder holds, in the report's order: the community scorecard first (the run has
-    # units under a city profile), then coverage, the largest gaps after the units.
+    # units under a city profile), then coverage, the largest gaps after the units, then provision.
     assert book.sheetnames == ["scorecard", "standards_by_unit", "coverage_by_tier", "coverage_by_unit",
-                               "largest_gaps", "standards", "facilities", "changes"]
+                               "largest_gaps", "provision_by_tier", "provision_by_unit",
+                               "provision_by_complex", "standards", "facilities", "changes"]
     formulas = [f"{ws.title}!{cell.coordinate}" for ws in book for row in ws.iter_rows() for cell in row
                 if cell.data_type == "f"]
     assert formulas == []

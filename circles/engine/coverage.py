@@ -187,14 +187,18 @@ class CoverageResult:
 
     def facility_table(self) -> pd.DataFrame:
         """Each facility: tier, floor area, population in its circle and served, m² per 100
-        households, overloaded (the columns of ``facilities.csv``)."""
+        households, overloaded (the columns of ``facilities.csv``), then, once provision is solved
+        (``extras["provision"]``), its capacity, people assigned in its own tier, utilisation and
+        the capacity it would need added."""
         fac = self.facilities
         lon, lat = fac.geometry.x.to_numpy(), fac.geometry.y.to_numpy()
         cols = [c for c in ("facility_id", "name", "tier", "tier_name", "status", "floor_area_m2",
                             "households_capacity", "pop_in_circle", "served_pop",
                             "served_households", "m2_per_100_households", "overloaded")
                 if c in fac.columns]
-        return pd.DataFrame(fac[cols]).assign(lon=np.round(lon, 7), lat=np.round(lat, 7))
+        table = pd.DataFrame(fac[cols]).assign(lon=np.round(lon, 7), lat=np.round(lat, 7))
+        prov = self.extras.get("provision")
+        return table if prov is None else table.join(prov.facility_columns())
 
     def study_area_summary(self) -> dict:
         """Where the study area stops and who lives near that edge (for the run manifest)."""

@@ -1,4 +1,5 @@
-"""The gap surface: uncovered population per tier on an H3 hexagon grid."""
+"""The gap surfaces on an H3 hexagon grid: uncovered population per tier, and (under capacity)
+people within reach but not served."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import numpy as np
 import pandas as pd
 import shapely
 
-__all__ = ["gap_hexagons", "h3_cells", "h3_resolution"]
+__all__ = ["gap_hexagons", "h3_cells", "h3_resolution", "short_hexagons"]
+
+# A hexagon is short once at least one person (rounded) is: below that is the solver's rounding.
+_MIN_SHORT_POP = 0.5
 
 
 def h3_resolution(area_km2: float) -> int:
@@ -50,34 +54,85 @@ def gap_hexagons(result, *, resolution: int | None = None) -> gpd.GeoDataFrame:
 
     """
     d = result.demand
-    if resolution is None:
-        resolution = h3_resolution(result.network.hull.area / 1e6)
-    status = d["status"].to_numpy()
-    keep = status != "outside"
-    lon, lat = d.geometry.x.to_numpy()[keep], d.geometry.y.to_numpy()[keep]
-    cells = h3_cells(lon, lat, resolution)
+    cells, keep, resolution = _demand_cells(result, resolution)
+    status = d["status"].to_numpy()[keep]
     pop = d["pop"].to_numpy(float)[keep]
-    offnet = status[keep] == "off_network"
+    offnet = status == "off_network"
     frames = []
     for tier in result.profile.tiers:
         covered = result.covered_mask(tier.code)[keep]
         minutes = d[f"{tier.code}_minutes"].to_numpy(float)[keep]
         unc = ~covered & ~offnet
-        df = pd.DataFrame({"h3": cells, "pop": pop, "uncovered_pop": np.where(unc, pop, 0.0),
-                           "offnetwork_pop": np.where(offnet, pop, 0.0),
-                           "wmin": np.where(unc, minutes * pop, 0.0), "min": np.where(unc, minutes, -np.inf)})
-        g = df.groupby("h3", sort=False).agg(pop=("pop", "sum"), uncovered_pop=("uncovered_pop", "sum"),
-                                             offnetwork_pop=("offnetwork_pop", "sum"),
-                                             wmin=("wmin", "sum"), max_minutes=("min", "max"))
+        g = _per_hexagon(cells, {"pop": pop, "uncovered_pop": np.where(unc, pop, 0.0),
+                                 "offnetwork_pop": np.where(offnet, pop, 0.0),
+                                 "wmin": np.where(unc, minutes * pop, 0.0)},
+                         maxima={"max_minutes": np.where(unc, minutes, -np.inf)})
         g = g[(g["uncovered_pop"] > 0) | (g["offnetwork_pop"] > 0)]
         with np.errstate(invalid="ignore", divide="ignore"):
             g["mean_minutes"] = np.where(g["uncovered_pop"] > 0, g["wmin"] / g["uncovered_pop"], np.nan)
         g["max_minutes"] = g["max_minutes"].where(g["uncovered_pop"] > 0)
-        g = g.drop(columns="wmin").reset_index()
-        g.insert(1, "tier", tier.code)
-        frames.append(g)
-    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["h3", "tier"])
-    out = out.sort_values(["tier", "uncovered_pop"], ascending=[True, False], kind="stable")
+        frames.append(g.drop(columns="wmin"))
+    return _hexagon_layer(frames, result, "uncovered_pop", resolution)
+
+
+def short_hexagons(result, prov, *, resolution: int | None = None) -> gpd.GeoDataFrame:
+    """People within reach but not served (every complex in reach full) per tier on H3 hexagons,
+    largest first: the capacity-short surface beside :func:`gap_hexagons`.
+
+    Parameters
+    ----------
+    result
+        A :class:`circles.coverage.CoverageResult`.
+    prov
+        Its provision (:func:`circles.engine.provision_tiers.provision`).
+    resolution
+        H3 resolution (default: chosen from the network's area, as for the gaps).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        One row per hexagon and tier where at least half a person is short: ``h3``, ``tier``,
+        ``covered_unserved_pop``, ``served_pop``, ``population`` (everyone in the hexagon),
+        ``resolution``, WGS-84 polygons.
+
+    """
+    cells, keep, resolution = _demand_cells(result, resolution)
+    pop = result.demand["pop"].to_numpy(float)[keep]
+    frames = []
+    for tier in result.profile.tiers:
+        g = _per_hexagon(cells, {"covered_unserved_pop": prov.unserved(tier.code)[keep],
+                                 "served_pop": prov.served[tier.code][keep], "population": pop})
+        # The solver counts people in hundredths, so a fully served point can keep a few
+        # hundredths "unserved": a hexagon is short once that rounds to one person.
+        frames.append(g[g["covered_unserved_pop"] >= _MIN_SHORT_POP])
+    return _hexagon_layer(frames, result, "covered_unserved_pop", resolution)
+
+
+def _demand_cells(result, resolution: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+    """The H3 cell of each demand point inside the study area, that mask, and the resolution."""
+    d = result.demand
+    if resolution is None:
+        resolution = h3_resolution(result.network.hull.area / 1e6)
+    keep = d["status"].to_numpy() != "outside"
+    lon, lat = d.geometry.x.to_numpy()[keep], d.geometry.y.to_numpy()[keep]
+    return h3_cells(lon, lat, resolution), keep, resolution
+
+
+def _per_hexagon(cells: np.ndarray, sums: dict[str, np.ndarray],
+                 maxima: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """Per-point weights summed (and ``maxima`` maximised) per cell in one group-by."""
+    maxima = maxima or {}
+    frame = pd.DataFrame({"h3": cells, **sums, **maxima})
+    agg = {**{k: (k, "sum") for k in sums}, **{k: (k, "max") for k in maxima}}
+    return frame.groupby("h3", sort=False).agg(**agg).reset_index()
+
+
+def _hexagon_layer(frames: list[pd.DataFrame], result, sort_by: str, resolution: int) -> gpd.GeoDataFrame:
+    """The tiers' hexagon tables as one WGS-84 layer, each tier's largest ``sort_by`` first."""
+    frames = [f.assign(tier=code)[["h3", "tier", *[c for c in f.columns if c != "h3"]]]
+              for f, code in zip(frames, [t.code for t in result.profile.tiers], strict=True)]
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["h3", "tier", sort_by])
+    out = out.sort_values(["tier", sort_by], ascending=[True, False], kind="stable")
     out["h3"] = out["h3"].astype(np.uint64)
     geoms = [shapely.Polygon([(lo, la) for la, lo in h3.cell_to_boundary(h3.int_to_str(int(c)))])
              for c in out["h3"].to_numpy()]

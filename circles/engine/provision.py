@@ -13,9 +13,10 @@ and among all assignments that serve that maximum, the one of least total walkin
 It is solved exactly as a maximum flow of minimum cost (OR-Tools' cost-scaling min-cost-flow,
 ``solve_max_flow_with_min_cost``), which on the 250k-point Chengdu-scale test is more than ten
 times faster than the same model as an LP in HiGHS (``scripts/bench_provision.py``). People are
-counted in whole hundredths (rounded down, so no point gets more than its people and no complex
-more than its capacity) and walks in decimetres: the served total is the maximum to within a
-hundredth of a person per demand point.
+counted in whole hundredths (a point's people rounded up, a complex's capacity down; a point's
+flows are then scaled to its exact people, so no complex takes more than its capacity and a
+point served in all its hundredths is served whole) and walks in decimetres: the served total is
+the maximum to within a hundredth of a person per demand point.
 
 Two exact reductions keep the flow small: a complex whose reachable people fit in its capacity
 can never be full, so it acts as unlimited; a demand point's arcs to capacity-limited complexes
@@ -134,6 +135,8 @@ class Provision:
 
     def solve(self) -> Provision:
         """Serve the most people, then walk the least; sets ``flows``, ``served``, ``assigned``."""
+        import ortools.graph.python.min_cost_flow  # noqa: F401  (loaded before the clock starts)
+
         t0 = time.perf_counter()
         rows, cols, people = _solve(self.cost, self.pop, self.capacity, self.stats)
         self.flows = sparse.csr_matrix((people, (rows, cols)), shape=self.cost.shape)
@@ -194,8 +197,9 @@ def _flow(r: np.ndarray, c: np.ndarray, d: np.ndarray, pop: np.ndarray, cap: np.
     si = np.searchsorted(sites, r)
     pj = np.searchsorted(points, c)
     ns, nd = len(sites), len(points)
-    # Floors on both ends, so a flow never exceeds a point's people or a site's capacity.
-    units = np.floor(pop[points] * _UNITS_PER_PERSON + 1e-6).astype(np.int64)
+    # A point's people rounded up and a site's capacity down: a point served in all its units is
+    # served whole, and scaling its flows down to its exact people keeps every site within capacity.
+    units = np.ceil(pop[points] * _UNITS_PER_PERSON - 1e-6).astype(np.int64)
     cap_units = np.floor(cap[sites] * _UNITS_PER_PERSON + 1e-6).astype(np.int64)
     spare = np.isfinite(best_d[points])
     # Nodes: sites 0..ns-1, points ns.., then the never-full way out, the source and the sink.
@@ -220,6 +224,8 @@ def _flow(r: np.ndarray, c: np.ndarray, d: np.ndarray, pop: np.ndarray, cap: np.
     flows = mcf.flows(np.arange(a0, a0 + len(r) + len(sp)))
     fa, fb = flows[: len(r)], flows[len(r):]
     hit_a, hit_b = fa > 0, fb > 0
+    got = np.bincount(pj, weights=fa, minlength=nd) + np.bincount(sp, weights=fb, minlength=nd)
+    scale = np.minimum(1.0, pop[points] * _UNITS_PER_PERSON / np.maximum(got, 1))
     return (np.concatenate([r[hit_a], best_site[points[sp][hit_b]]]),
             np.concatenate([c[hit_a], points[sp][hit_b]]),
-            np.concatenate([fa[hit_a], fb[hit_b]]) / _UNITS_PER_PERSON)
+            np.concatenate([fa[hit_a] * scale[pj[hit_a]], fb[hit_b] * scale[sp[hit_b]]]) / _UNITS_PER_PERSON)

@@ -71,9 +71,22 @@ def _population_lines(manifest) -> list[str]:
 
 def coverage_lines(run) -> list[str]:
     """A coverage run: the summary, population notes, access per service, the folder."""
-    return [run.result.summary_text(), *_population_lines(run.manifest),
-            *_service_lines(run.extras.get("services")), *_scorecard_lines(run.manifest),
-            *_areas_note(run.manifest), written(run.folder)]
+    return [run.result.summary_text(), *_provision_lines(run.extras.get("provision")),
+            *_population_lines(run.manifest), *_service_lines(run.extras.get("services")),
+            *_scorecard_lines(run.manifest), *_areas_note(run.manifest), written(run.folder)]
+
+
+def _provision_lines(prov) -> list[str]:
+    """Served under capacity per tier (a :class:`circles.engine.provision_tiers.ProvisionResult`):
+    served, within reach but not served, and the floor area that would serve them; then the rule."""
+    if prov is None:
+        return []
+    lines = [f"\nserved under capacity\n{'tier':10s} {'served':>10s} {'covered, unserved':>17s} "
+             f"{'share':>6s} {'extra floor m²':>14s}"]
+    for r in prov.by_tier().itertuples():
+        lines.append(f"{r.tier:10s} {r.served_pop:10,.0f} {r.covered_unserved_pop:17,.0f} "
+                     f"{r.served_share:6.1%} {r.extra_floor_area_m2:14,.0f}")
+    return [*lines, prov.rule]
 
 
 def _scorecard_lines(manifest) -> list[str]:
@@ -107,8 +120,8 @@ def service_notes(access) -> list[str]:
 def site_lines(run) -> list[str]:
     """A site run: the coverage summary, the proposals table, the solver and its explanation."""
     proposals = run.extras["proposals"]
-    lines = [run.result.summary_text(), *_population_lines(run.manifest), "",
-             proposals[_PROPOSAL_COLUMNS].to_string(index=False),
+    lines = [run.result.summary_text(), *_provision_lines(run.extras.get("provision")),
+             *_population_lines(run.manifest), "", proposals[_PROPOSAL_COLUMNS].to_string(index=False),
              proposals["solver"].iloc[0] if len(proposals) else "no site adds coverage"]
     if run.extras.get("explanation"):
         lines.append(run.extras["explanation"])

@@ -58,6 +58,17 @@ _MAP = {
     "not_evaluated": {"zh": "无可核查规则", "en": "no rule evaluated"},
     "rules_failed": {"zh": "未达标规则", "en": "rules failed"},
     "value_threshold": {"zh": "数值 {value}，标准 {threshold}（{unit}）", "en": "{value} against {threshold} ({unit})"},
+    "short": {"zh": "容量不足", "en": "capacity short"},
+    "legend_short": {"zh": "服务范围内但设施已满、未获服务的人口（每个六边形）",
+                     "en": "people within reach but not served, every complex in reach full (per hexagon)"},
+    "covered_unserved": {"zh": "范围内未获服务", "en": "within reach, not served"},
+    "short_served": {"zh": "已获服务", "en": "served"},
+    "population": {"zh": "人口", "en": "population"},
+    "capacity": {"zh": "服务容量", "en": "capacity"},
+    "unlimited": {"zh": "不限（无容量数据）", "en": "unlimited (no capacity given)"},
+    "assigned": {"zh": "分配服务人口", "en": "people assigned"},
+    "utilisation": {"zh": "容量利用率", "en": "utilisation"},
+    "extra_floor_area": {"zh": "需增建筑面积", "en": "extra floor area needed"},
 }
 
 _EXPLORER = {
@@ -107,6 +118,13 @@ _REPORT = {
     "report_scorecard_headline": {"zh": "{city}：{total} 个社区中 {n} 个达到全部规则",
                                   "en": "{city}: {n} of {total} communities meet every rule"},
     "report_scorecard_none": {"zh": "数据无法核查任何规则的社区：{m} 个", "en": "communities with no rule the data can answer: {m}"},
+    "report_provision": {"zh": "容量约束下的服务供给", "en": "Provision under capacity"},
+    "report_provision_rule": {"zh": "容量规则", "en": "capacity rule"},
+    "report_provision_busiest": {"zh": "利用率最高的 10 个综合体（各取其最满的级别）",
+                                 "en": "The 10 most utilised complexes (each at its fullest tier)"},
+    "report_provision_extra": {"zh": "需增加建筑面积的综合体", "en": "Complexes needing extra floor area"},
+    "report_provision_no_extra": {"zh": "服务范围内的人口均已获服务，无需增加建筑面积。",
+                                  "en": "Everyone within reach is served: no complex needs extra floor area."},
 }
 
 # The cities whose documents set a profile's rules (``manifest["scorecard"]["city"]``).

@@ -10,7 +10,7 @@ import folium
 from branca.element import MacroElement
 from folium.template import Template
 
-__all__ = ["BOX", "PANES", "Attribution", "Bind", "Legend", "Pane", "swatch"]
+__all__ = ["BOX", "PANES", "Attribution", "Bind", "ClickThrough", "Legend", "Pane", "swatch"]
 
 #: The style of the map's boxes (title, legends).
 BOX = ("background:rgba(255,255,255,.92);padding:6px 10px;font:12px/1.5 sans-serif;"
@@ -72,7 +72,7 @@ class Bind(MacroElement):
 # Each kind of layer draws in its own pane (and so on its own canvas), stacked so that switching
 # a layer off and on again does not bury the facilities under the hexagons: units at the bottom,
 # then gaps, service areas (Leaflet's overlay pane, 400), points; proposals are DOM markers (600).
-PANES = {"units": 380, "gaps": 390, "points": 450}
+PANES = {"units": 380, "gaps": 390, "short": 395, "points": 450}
 
 
 class Pane(MacroElement):
@@ -110,3 +110,31 @@ class Attribution(MacroElement):
     def __init__(self, text: str):
         super().__init__()
         self.text = text
+
+
+class ClickThrough(MacroElement):
+    """Opens the popup of the feature under a map click no other layer took: the canvases of the
+    panes above (gaps, service areas, points) take every click, so a lower layer's own never fires."""
+
+    _template = Template("""{% macro script(this, kwargs) %}
+        (function () {
+            var layer = {{ this._parent.get_name() }}, on = null;
+            function open(e) {
+                var map = layer._map;
+                if (!map || (map._popup && map.hasLayer(map._popup))) { return; }  // a layer above took it
+                var p = map.latLngToLayerPoint(e.latlng);
+                layer.eachLayer(function (f) {
+                    if (f._containsPoint && f._containsPoint(p)) { f.fire("click", {latlng: e.latlng}, true); }
+                });
+            }
+            function attach(map) {
+                if (on) { on.off("click", open); }
+                on = map;
+                if (map) { map.on("click", open); }
+            }
+            // Child layers' events bubble up to the group: react to the group's own only.
+            layer.on("add", function (e) { if (e.target === layer) { attach(layer._map); } });
+            layer.on("remove", function (e) { if (e.target === layer) { attach(null); } });
+            attach(layer._map || null);
+        })();
+    {% endmacro %}""")

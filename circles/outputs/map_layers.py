@@ -219,7 +219,7 @@ def _facility_props(df: pd.DataFrame, lang: str) -> pd.DataFrame:
         return [fmt(v) for v in df[name]] if name in df else [""] * len(df)
 
     over = _overloaded(df)
-    return pd.DataFrame({
+    props = pd.DataFrame({
         "name": col("name", esc),
         "floor": col("floor_area_m2", lambda v: fmt(v, " m²")),
         "in_circle": col("pop_in_circle", fmt),
@@ -228,6 +228,13 @@ def _facility_props(df: pd.DataFrame, lang: str) -> pd.DataFrame:
         "over": np.where(over, t("yes", lang), t("no", lang)),
         "ring": np.where(over, "#222222", "#ffffff"),
     }, index=df.index)
+    if "capacity_pop" not in df:  # a run from before provision
+        return props
+    people = f" {t('people', lang)}"
+    return props.assign(capacity=col("capacity_pop", lambda v: fmt(v, people, missing=t("unlimited", lang))),
+                        assigned=col("assigned_pop", lambda v: fmt(v, people)),
+                        utilisation=col("utilisation", share_text),
+                        extra=col("extra_floor_area_m2", lambda v: fmt(v, " m²")))
 
 
 def facilities_layer(df: pd.DataFrame, profile: Profile, *, lang: str = "zh",
@@ -239,7 +246,8 @@ def facilities_layer(df: pd.DataFrame, profile: Profile, *, lang: str = "zh",
     df
         ``facilities.csv`` rows: ``lon``, ``lat``, ``tier`` and, where known, ``name``,
         ``floor_area_m2``, ``pop_in_circle``, ``served_pop``, ``m2_per_100_households``,
-        ``overloaded``.
+        ``overloaded`` and the provision columns ``capacity_pop`` (empty: unlimited),
+        ``assigned_pop``, ``utilisation`` (shown as %) and ``extra_floor_area_m2``.
     profile
         Tier names and colours.
     lang
@@ -260,6 +268,9 @@ def facilities_layer(df: pd.DataFrame, profile: Profile, *, lang: str = "zh",
     fields = ["name", "tier", "floor", "in_circle", "served", "m2", "over"]
     aliases = [t(k, lang) for k in ("name", "tier", "floor_area", "in_circle", "served",
                                     "m2_per_100_households", "overloaded")]
+    if "capacity" in props:
+        fields += ["capacity", "assigned", "utilisation", "extra"]
+        aliases += [t(k, lang) for k in ("capacity", "assigned", "utilisation", "extra_floor_area")]
     points = gpd.GeoSeries(gpd.points_from_xy(df["lon"], df["lat"]), index=df.index, crs=4326)
     groups = []
     for tier in profile.tiers:

@@ -12,12 +12,10 @@ import folium
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from branca.element import MacroElement
-from folium.template import Template
 
 from ..readers.profiles import Profile
 from .i18n import localized, t
-from .map_elements import Legend, swatch
+from .map_elements import ClickThrough, Legend, swatch
 from .map_layers import esc, feature_collection, fmt, in_pane, share_text
 
 __all__ = ["scorecard_layer", "units_layer"]
@@ -113,34 +111,6 @@ def _number(value) -> str:
     return f"{f:.3g}" if pd.notna(f) and abs(f) < 100 else fmt(f)
 
 
-class _ClickThrough(MacroElement):
-    """Opens the popup of the feature under a map click no other layer took: the canvases of the
-    panes above (gaps, service areas, points) take every click, so the units' own never fires."""
-
-    _template = Template("""{% macro script(this, kwargs) %}
-        (function () {
-            var layer = {{ this._parent.get_name() }}, on = null;
-            function open(e) {
-                var map = layer._map;
-                if (!map || (map._popup && map.hasLayer(map._popup))) { return; }  // a layer above took it
-                var p = map.latLngToLayerPoint(e.latlng);
-                layer.eachLayer(function (f) {
-                    if (f._containsPoint && f._containsPoint(p)) { f.fire("click", {latlng: e.latlng}, true); }
-                });
-            }
-            function attach(map) {
-                if (on) { on.off("click", open); }
-                on = map;
-                if (map) { map.on("click", open); }
-            }
-            // Child layers' events bubble up to the group: react to the group's own only.
-            layer.on("add", function (e) { if (e.target === layer) { attach(layer._map); } });
-            layer.on("remove", function (e) { if (e.target === layer) { attach(null); } });
-            attach(layer._map || null);
-        })();
-    {% endmacro %}""")
-
-
 def scorecard_layer(gdf: gpd.GeoDataFrame, *, by_unit: pd.DataFrame | None = None, lang: str = "zh",
                     show: bool = False) -> folium.FeatureGroup:
     """Communities shaded by the number of rules they fail (0 green ... 4 or more red), with a
@@ -183,7 +153,7 @@ def scorecard_layer(gdf: gpd.GeoDataFrame, *, by_unit: pd.DataFrame | None = Non
     folium.GeoJson(feature_collection(gdf.geometry, props), style_function=lambda f: {
         "color": "#444444", "weight": 1.5, "fillColor": f["properties"]["fill"], "fillOpacity": 0.5},
         popup=folium.GeoJsonPopup(fields=["popup"], labels=False, max_width=420),
-        pane=in_pane(fg, "units")).add_child(_ClickThrough()).add_to(fg)
+        pane=in_pane(fg, "units")).add_child(ClickThrough()).add_to(fg)
     legend = [*map(str, range(top)), f"{top}+", t("not_evaluated", lang)]
     fg.add_child(Legend(Legend.rows(name, [*_FAILED_COLOURS, _NO_DATA], legend, t("legend_scorecard", lang))))
     return fg

@@ -26,6 +26,7 @@ from .map_layers import (
     service_area_layer,
     service_layers,
 )
+from .map_provision import read_capacity_short, short_layer, short_layers
 from .map_units import scorecard_layer, units_layer
 from .offline import inline_assets
 from .runfolder import read_run_manifest, write_text
@@ -45,6 +46,8 @@ __all__ = [
     "scorecard_layer",
     "service_area_layer",
     "service_layers",
+    "short_layer",
+    "short_layers",
     "units_layer",
 ]
 
@@ -61,6 +64,7 @@ class MapLayers:
     services: gpd.GeoDataFrame | None = None
     scorecard: gpd.GeoDataFrame | None = None
     standards_by_unit: pd.DataFrame | None = None
+    capacity_short: gpd.GeoDataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,7 @@ def _options(layers: MapLayers | None, page: MapPage | None,
 
 def _bounds(layers: MapLayers) -> tuple[float, float, float, float]:
     series = [g.geometry.to_crs(4326) for g in [*(layers.areas or {}).values(), layers.gaps, layers.units,
-                                                 layers.scorecard] if g is not None and len(g)]
+                                                 layers.scorecard, layers.capacity_short] if g is not None and len(g)]
     for df in (layers.facilities, layers.proposals):
         if df is not None and len(df):
             series.append(gpd.GeoSeries(gpd.points_from_xy(df["lon"], df["lat"]), crs=4326))
@@ -114,8 +118,10 @@ def coverage_map(*, profile: Profile, layers: MapLayers | None = None, page: Map
         (``proposals.csv`` rows), ``units`` (polygons with ``unit`` and
         ``{tier}_covered_share``), ``services`` (points with ``service`` and ``name``, a layer
         per category, off at first), ``scorecard`` (unit polygons with the ``scorecard.csv``
-        columns, shaded by the rules failed) and ``standards_by_unit`` (its rows, for the popups;
-        see :func:`scorecard_layer`).
+        columns, shaded by the rules failed), ``standards_by_unit`` (its rows, for the popups;
+        see :func:`scorecard_layer`) and ``capacity_short`` (hexagons with ``tier`` and
+        ``covered_unserved_pop``: a layer per tier, the one of the tier whose gaps are on shown;
+        see :func:`short_layers`).
     page
         How the page is drawn, or as keywords: ``bounds`` (default: from the layers),
         ``title`` (escaped), ``lang`` (``zh`` or ``en``), ``offline`` and ``tiles`` (as in
@@ -138,6 +144,8 @@ def coverage_map(*, profile: Profile, layers: MapLayers | None = None, page: Map
         scorecard_layer(layers.scorecard, by_unit=layers.standards_by_unit, lang=lang).add_to(m)
     for fg in _gap_layers(layers.gaps, profile, lang):
         fg.add_to(m)
+    for fg in short_layers(layers.capacity_short, profile, lang=lang, prefer=_shown_gaps(layers.gaps, profile)):
+        fg.add_to(m)
     areas = layers.areas or {}
     for tier in profile.tiers:
         if areas.get(tier.code) is not None:
@@ -154,15 +162,29 @@ def coverage_map(*, profile: Profile, layers: MapLayers | None = None, page: Map
     return m
 
 
+def _gap_tiers(gaps: gpd.GeoDataFrame | None, profile: Profile) -> list:
+    """The profile's tiers that have gap hexagons, in order."""
+    if gaps is None or not len(gaps) or "tier" not in gaps:
+        return []
+    present = set(gaps["tier"].astype(str))
+    return [tr for tr in profile.tiers if tr.code in present]
+
+
+def _shown_gaps(gaps: gpd.GeoDataFrame | None, profile: Profile) -> str | None:
+    """The tier whose gap layer is on when the page opens: the lowest with gaps."""
+    tiers = _gap_tiers(gaps, profile)
+    return tiers[-1].code if tiers else None
+
+
 def _gap_layers(gaps: gpd.GeoDataFrame | None, profile: Profile, lang: str) -> list[folium.FeatureGroup]:
     """One gap layer per tier present, the lowest tier's shown; one layer for untagged hexagons."""
     if gaps is None or not len(gaps):
         return []
     if "tier" not in gaps:
         return [gaps_layer(gaps, lang=lang)]  # hexagons of one tier that does not say which
-    tiers = [tr for tr in profile.tiers if (gaps["tier"].astype(str) == tr.code).any()]
+    shown = _shown_gaps(gaps, profile)
     return [gaps_layer(gaps[gaps["tier"].astype(str) == tier.code], lang=lang, tier=tier,
-                       show=tier is tiers[-1]) for tier in tiers]
+                       show=tier.code == shown) for tier in _gap_tiers(gaps, profile)]
 
 
 def _read_csv(path: Path, **kwargs) -> pd.DataFrame | None:
@@ -259,7 +281,8 @@ def _run_layers(run: Path, profile: Profile, manifest: dict) -> MapLayers:
     return MapLayers(areas=_read_areas(run / "isochrones.gpkg", profile), facilities=facilities,
                      gaps=_read_gaps(run / "gaps.gpkg"), proposals=_read_csv(run / "proposals.csv"),
                      units=units, services=services, scorecard=_read_scorecard(run, manifest, levels),
-                     standards_by_unit=_read_csv(run / "standards_by_unit.csv", dtype={"unit": str}))
+                     standards_by_unit=_read_csv(run / "standards_by_unit.csv", dtype={"unit": str}),
+                     capacity_short=read_capacity_short(run / "capacity_short.gpkg"))
 
 
 def _read_units(run: Path) -> tuple[gpd.GeoDataFrame | None, list[gpd.GeoDataFrame]]:
@@ -310,8 +333,8 @@ def _run_title(run: Path, manifest: dict, profile: Profile, lang: str) -> str:
 
 
 def result_map(result, *, isochrones: dict | None = None, gaps: gpd.GeoDataFrame | None = None,
-               proposals: pd.DataFrame | None = None, lang: str | None = None, offline: bool = False,
-               tiles: str | None = None, title: str = "") -> folium.Map:
+               proposals: pd.DataFrame | None = None, capacity_short: gpd.GeoDataFrame | None = None,
+               provision=None, **page) -> folium.Map:
     """The coverage map of an in-memory :class:`circles.coverage.CoverageResult` (notebooks).
 
     Parameters
@@ -324,8 +347,17 @@ def result_map(result, *, isochrones: dict | None = None, gaps: gpd.GeoDataFrame
         Gap hexagons (:func:`circles.gaps.gap_hexagons`): a layer per tier.
     proposals
         Proposed sites (``rank``, ``lon``, ``lat``, ``tier``, ``new_covered_pop``...).
-    lang, offline, tiles, title
-        As in :func:`coverage_map` (the language defaults to the profile's).
+    capacity_short
+        Capacity-short hexagons (``tier``, ``covered_unserved_pop``, ``served_pop``,
+        ``population``): a layer per tier. Default: ``result.extras["capacity_short"]``, else
+        made from ``provision``.
+    provision
+        A :class:`circles.engine.provision_tiers.ProvisionResult` (default:
+        ``result.extras["provision"]``): the facilities' popups gain capacity, people assigned
+        and utilisation.
+    **page
+        The fields of :class:`MapPage`: ``lang`` (default: the profile's), ``offline``,
+        ``tiles``, ``title``, ``bounds``.
 
     Returns
     -------
@@ -333,10 +365,19 @@ def result_map(result, *, isochrones: dict | None = None, gaps: gpd.GeoDataFrame
 
     """
     profile = result.profile
-    lang = lang or profile.lang
+    page["lang"] = page.get("lang") or profile.lang
+    page["title"] = page.get("title") or t("title", page["lang"])
+    prov = provision if provision is not None else result.extras.get("provision")
     fac = result.facility_table()
+    if prov is not None and "capacity_pop" not in fac:
+        fac = fac.join(prov.facility_columns())
     fac = fac[fac["status"] == "ok"]
     if gaps is not None and len(gaps):
         gaps = gaps[gaps["uncovered_pop"] > 0]
+    short = capacity_short if capacity_short is not None else result.extras.get("capacity_short")
+    if short is None and prov is not None:
+        from ..engine.gaps import short_hexagons  # the run's capacity_short.gpkg, in memory
+
+        short = short_hexagons(result, prov)
     return coverage_map(profile=profile, areas=isochrones or {}, facilities=fac, gaps=gaps, proposals=proposals,
-                        title=title or t("title", lang), lang=lang, offline=offline, tiles=tiles)
+                        capacity_short=short, **page)

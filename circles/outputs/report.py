@@ -9,6 +9,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .i18n import FALLBACK, bilingual, bilingual_text, city_name, html_lang, t
@@ -163,7 +164,7 @@ def write_report(folder: str | Path, *, run=None, changes: pd.DataFrame | None =
     if changes is not None:
         # An in-memory table has not been through write_csv: openpyxl refuses control characters.
         changes = clean_text(changes)
-    sheets, tables = _tables(folder, changes, lang)
+    sheets, tables = _tables(folder, changes, manifest, lang)
     sheets = {**first, **sheets}
     parts += tables
     parts.append(f"<h2>{html.escape(bilingual('report_provenance', lang))}</h2>")
@@ -235,12 +236,23 @@ def _head(folder: Path, manifest: dict, lang: str) -> list[str]:
     return parts
 
 
-def _tables(folder: Path, changes: pd.DataFrame | None, lang: str) -> tuple[dict[str, pd.DataFrame], list[str]]:
+def _tables(folder: Path, changes: pd.DataFrame | None, manifest: dict, lang: str
+            ) -> tuple[dict[str, pd.DataFrame], list[str]]:
     """The report's tables: the sheets of ``report.xlsx`` and their HTML sections."""
     sheets: dict[str, pd.DataFrame] = {}
     parts: list[str] = []
     if changes is not None and not (folder / "changes.csv").exists():
         sheets["changes"] = changes
+    # Provision refines coverage (who of the covered is served): it closes the coverage section.
+    provision: tuple | None = _provision(folder, manifest, lang)
+    coverage_end = "coverage_by_unit" if (folder / "coverage_by_unit.csv").exists() else "coverage_by_tier"
+
+    def provision_section() -> None:
+        nonlocal provision
+        if provision is not None:
+            sheets.update(provision[0])
+            parts.extend(provision[1])
+            provision = None
 
     def gaps_section() -> None:
         gaps = _top_gaps(folder)
@@ -258,6 +270,73 @@ def _tables(folder: Path, changes: pd.DataFrame | None, lang: str) -> tuple[dict
         parts.append(f"<h2>{html.escape(bilingual('report_' + sheet, lang))}</h2>{_table(df, lang=lang)}")
         if sheet == "coverage_by_unit":
             gaps_section()
+        if sheet == coverage_end:
+            provision_section()
     if "coverage_by_unit" not in sheets:
         gaps_section()
+    provision_section()
     return sheets, parts
+
+
+# The columns of the provision section's tables (the CSV files hold more: the sheets have them all).
+_PROVISION_TIER = ["tier", "tier_name", "served_pop", "covered_unserved_pop", "uncovered_pop", "offnetwork_pop",
+                   "outside_pop", "served_share", "extra_floor_area_m2"]
+_PROVISION_COMPLEX = ["tier", "facility_id", "name", "facility_tier", "capacity_pop", "assigned_pop", "utilisation",
+                      "extra_capacity_pop", "extra_floor_area_m2"]
+
+
+def _provision(folder: Path, manifest: dict, lang: str) -> tuple[dict[str, pd.DataFrame], list[str]] | None:
+    """The provision section, from ``provision_*.csv`` (``None`` for a run from before provision):
+    the capacity rule, the five-way account per tier, the fullest complexes and every complex
+    needing extra floor area."""
+    by_tier = _read(folder, "provision_by_tier.csv")
+    if by_tier is None:
+        return None
+    sheets = {"provision_by_tier": by_tier}
+    for name in ("provision_by_unit", "provision_by_complex"):
+        df = _read(folder, f"{name}.csv")
+        if df is not None:
+            sheets[name] = df
+    parts = [f"<h2>{html.escape(bilingual('report_provision', lang))}</h2>"]
+    block = manifest.get("provision")
+    rule = block.get("rule") if isinstance(block, dict) else None
+    if rule:
+        parts.append(f"<p>{html.escape(bilingual('report_provision_rule', lang))}: {html.escape(str(rule))}</p>")
+    parts.append(_table(_percent(by_tier[[c for c in _PROVISION_TIER if c in by_tier]], "served_share"), lang=lang))
+    complexes = sheets.get("provision_by_complex")
+    if complexes is not None and {"utilisation", "extra_floor_area_m2"} <= set(complexes.columns):
+        parts += _complex_tables(complexes, lang)
+    return sheets, parts
+
+
+def _complex_tables(complexes: pd.DataFrame, lang: str) -> list[str]:
+    """The 10 most utilised complexes, each once at its fullest tier, and every (tier, complex)
+    needing extra floor area, tier by tier as the file lists them, most needed first."""
+    df = complexes.assign(**{c: pd.to_numeric(complexes[c], errors="coerce") for c in
+                             ("utilisation", "extra_capacity_pop", "extra_floor_area_m2") if c in complexes})
+    shown = [c for c in _PROVISION_COMPLEX if c in df]
+    # Among equally full complexes, the one leaving the most people out first.
+    keys = [c for c in ("utilisation", "extra_capacity_pop") if c in df]
+    busiest = df[df["utilisation"].notna()].sort_values(keys, ascending=False, kind="stable")
+    if "facility_id" in busiest:
+        busiest = busiest.drop_duplicates("facility_id")
+    parts = []
+    if len(busiest):
+        parts.append(f"<h3>{html.escape(bilingual('report_provision_busiest', lang))}</h3>"
+                     f"{_table(_percent(busiest[shown].head(10), 'utilisation'), lang=lang)}")
+    need = df[df["extra_floor_area_m2"] > 0]
+    order = pd.factorize(need["tier"])[0] if "tier" in need else np.zeros(len(need))
+    need = need.assign(order_=order).sort_values(["order_", "extra_floor_area_m2"], ascending=[True, False],
+                                                 kind="stable")
+    parts.append(f"<h3>{html.escape(bilingual('report_provision_extra', lang))}</h3>")
+    parts.append(_table(_percent(need[shown], "utilisation"), lang=lang, max_rows=len(need)) if len(need)
+                 else f"<p>{html.escape(bilingual('report_provision_no_extra', lang, sep=' '))}</p>")
+    return parts
+
+
+def _percent(df: pd.DataFrame, column: str) -> pd.DataFrame:
+    """``df`` with a share column as text in % (one decimal) for the page; the sheets keep the numbers."""
+    if column not in df:
+        return df
+    share = pd.to_numeric(df[column], errors="coerce")
+    return df.assign(**{column: [f"{v:.1%}" if pd.notna(v) else "" for v in share]})

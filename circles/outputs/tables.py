@@ -146,8 +146,8 @@ def write_layers(layers: dict[str, gpd.GeoDataFrame], path: str | Path) -> Path:
 
 
 def write_coverage_run(result, out: str | Path, *, isochrones: dict[str, gpd.GeoDataFrame] | None = None,
-                       gaps: gpd.GeoDataFrame | None = None, standards: pd.DataFrame | None = None
-                       ) -> list[Path]:
+                       gaps: gpd.GeoDataFrame | None = None, standards: pd.DataFrame | None = None,
+                       capacity_short: gpd.GeoDataFrame | None = None) -> list[Path]:
     """Write the tables and layers of a coverage run into the folder ``out``.
 
     Parameters
@@ -162,6 +162,13 @@ def write_coverage_run(result, out: str | Path, *, isochrones: dict[str, gpd.Geo
         The gap hexagons for ``gaps.gpkg``.
     standards
         The standards checks for ``standards.csv``.
+    capacity_short
+        The capacity-short hexagons for ``capacity_short.gpkg``
+        (:func:`circles.engine.gaps.short_hexagons`).
+
+    With provision solved (``result.extras["provision"]``) it also writes
+    ``provision_by_tier.csv``, ``provision_by_complex.csv`` and, with units,
+    ``provision_by_unit.csv``; ``facilities.csv`` then has the capacity columns.
 
     Returns
     -------
@@ -190,11 +197,30 @@ def write_coverage_run(result, out: str | Path, *, isochrones: dict[str, gpd.Geo
         demand["pop_source"] = result.population_label
     written.append(write_layers({"demand": demand}, out / "demand.gpkg"))
     if gaps is not None:
-        by_tier = {f"gaps_{t}": g for t, g in gaps.groupby("tier", sort=False)} if len(gaps) else \
-            {"gaps": gaps}
-        written.append(write_layers(by_tier, out / "gaps.gpkg"))
+        written.append(write_layers(_tier_layers(gaps, "gaps"), out / "gaps.gpkg"))
+    prov = result.extras.get("provision")
+    if prov is not None:
+        written += _write_provision(prov, out, units=result.units is not None)
+    if capacity_short is not None:
+        written.append(write_layers(_tier_layers(capacity_short, "capacity_short"), out / "capacity_short.gpkg"))
     if isochrones:
         written.append(write_layers(isochrones, out / "isochrones.gpkg"))
     if standards is not None:
         written.append(write_csv(standards, out / "standards.csv"))
+    return written
+
+
+def _tier_layers(hexagons: gpd.GeoDataFrame, stem: str) -> dict[str, gpd.GeoDataFrame]:
+    """One layer per tier (``{stem}_{tier}``), or one empty ``{stem}`` layer when there is none."""
+    if not len(hexagons):
+        return {stem: hexagons}
+    return {f"{stem}_{t}": g for t, g in hexagons.groupby("tier", sort=False)}
+
+
+def _write_provision(prov, out: Path, *, units: bool) -> list[Path]:
+    """The provision tables of a run: per tier, per complex and (with units, as coverage) per unit."""
+    written = [write_csv(prov.by_tier(), out / "provision_by_tier.csv")]
+    if units:
+        written.append(write_csv(prov.by_unit(), out / "provision_by_unit.csv"))
+    written.append(write_csv(prov.by_complex(), out / "provision_by_complex.csv"))
     return written

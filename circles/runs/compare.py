@@ -105,12 +105,18 @@ def match_facilities(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     ], ignore_index=True)
 
 
-def _coverage_changes(before: pd.DataFrame, after: pd.DataFrame, keys: list[str], kind: str) -> list[dict]:
+_COVERAGE_FIGURES = (("covered_pop", "people"), ("covered_share", "share"))
+_PROVISION_FIGURES = (("served_pop", "served"), ("covered_unserved_pop", "covered unserved"),
+                      ("served_share", "served share"))
+
+
+def _coverage_changes(before: pd.DataFrame, after: pd.DataFrame, keys: list[str], kind: str,
+                      figures: tuple[tuple[str, str], ...] = _COVERAGE_FIGURES) -> list[dict]:
     m = before.merge(after, on=keys, how="outer", suffixes=("_b", "_a"))
     rows = []
     for r in m.itertuples(index=False):
         d = r._asdict()
-        for col, label in (("covered_pop", "people"), ("covered_share", "share")):
+        for col, label in figures:
             vb, va = d.get(f"{col}_b"), d.get(f"{col}_a")
             vb = float(vb) if vb is not None and pd.notna(vb) else np.nan
             va = float(va) if va is not None and pd.notna(va) else np.nan
@@ -121,6 +127,31 @@ def _coverage_changes(before: pd.DataFrame, after: pd.DataFrame, keys: list[str]
                          "tier": d["tier"], "unit": d.get("unit", ""), "before": vb, "after": va,
                          "change": va - vb, "detail": col})
     return rows
+
+
+def _unit_changes(prev: Path, new: Path, name: str, kind: str,
+                  figures: tuple[tuple[str, str], ...]) -> list[dict]:
+    """Changes per unit (and level, when both folders have levels) of a by-unit table both have."""
+    ub, ua = _read(prev, name, required=False), _read(new, name, required=False)
+    if ub is None or ua is None:
+        return []
+    keys = ["level", "unit", "tier"] if "level" in ub.columns and "level" in ua.columns else ["unit", "tier"]
+    return _coverage_changes(ub, ua, keys, kind, figures)
+
+
+def _provision_changes(prev: Path, new: Path) -> list[dict]:
+    """Served under capacity per tier and per unit; a folder from before provision (no
+    ``provision_by_tier.csv``) is not compared, and one row says so."""
+    pb, pa = _read(prev, "provision_by_tier.csv", required=False), _read(new, "provision_by_tier.csv", required=False)
+    if pb is None and pa is None:
+        return []
+    if pb is None or pa is None:
+        which = "earlier" if pb is None else "later"
+        return [{"kind": "provision not compared", "subject": "provision_by_tier.csv", "tier": "", "unit": "",
+                 "before": np.nan, "after": np.nan, "change": np.nan,
+                 "detail": f"the {which} folder has no provision_by_tier.csv (written before provision)"}]
+    return (_coverage_changes(pb, pa, ["tier"], "provision", _PROVISION_FIGURES)
+            + _unit_changes(prev, new, "provision_by_unit.csv", "unit provision", _PROVISION_FIGURES))
 
 
 def _gap_changes(prev: Path, new: Path) -> list[dict]:
@@ -161,7 +192,8 @@ def compare_audits(previous: str | Path, current: str | Path, *, write: bool = T
     ----------
     previous, current
         Run or audit folders (``facilities.csv``, ``coverage_by_tier.csv``, optionally
-        ``coverage_by_unit.csv`` and ``gaps.gpkg``).
+        ``coverage_by_unit.csv``, ``provision_by_tier.csv``, ``provision_by_unit.csv`` and
+        ``gaps.gpkg``).
     write
         Write ``changes.csv`` into ``current``.
 
@@ -169,7 +201,8 @@ def compare_audits(previous: str | Path, current: str | Path, *, write: bool = T
     -------
     pandas.DataFrame
         ``kind`` (facility added/removed/moved/retiered, coverage people/share per tier and
-        per unit, gaps closed/opened), ``subject``, ``tier``, ``unit``, ``before``, ``after``,
+        per unit, provision served / covered unserved / served share per tier and per unit,
+        gaps closed/opened), ``subject``, ``tier``, ``unit``, ``before``, ``after``,
         ``change``, ``detail``.
 
     """
@@ -186,11 +219,8 @@ def compare_audits(previous: str | Path, current: str | Path, *, write: bool = T
                      "detail": f"id {r.id_before or ''} -> {r.id_after or ''}"})
     rows += _coverage_changes(_read(prev, "coverage_by_tier.csv"), _read(new, "coverage_by_tier.csv"),
                               ["tier"], "coverage")
-    ub = _read(prev, "coverage_by_unit.csv", required=False)
-    ua = _read(new, "coverage_by_unit.csv", required=False)
-    if ub is not None and ua is not None:
-        keys = ["level", "unit", "tier"] if "level" in ub.columns and "level" in ua.columns else ["unit", "tier"]
-        rows += _coverage_changes(ub, ua, keys, "unit coverage")
+    rows += _unit_changes(prev, new, "coverage_by_unit.csv", "unit coverage", _COVERAGE_FIGURES)
+    rows += _provision_changes(prev, new)
     rows += _gap_changes(prev, new)
     out = pd.DataFrame(rows, columns=_COLUMNS)
     if write:

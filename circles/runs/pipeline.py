@@ -171,7 +171,7 @@ def _coverage_run(inputs: RunInputs, folder: Path, *, manifest: Manifest | None,
                   draw_map: bool, lang: str | None) -> RunOutput:
     """The steps of :func:`coverage_run` in a claimed folder."""
     from ..engine.coverage import compute_coverage
-    from ..engine.gaps import gap_hexagons
+    from ..engine.gaps import gap_hexagons, short_hexagons
     from ..engine.isochrones import facility_areas_note
     from ..engine.standards import check_standards
     from ..outputs.tables import write_coverage_run
@@ -186,15 +186,17 @@ def _coverage_run(inputs: RunInputs, folder: Path, *, manifest: Manifest | None,
     if inputs.services or "services" in result.facilities.columns:
         with manifest.timed("services"):
             access = _services(inputs, net, result, profile, manifest)
+    prov = _provision(result, manifest)
     with manifest.timed("gaps"):
         gaps = gap_hexagons(result)
+        short = short_hexagons(result, prov)
     with manifest.timed("isochrones"):
         iso = isochrone_layers(net, result.facilities, profile, facility_areas=inputs.facility_areas)
     manifest.set("facility_areas", facility_areas_note(
         int((result.facilities["status"] == "ok").sum()), inputs.facility_areas))
     with manifest.timed("write"):
         files = write_coverage_run(result, folder, isochrones=iso, gaps=gaps,
-                                   standards=check_standards(result))
+                                   standards=check_standards(result), capacity_short=short)
         if access is not None:
             files += _write_services(access, folder)
         if units is not None and profile.rules:
@@ -211,12 +213,30 @@ def _coverage_run(inputs: RunInputs, folder: Path, *, manifest: Manifest | None,
     manifest.set("study_area", result.study_area_summary())
     manifest.set("coverage_by_tier", result.by_tier().replace({np.nan: None}).to_dict(orient="records"))
     out_run = RunOutput(folder=folder, result=result, files=files, manifest=manifest,
-                        extras={"gaps": gaps, "isochrones": iso, "demand": demand, "services": access})
+                        extras={"gaps": gaps, "isochrones": iso, "demand": demand, "services": access,
+                                "provision": prov, "capacity_short": short})
     if draw_map:
         with manifest.timed("map"):
             _draw_map(folder, manifest, lang)
     manifest.write(folder)
     return out_run
+
+
+def _provision(result, manifest: Manifest):
+    """Provision under capacity per tier (stage ``provision``), kept in ``result.extras`` so the
+    facility table carries it; the manifest's ``provision`` block gives the capacity rule, the
+    figures per tier and each tier's model size and solve time."""
+    from ..engine.provision_tiers import provision
+
+    with manifest.timed("provision"):
+        prov = provision(result)
+    result.extras["provision"] = prov
+    manifest.set("provision", {
+        "rule": prov.rule,
+        "by_tier": prov.by_tier().replace({np.nan: None}).to_dict(orient="records"),
+        "models": {code: {**prov.stats[code], "solve_seconds": round(prov.seconds[code], 3)}
+                   for code in prov.stats}})
+    return prov
 
 
 def _write_scorecard(result, levels, access, folder: Path, manifest: Manifest) -> list[Path]:
