@@ -12,6 +12,8 @@ from .engine.gaps import gap_hexagons
 from .engine.isochrones import distance_bands, facility_isochrones, tier_isochrones
 from .engine.network import WalkNetwork
 from .engine.placement import attach
+from .engine.provision import Provision
+from .engine.provision_tiers import ProvisionResult, provision
 from .engine.routing import Anchors, coverage_matrix, nearest, nearest_by_tier, reach
 from .engine.service_access import ServiceAccess, service_access
 from .engine.siting import CoverageTarget, MaximalCovering, candidate_nodes
@@ -60,6 +62,8 @@ __all__ = [
     "OfflineError",
     "Profile",
     "ProfileError",
+    "Provision",
+    "ProvisionResult",
     "RunInputs",
     "ServiceAccess",
     "Tier",
@@ -93,6 +97,7 @@ __all__ = [
     "nearest",
     "nearest_by_tier",
     "network_from_roads",
+    "provision",
     "reach",
     "read_facilities",
     "read_population",
