@@ -11,8 +11,9 @@ and among all assignments that serve that maximum, the one of least total walkin
 ``sum_ij d_ij x_ij``. A demand point may be split between complexes.
 
 It is solved exactly as a maximum flow of minimum cost (OR-Tools' cost-scaling min-cost-flow,
-``solve_max_flow_with_min_cost``), which on the 250k-point Chengdu-scale test is more than ten
-times faster than the same model as an LP in HiGHS (``scripts/bench_provision.py``). People are
+``solve_max_flow_with_min_cost``): on 100,000 points × 500 complexes it finds the maximum and the
+least walking in 2.3 s, where HiGHS needs 31 s for the maximum alone and 22 s for both phases at
+20,000 × 300 (``scripts/bench_provision.py``). People are
 counted in whole hundredths (a point's people rounded up, a complex's capacity down; a point's
 flows are then scaled to its exact people, so no complex takes more than its capacity and a
 point served in all its hundredths is served whole) and walks in decimetres: the served total is
