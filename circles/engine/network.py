@@ -19,17 +19,22 @@ import pyproj
 import shapely
 from scipy import sparse
 
-from ..errors import InputFileError, NetworkError
+from ..errors import NetworkError
 from ..readers.crs import WGS84, utm_crs
 from ..readers.network_file import read_saved_network
 from .graph_build import (
     MIN_LENGTH_M,
     component_nodes,
     csr,
+    distinct_edges,
+    edge_ends,
     edge_lines,
+    edge_rows,
+    line_ends,
     osm_extent,
     osmnx_arrays,
-    without_loops_and_duplicates,
+    osmnx_graph,
+    straight_lengths,
 )
 
 if TYPE_CHECKING:
@@ -57,7 +62,9 @@ class WalkNetwork:
     edge_length : numpy.ndarray
         Edge lengths in metres (the projected geometry's length).
     edge_geometry : numpy.ndarray
-        Shapely LineStrings in ``crs``.
+        Shapely LineStrings in ``crs``. A network built without geometries (an OSM extract's
+        two-node segments, a synthetic city) draws its straight segments when first asked:
+        lengths, the graph and snapping need only the ends.
     edge_attrs : pandas.DataFrame
         Per-edge attributes kept from the source (``osm_id``, ``highway``, ``name``...).
     report : dict
@@ -73,15 +80,18 @@ class WalkNetwork:
 
     # One keyword per array of the graph: grouping them would only rename the arrays.
     def __init__(self, *, x: np.ndarray, y: np.ndarray, node_id: np.ndarray, edge_u: np.ndarray,  # noqa: PLR0913
-                 edge_v: np.ndarray, edge_geometry: np.ndarray, crs: pyproj.CRS,
+                 edge_v: np.ndarray, edge_geometry: np.ndarray | None, crs: pyproj.CRS,
                  edge_attrs: pd.DataFrame | None = None, report: dict | None = None) -> None:
         self.x = np.ascontiguousarray(x, dtype=np.float64)
         self.y = np.ascontiguousarray(y, dtype=np.float64)
         self.node_id = np.asarray(node_id, dtype=np.int64)
         self.edge_u = np.asarray(edge_u, dtype=np.int64)
         self.edge_v = np.asarray(edge_v, dtype=np.int64)
-        self.edge_geometry = np.asarray(edge_geometry, dtype=object)
-        self.edge_length = np.maximum(shapely.length(self.edge_geometry), MIN_LENGTH_M)
+        # None: straight segments between the ends, drawn only when someone asks for them.
+        self._edge_geometry = None if edge_geometry is None else np.asarray(edge_geometry, dtype=object)
+        self.edge_length = np.maximum(
+            straight_lengths(self.x, self.y, self.edge_u, self.edge_v) if self._edge_geometry is None
+            else shapely.length(self._edge_geometry), MIN_LENGTH_M)
         self.crs = pyproj.CRS(crs)
         self.edge_attrs = (edge_attrs if edge_attrs is not None
                            else pd.DataFrame(index=pd.RangeIndex(len(self.edge_u))))
@@ -111,7 +121,8 @@ class WalkNetwork:
         edge_u, edge_v
             Node indices of each edge's ends.
         edge_geometry
-            LineStrings in ``crs``; ``None`` draws straight segments between the ends.
+            LineStrings in ``crs``; ``None``: straight segments between the ends, drawn only
+            when first asked for (see ``edge_geometry``).
         crs
             A projected CRS.
         edge_attrs
@@ -129,25 +140,24 @@ class WalkNetwork:
 
         """
         t0 = time.perf_counter()
-        x = np.asarray(x, dtype=np.float64)
-        y = np.asarray(y, dtype=np.float64)
-        u = np.asarray(edge_u, dtype=np.int64)
-        v = np.asarray(edge_v, dtype=np.int64)
+        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        u, v = edge_ends(edge_u, edge_v, len(x), source)
         node_id = np.arange(len(x), dtype=np.int64) if node_id is None else np.asarray(node_id)
-        attrs = (edge_attrs.reset_index(drop=True) if edge_attrs is not None and edge_attrs.shape[1]
-                 else pd.DataFrame(index=pd.RangeIndex(len(u))))
-        geom = edge_lines(x, y, u, v, edge_geometry)
+        geom = None if edge_geometry is None else edge_lines(x, y, u, v, edge_geometry)
+        length = straight_lengths(x, y, u, v) if geom is None else shapely.length(geom)
         rep = {**(report or {}), "source": str(source), "nodes_read": len(x), "edges_read": len(u)}
-        u, v, geom, attrs = without_loops_and_duplicates(u, v, geom, attrs, rep)
-        if len(u) == 0:
+        edges = np.flatnonzero(distinct_edges(u, v, length, len(x), rep))
+        if len(edges) == 0:
             raise NetworkError("no walkable edge left to build a network from", file=source or None,
                                fix="check the source covers streets a pedestrian may use")
-        keep_nodes = component_nodes(u, v, shapely.length(geom), rep, keep_largest=keep_largest)
-        inside = np.isin(u, keep_nodes) & np.isin(v, keep_nodes)
-        u, v, geom, attrs = u[inside], v[inside], geom[inside], attrs[inside]
-        net = cls(x=x[keep_nodes], y=y[keep_nodes], node_id=node_id[keep_nodes],
-                  edge_u=np.searchsorted(keep_nodes, u), edge_v=np.searchsorted(keep_nodes, v),
-                  edge_geometry=geom, crs=crs, edge_attrs=attrs.reset_index(drop=True), report=rep)
+        u, v, length = u[edges], v[edges], length[edges]
+        keep, graph = component_nodes(u, v, length, len(x), rep, keep_largest=keep_largest)
+        inside = np.flatnonzero(keep[u] & keep[v])
+        new_index = np.cumsum(keep) - 1  # kept nodes renumbered 0..k-1 in their order
+        net = cls(x=x[keep], y=y[keep], node_id=node_id[keep], edge_u=new_index[u[inside]],
+                  edge_v=new_index[v[inside]], edge_geometry=None if geom is None else geom[edges[inside]],
+                  crs=crs, edge_attrs=edge_rows(edge_attrs, edges[inside], len(edge_u)), report=rep)
+        net.graph = graph  # built for the components already, on the same edges and lengths
         net.report.update(nodes=net.n_nodes, edges=net.n_edges, km=round(net.km, 3),
                           crs=net.crs.to_string(), build_s=round(time.perf_counter() - t0, 3))
         return net
@@ -182,40 +192,27 @@ class WalkNetwork:
             Called with the name of each stage as it starts.
 
         """
-        from ..readers.osm import read_osm_bounds, read_osm_ways, walkable
+        from ..readers.osm import read_osm_bounds, read_osm_segments
 
         t0 = time.perf_counter()
         _tick(progress, "read")
-        nodes, edges = read_osm_ways(path)
+        seg = read_osm_segments(path)  # arrays, the walking filter applied per segment
         _tick(progress, "filter")
-        mask = walkable(edges)
-        read = {"segments_in_extract": len(edges), "segments_not_walkable": int((~mask).sum()),
-                "km_not_walkable": round(float(edges.loc[~mask, "geometry"].to_crs(
-                    utm_crs(nodes["lon"], nodes["lat"])).length.sum()) / 1000, 3) if (~mask).any() else 0.0}
-        edges = edges.loc[mask]
-        if len(edges) == 0:
+        lon, lat, drop = seg.lon, seg.lat, ~seg.walkable
+        crs = utm_crs(lon, lat)
+        px, py = pyproj.Transformer.from_crs(WGS84, crs, always_xy=True).transform(lon, lat)
+        dx, dy = px[seg.u[drop]] - px[seg.v[drop]], py[seg.u[drop]] - py[seg.v[drop]]
+        dropped_m = np.sqrt(dx * dx + dy * dy)  # a two-point line's length, as GEOS takes it
+        read = {"segments_in_extract": len(drop), "segments_not_walkable": int(drop.sum()),
+                "km_not_walkable": round(float(dropped_m.sum()) / 1000, 3)}
+        if drop.all():
             raise NetworkError("the extract has streets but none a pedestrian may use", file=path,
                                fix="check the extract; motorways and foot=no ways are not walkable")
         _tick(progress, "build")
-        ids = nodes["id"].to_numpy(np.int64)
-        order = np.argsort(ids)
-        ids = ids[order]
-        lon = nodes["lon"].to_numpy(np.float64)[order]
-        lat = nodes["lat"].to_numpy(np.float64)[order]
-        crs = utm_crs(lon, lat)
-        px, py = pyproj.Transformer.from_crs(WGS84, crs, always_xy=True).transform(lon, lat)
-        u = np.searchsorted(ids, edges["u"].to_numpy(np.int64))
-        v = np.searchsorted(ids, edges["v"].to_numpy(np.int64))
-        if (ids[np.minimum(u, len(ids) - 1)] != edges["u"].to_numpy(np.int64)).any() or \
-           (ids[np.minimum(v, len(ids) - 1)] != edges["v"].to_numpy(np.int64)).any():
-            raise InputFileError("some ways reference nodes missing from the extract", file=path,
-                                 fix="cut the extract with complete ways (osmium extract -s complete_ways)")
-        # pyrosm yields two-node segments, so straight lines between the projected ends are exact.
-        attrs = edges[["osm_id", "highway", "name", "bridge", "tunnel", "layer"]].reset_index(drop=True)
-        attrs["bridge"] = attrs["bridge"].fillna("").astype(str)
-        attrs["tunnel"] = attrs["tunnel"].fillna("").astype(str)
-        net = cls.from_lines(x=px, y=py, node_id=ids, edge_u=u, edge_v=v, edge_geometry=None,
-                             crs=crs, edge_attrs=attrs, source=str(path), report=read)
+        # Two-node segments, so straight lines between the projected ends are exact.
+        net = cls.from_lines(x=px, y=py, node_id=seg.node_id, edge_u=seg.u[~drop], edge_v=seg.v[~drop],
+                             edge_geometry=None, crs=crs, edge_attrs=seg.attrs, source=str(path),
+                             report=read)
         extent, how = osm_extent(read_osm_bounds(path), lon, lat)
         net.set_extent(extent, source=how)
         net.report["read_s"] = round(time.perf_counter() - t0, 3)
@@ -227,6 +224,17 @@ class WalkNetwork:
         return cls.from_lines(**osmnx_arrays(graph), keep_largest=keep_largest, source="osmnx graph")
 
     # --- arrays ---------------------------------------------------------------------------------
+
+    @property
+    def edge_geometry(self) -> np.ndarray:
+        """Shapely LineStrings in ``crs``, each from its ``edge_u`` end to its ``edge_v`` end."""
+        if self._edge_geometry is None:
+            self._edge_geometry = edge_lines(self.x, self.y, self.edge_u, self.edge_v, None)
+        return self._edge_geometry
+
+    @edge_geometry.setter
+    def edge_geometry(self, geometry: np.ndarray) -> None:
+        self._edge_geometry = np.asarray(geometry, dtype=object)
 
     @property
     def n_nodes(self) -> int:
@@ -370,10 +378,11 @@ class WalkNetwork:
     def _segments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
         """End coordinates when every edge is a straight two-point segment (OSM, synthetic), so
         point-to-edge distances and projections are plain array arithmetic."""
+        if self._edge_geometry is None:  # straight by construction: no geometry to look at
+            return self.x[self.edge_u], self.y[self.edge_u], self.x[self.edge_v], self.y[self.edge_v]
         if (shapely.get_num_coordinates(self.edge_geometry) != 2).any():
             return None
-        a = shapely.get_coordinates(shapely.get_point(self.edge_geometry, 0))
-        b = shapely.get_coordinates(shapely.get_point(self.edge_geometry, -1))
+        a, b = line_ends(self.edge_geometry)
         return a[:, 0], a[:, 1], b[:, 0], b[:, 1]
 
     def _seg_project(self, x, y, e):
@@ -473,17 +482,7 @@ class WalkNetwork:
 
     def to_osmnx(self):
         """The network as an osmnx ``MultiDiGraph`` (both directions, ``length`` in metres)."""
-        import osmnx as ox
-
-        nodes = gpd.GeoDataFrame({"x": self.x, "y": self.y}, geometry=shapely.points(self.x, self.y),
-                                 crs=self.crs, index=pd.Index(self.node_id, name="osmid"))
-        fwd = pd.DataFrame({"u": self.node_id[self.edge_u], "v": self.node_id[self.edge_v],
-                            "length": self.edge_length, "geometry": self.edge_geometry})
-        back = fwd.assign(u=fwd["v"], v=fwd["u"], geometry=shapely.reverse(self.edge_geometry))
-        both = pd.concat([fwd, back], ignore_index=True)
-        both["key"] = both.groupby(["u", "v"]).cumcount()
-        edges = gpd.GeoDataFrame(both.set_index(["u", "v", "key"]), geometry="geometry", crs=self.crs)
-        return ox.graph_from_gdfs(nodes, edges, graph_attrs={"crs": self.crs})
+        return osmnx_graph(self)
 
 
 def _tick(progress: Callable[[str], None] | None, stage: str) -> None:
