@@ -179,3 +179,19 @@ def test_chengdu_added_capacity_serves_everyone_in_reach(chengdu_tight):
     complexes = prov.by_complex()
     short = complexes[(complexes["tier"] == station) & (complexes["extra_capacity_pop"] > 0)]
     assert (short["extra_floor_area_m2"] > 0).all()
+
+
+def test_chengdu_demand_points_carry_their_share_and_complex(chengdu_tight):
+    result, prov = chengdu_tight
+    cols = prov.demand_columns()
+    pop = result.demand["pop"].to_numpy(float)
+    for tier in ("district", "community", "station"):
+        served = cols[f"{tier}_served_pop"].to_numpy()
+        assert served.sum() == pytest.approx(prov.by_tier().set_index("tier").loc[tier, "served_pop"], abs=0.01 * len(pop))
+        assert (served <= pop + 0.01).all()
+        # A point served at all names a complex that serves its tier; one not served names none.
+        who = cols[f"{tier}_provider"].to_numpy()
+        eligible = set(result.facilities.loc[result.facilities["tier"].isin(result.profile.eligible(tier)),
+                                             "facility_id"].astype(str))
+        assert set(who[served > 0]) <= eligible
+        assert (who[served == 0] == "").all()

@@ -178,6 +178,21 @@ class ProvisionResult:
                 "extra_capacity_pop": np.round(extra, 1),
                 "extra_floor_area_m2": np.round(floor_area_for(extra, self.coverage.profile), 1)}
 
+    def demand_columns(self) -> pd.DataFrame:
+        """Per demand point and tier: ``{tier}_served_pop``, ``{tier}_served_share`` and
+        ``{tier}_provider`` (the id of the complex serving most of it, '' for none)."""
+        pop = self.coverage.demand["pop"].to_numpy(float)
+        ids = self.coverage.facilities["facility_id"].astype(str).to_numpy()
+        cols = {}
+        for tier in self.coverage.profile.tiers:
+            served = self.served[tier.code]
+            who = self.provider[tier.code]
+            cols[f"{tier.code}_served_pop"] = np.round(served, 2)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                cols[f"{tier.code}_served_share"] = np.where(pop > 0, np.round(served / pop, 4), np.nan)
+            cols[f"{tier.code}_provider"] = np.where(who >= 0, ids[np.maximum(who, 0)] if len(ids) else "", "")
+        return pd.DataFrame(cols, index=self.coverage.demand.index)
+
     def facility_columns(self) -> pd.DataFrame:
         """Each facility row's figures in its own tier (the provision columns of ``facilities.csv``)."""
         fac = self.coverage.facilities

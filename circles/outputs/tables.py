@@ -193,6 +193,8 @@ def write_coverage_run(result, out: str | Path, *, isochrones: dict[str, gpd.Geo
         written.append(write_layers(layers, out / "units.gpkg"))
     written.append(write_csv(result.facility_table(), out / "facilities.csv"))
     demand = result.demand.copy()
+    if "provision" in result.extras:
+        demand = demand.join(result.extras["provision"].demand_columns())
     if result.is_estimate:
         demand["pop_source"] = result.population_label
     written.append(write_layers({"demand": demand}, out / "demand.gpkg"))
