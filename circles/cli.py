@@ -13,10 +13,12 @@ from .errors import CirclesError
 from .outputs import console
 from .outputs.maps import draw_run_map
 from .outputs.runfolder import Manifest, abandon_unfinished, held_runs
+from .outputs.tiles import tile_provider
 from .readers.profiles import get_profile, list_profiles
 from .readers.services import load_catalogue
 from .runs import runners
 from .runs.audit import run_audit
+from .runs.audit_progress import CityProgress
 from .runs.inputs import RunInputs
 from .runs.pipeline import coverage_run
 
@@ -84,12 +86,12 @@ def _cmd_site(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    progress, close = console.city_progress()
+    progress = CityProgress(show=args.progress)
     try:
         summary = run_audit(args.config, compare=args.compare, scheduler=args.scheduler,
                             workers=args.workers, out_root=args.out_root, progress=progress)
     finally:
-        close()
+        progress.close()
     _say(console.audit_notes(summary), err=True)
     print(summary.text())
     return 1 if len(summary.failed) else 0
@@ -101,7 +103,12 @@ def _cmd_explore(args: argparse.Namespace) -> int:
 
 
 def _cmd_map(args: argparse.Namespace) -> int:
-    print(console.written(draw_run_map(args.dir, offline=args.offline, lang=args.lang, tiles=args.tiles)))
+    page = {k: getattr(args, k) for k in ("lang", "tiles", "tiles_key", "tiles_crs", "basemap", "online", "offline")}
+    print(console.written(draw_run_map(args.dir, **page)))
+    if args.png:
+        from .outputs.print_map import print_run_map  # Matplotlib is loaded only for a print
+
+        print(console.written(print_run_map(args.dir, lang=args.lang)))
     return 0
 
 
@@ -153,6 +160,9 @@ def _parser() -> argparse.ArgumentParser:
     aud.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
     aud.add_argument("--workers", type=int, default=2, help="local Dask workers (default 2)")
     aud.add_argument("--out-root", default=None, help="where audit folders go (default: beside the config)")
+    aud.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                     help="progress over the cities on stderr: done / running / failed, elapsed "
+                          "(default: on a terminal; --progress in a batch job's log writes a line per change)")
     svc = sub.add_parser("services", help="list the service catalogue")
     svc.add_argument("--catalogue", default=None, help="a YAML or Excel catalogue to list instead")
     svc.add_argument("--profile", default=None, help="a profile whose catalogue to list")
@@ -187,6 +197,7 @@ def _routing_args(sp, *, population: bool = False, required: bool = True) -> Non
     sp.add_argument("--units", action="append", default=None,
                     help="administrative unit polygons; repeat for levels from the top down (街道, 社区, 网格)")
     sp.add_argument("--lang", choices=("zh", "en"), default=None, help="map language")
+    _page_options(sp)
     sp.add_argument("--services", default=None,
                     help="service points table, or 'osm' for the extract's own (kindergartens, "
                          "schools, clinics, markets...); a facility 'services' column counts too")
@@ -212,6 +223,32 @@ def _site_args(st) -> None:
     st.add_argument("--capacity", action="store_true", help="each new site serves at most what its floor area provides for")
 
 
+def _tiles_arg(value: str) -> str:
+    """``--tiles`` of a run command, checked before any work (its Tianditu key included)."""
+    try:
+        tile_provider(value)
+    except CirclesError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+    return value
+
+
+def _page_options(sp, *, key: bool = False) -> None:
+    """How map.html is drawn. A run command records them (its map, and ``circles map`` later, use
+    them); a Tianditu key is never recorded, so only ``circles map`` takes one (else TIANDITU_KEY)."""
+    sp.add_argument("--tiles", default=None, metavar="NAME|URL", type=None if key else _tiles_arg,
+                    help="map tiles: none (default: the basemap drawn from the extract), osm, tianditu, "
+                         "tianditu-img, amap (overlays converted to GCJ-02), or a URL template such as "
+                         "http://tiles.city.local/{z}/{x}/{y}.png")
+    sp.add_argument("--tiles-crs", choices=("wgs84", "gcj02"), default=None,
+                    help="coordinates of a --tiles URL's server (default wgs84; gcj02 converts the overlays)")
+    sp.add_argument("--basemap", action=argparse.BooleanOptionalAction, default=None,
+                    help="draw the basemap from the extract (default: only when there are no tiles)")
+    sp.add_argument("--online", action="store_true", default=None,
+                    help="load Leaflet from its CDN instead of inlining it (a smaller page that needs the internet)")
+    if key:
+        sp.add_argument("--tiles-key", default=None, help="the Tianditu key (default: the TIANDITU_KEY variable)")
+
+
 def _folder_args(sub) -> None:
     """The commands on a finished run folder: explore and map."""
     ex = sub.add_parser("explore", help="write the offline scenario explorer into a run folder")
@@ -221,9 +258,10 @@ def _folder_args(sub) -> None:
     mp = sub.add_parser("map", help="(re)draw map.html from a run folder")
     mp.add_argument("dir", help="a run folder")
     mp.add_argument("--offline", action="store_true",
-                    help="one self-contained file: Leaflet inlined, no tile layer unless --tiles")
+                    help="Leaflet inlined (the default; also for a run made with --online)")
     mp.add_argument("--lang", choices=("zh", "en"), default=None, help="language (default: the profile's)")
-    mp.add_argument("--tiles", default=None, help="a tile URL template, e.g. an intranet tile server")
+    _page_options(mp, key=True)
+    mp.add_argument("--png", action="store_true", help="also print map.png: A3 landscape at 200 dpi")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,6 +1,7 @@
 """Screenshots for the README: the Chengdu demo map with five proposed stations and a facility's
 popup open (and the explorer, when the run folder has one), taken in headless Chromium from the
-offline pages (this machine has no internet for map tiles).
+pages as circles writes them by default: self-contained, on the street basemap drawn from the
+extract, with every network request refused (there is none to refuse).
 
     python scripts/screenshot.py [RUN_DIR]
 """
@@ -44,12 +45,14 @@ def main() -> None:
         run = coverage_run(RunInputs(), Path(tempfile.mkdtemp()) / "demo")
         site_run(run, tier="station", new=5)
         run_dir = run.folder
-    pages = {"map.png": draw_run_map(run_dir, offline=True, out=run_dir / "map_offline.html")}
+    pages = {"map.png": draw_run_map(run_dir, out=run_dir / "map_screenshot.html")}
     if (run_dir / "explorer.html").exists():
         pages["explorer.png"] = run_dir / "explorer.html"
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 860})
+        requests: list[str] = []
+        page.route("http*://**", lambda route: (requests.append(route.request.url), route.abort()))
         for name, path in pages.items():
             page.goto(path.as_uri())
             page.wait_for_timeout(1000)
@@ -59,6 +62,8 @@ def main() -> None:
             page.screenshot(path=str(ROOT / "docs" / name))
             print(f"docs/{name} from {path}")
         browser.close()
+    if requests:
+        print(f"the pages asked the network for {len(requests)} files, e.g. {requests[0]}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -81,7 +81,7 @@ def test_offline_map_in_chromium(evil_map, tmp_path):
         for expected in ("片区级 · 服务范围 (15 分钟)", "驿站级 · 服务范围 (5 分钟)", "未覆盖人口 · 驿站级",
                          "社区级 · 设施", "建议新增站点 (3)", "行政单元 · 覆盖率 驿站级"):
             assert any(expected in n for n in names), (expected, names)
-        assert "OpenStreetMap contributors" in page.locator(".leaflet-control-attribution").inner_text()
+        assert "OpenStreetMap 贡献者" in page.locator(".leaflet-control-attribution").inner_text()
         assert page.locator(".leaflet-control-scale").is_visible()
         assert "城市社区便民服务综合体" in page.locator("#circles-title").inner_text()
 

@@ -85,12 +85,12 @@ def test_map_has_every_layer_legend_title_and_attribution(evil_run):
     page = _read(evil_run / "map.html")
     for word in ("片区级 · 服务范围", "社区级 · 服务范围", "驿站级 · 服务范围", "驿站级 · 设施",
                  "未覆盖人口 · 驿站级", "未覆盖人口 · 片区级", "建议新增站点 (3)", "行政单元",
-                 "未覆盖人口（每个六边形）", "OpenStreetMap contributors", "规划标准", "日期"):
+                 "未覆盖人口（每个六边形）", "OpenStreetMap 贡献者", "规划标准", "日期"):
         assert word in page, word
     assert "L.control.layers" in page
     assert "L.control.scale" in page
     assert "circles-legend" in page
-    assert "tile.openstreetmap.org" in page  # the default map has an OSM tile layer
+    assert "tile.openstreetmap.org" not in page  # the default map draws its own basemap, no tiles
     created = json.loads((evil_run / "manifest.json").read_text(encoding="utf-8"))["created"][:10]
     title = _Page(page).title_box
     assert "城市社区便民服务综合体（德阳）" in title
@@ -130,7 +130,7 @@ def test_offline_map_loads_nothing_from_the_internet(evil_run, tmp_path):
     assert "jquery" not in page.lower()  # only Leaflet is needed, and inlined
     assert "L.map(" in page
     assert "Leaflet 1.9" in page
-    assert "OpenStreetMap contributors" in page
+    assert "OpenStreetMap 贡献者" in page
     intranet = _read(draw_run_map(evil_run, offline=True, tiles="http://tiles.city.local/{z}/{x}/{y}.png",
                                   out=tmp_path / "intranet.html"))
     assert "tiles.city.local" in intranet

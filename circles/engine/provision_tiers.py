@@ -132,8 +132,7 @@ class ProvisionResult:
                          "capacity_pop": float(cap[np.isfinite(cap)].sum()),
                          **acc.iloc[0][PROVISION_COLUMNS].to_dict(),
                          "extra_capacity_pop": extra,
-                         "extra_floor_area_m2": float(floor_area_for(extra, prof)),
-                         "solve_seconds": round(self.seconds[code], 3)})
+                         "extra_floor_area_m2": float(floor_area_for(extra, prof))})
         return pd.DataFrame(rows)
 
     def by_unit(self) -> pd.DataFrame:

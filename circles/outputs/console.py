@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextlib
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
-__all__ = ["audit_notes", "city_progress", "coverage_lines", "explorer_lines", "facility_notes",
+__all__ = ["audit_notes", "coverage_lines", "explorer_lines", "facility_notes",
            "isochrones_lines", "network_lines", "profile_lines", "progress_bar", "service_notes",
            "services_lines", "site_lines", "warnings_as_notes", "written"]
 
@@ -175,27 +175,6 @@ def progress_bar(desc: str):
         bar.update(1 if bar.n < bar.total else 0)
 
     return bar, tick
-
-
-def city_progress() -> tuple[Callable[[str, str], None], Callable[[], None]]:
-    """An audit's progress: a bar per city on stderr, told ``(city, stage)``, and how to close them."""
-    from tqdm import tqdm
-
-    bars: dict[str, tqdm] = {}
-
-    def progress(city: str, stage: str) -> None:
-        bar = bars.get(city)
-        if bar is None:
-            bar = bars[city] = tqdm(desc=city, total=None, unit="stage", file=sys.stderr,
-                                    disable=not sys.stderr.isatty())
-        bar.set_postfix_str(stage)
-        bar.update(1)
-
-    def close() -> None:
-        for bar in bars.values():
-            bar.close()
-
-    return progress, close
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ from ..engine.placement import in_study_area, snap_cap_metres
 from ..engine.routing import Anchors, coverage_matrix
 from ..engine.siting import candidate_nodes
 from ..readers.crs import from_wgs84
-from .i18n import localized, t
+from .i18n import html_lang, localized, t
 from .offline import leaflet_assets
 from .runfolder import write_text
 
@@ -138,7 +138,11 @@ def estimate_size(data: dict) -> int:
 
 
 _WORDS = ("title", "facilities", "units", "covered_share", "gain", "people", "proposals", "tier", "estimate",
-          "add_as", "hint", "load", "reset", "export_csv", "export_geojson", "covered", "last", "closed", "view")
+          "add_as", "hint", "load", "reset", "export_csv", "export_geojson", "covered", "last", "closed", "view",
+          "minutes", "attribution", "explorer_legend", "explorer_people_at", "explorer_people_covered",
+          "explorer_people_uncovered", "explorer_people_unplaced", "explorer_dot_size", "explorer_sites",
+          "explorer_existing", "explorer_added", "explorer_candidate", "explorer_closed", "explorer_no_proposals",
+          "explorer_scenario_gain", "explorer_zoom_in", "explorer_zoom_out")
 
 
 def render(data: dict, *, lang: str = "zh", title: str = "") -> str:
@@ -147,14 +151,17 @@ def render(data: dict, *, lang: str = "zh", title: str = "") -> str:
     words: dict = {k: t(k, lang) for k in _WORDS}
     # Tier names come from the profile (data): picked here, so the page never branches on language.
     words["tier_names"] = {tr["code"]: localized(tr, "name", lang) for tr in data["tiers"]}
-    payload = json.dumps({"data": data, "words": words, "lang": lang}, ensure_ascii=False)
+    # The locale groups digits as the page's readers expect (Intl.NumberFormat in the page).
+    payload = json.dumps({"data": data, "words": words, "lang": lang, "locale": html_lang(lang)},
+                         ensure_ascii=False)
     payload = payload.replace("</", "<\\/")  # nothing in the data can close the script element
     return _PAGE.replace("%TITLE%", html.escape(f"{words['title']} · {title}")) \
+        .replace("%LANG%", html.escape(html_lang(lang))) \
         .replace("%LEAFLET_CSS%", css).replace("%LEAFLET_JS%", js.replace("</script", "<\\/script")) \
         .replace("%PAYLOAD%", payload).replace("%APP%", _APP)
 
 
-_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>%TITLE%</title>
+_PAGE = """<!doctype html><html lang="%LANG%"><head><meta charset="utf-8"><title>%TITLE%</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>%LEAFLET_CSS%</style>
 <style>
@@ -164,6 +171,10 @@ html,body{margin:0;height:100%;font:13px "Noto Sans CJK SC","Microsoft YaHei",Ar
 background:#fafafa;border-left:1px solid #ccc}
 table{border-collapse:collapse;width:100%;margin:6px 0}td,th{border-bottom:1px solid #ddd;padding:3px 4px;text-align:right}
 th:first-child,td:first-child{text-align:left}button{margin:2px}.note{color:#a15c00}.gain{color:#1a9641;font-weight:bold}
+.legend{background:rgba(255,255,255,.92);padding:6px 9px;border-radius:4px;box-shadow:0 1px 4px rgba(0,0,0,.3);
+line-height:1.6;max-width:250px}.legend .head{margin-top:4px;font-weight:bold}.legend .hint{color:#666}
+.legend i{display:inline-block;border-radius:50%;margin:0 6px 0 2px;vertical-align:middle;box-sizing:border-box;
+box-shadow:0 0 0 1px #888}
 </style></head><body><div id="map"></div><div id="panel"></div>
 <script>%LEAFLET_JS%</script>
 <script id="circles-data" type="application/json">%PAYLOAD%</script>
@@ -173,6 +184,17 @@ _APP = r"""
 const P = JSON.parse(document.getElementById('circles-data').textContent);
 const D = P.data, W = P.words;
 const esc = s => String(s).replace(/[&<>"']/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c]));
+// Every figure the page shows goes through these three: whole people, 0.1 min, shares to 0.1 %.
+const WHOLE = new Intl.NumberFormat(P.locale, {maximumFractionDigits: 0});
+const TENTH = new Intl.NumberFormat(P.locale, {maximumFractionDigits: 1});
+const PERCENT = new Intl.NumberFormat(P.locale, {style: 'percent', minimumFractionDigits: 1, maximumFractionDigits: 1});
+const people = x => WHOLE.format(Math.round(x) || 0);  // "|| 0": a rounded -0.3 shows as 0, not -0
+const gainText = x => { const r = Math.round(x) || 0; return r ? (r > 0 ? '+' : '') + WHOLE.format(r) : ''; };
+const minutes = x => TENTH.format(Math.round(x * 10) / 10) + ' ' + W.minutes;
+const share = (x, of) => PERCENT.format(of ? x / of : 0);
+// The colours of the points, once: the markers and the legend both read them.
+const COLOURS = {covered: '#2b83ba', uncovered: '#d7191c', unplaced: '#999', added: '#d7191c', existing: '#fff',
+  candidate: '#ccc', candidateRing: '#999', closed: '#fff', closedRing: '#000'};
 function u32(b64) { const s = atob(b64), a = new Uint8Array(s.length);
   for (let i = 0; i < s.length; i++) a[i] = s.charCodeAt(i); return new Uint32Array(a.buffer); }
 const M = {}; for (const t of D.tiers) M[t.code] = {indptr: u32(D.matrices[t.code].indptr), indices: u32(D.matrices[t.code].indices)};
@@ -182,7 +204,8 @@ const count = {}, covered = {}, unitCovered = {}, unitTotal = new Float64Array(D
 for (let d = 0; d < nD; d++) unitTotal[D.demand.unit[d]] += pop[d];
 const siteTier = D.sites.tier.slice(), active = new Uint8Array(nS);
 for (let s = 0; s < nS; s++) active[s] = D.sites.kind[s] === 'existing' ? 1 : 0;
-let lastGain = {};
+const nProposals = D.sites.kind.filter(k => k === 'proposal').length;
+let lastGain = {}, loaded = false;
 function apply(s, sign) {
   const delta = {};
   for (const t of D.tiers) {
@@ -202,9 +225,13 @@ function recompute() {
   for (let s = 0; s < nS; s++) if (active[s]) apply(s, 1);
 }
 recompute();
-const map = L.map('map', {preferCanvas: true, zoomSnap: 0.25});
-map.attributionControl.addAttribution('&copy; OpenStreetMap contributors');
-L.control.scale().addTo(map);
+const base = Object.assign({}, covered);  // the run as it stands: what a scenario's gain is measured from
+const map = L.map('map', {preferCanvas: true, zoomSnap: 0.25, zoomControl: false});
+L.control.zoom({zoomInTitle: W.explorer_zoom_in, zoomOutTitle: W.explorer_zoom_out}).addTo(map);
+// Leaflet's own prefix carries an English tooltip: the name alone reads the same in every language.
+map.attributionControl.setPrefix('<a href="https://leafletjs.com">Leaflet</a>');
+map.attributionControl.addAttribution(esc(W.attribution));
+L.control.scale({imperial: false}).addTo(map);
 let view = D.tiers[D.tiers.length - 1].code, addTier = D.tiers[D.tiers.length - 1].code;
 const dots = [];
 for (let d = 0; d < nD; d++) dots.push(L.circleMarker([D.demand.lat[d], D.demand.lon[d]],
@@ -218,22 +245,40 @@ for (let s = 0; s < nS; s++) {
 }
 function styleSite(s) {
   const k = D.sites.kind[s], on = active[s], t = tierOf(siteTier[s]);
-  if (k === 'candidate' && !on) marks[s].setStyle({color: '#999', opacity: 0.5, fillColor: '#ccc', fillOpacity: 0.35});
-  else if (!on) marks[s].setStyle({color: '#000', fillColor: '#fff', fillOpacity: 0.9, dashArray: '2 2'});
-  else marks[s].setStyle({color: k === 'existing' ? '#fff' : '#d7191c', opacity: 1, fillColor: t ? t.colour : '#d7191c', fillOpacity: 1, dashArray: null});
+  if (k === 'candidate' && !on) marks[s].setStyle({color: COLOURS.candidateRing, opacity: 0.5, fillColor: COLOURS.candidate, fillOpacity: 0.35});
+  else if (!on) marks[s].setStyle({color: COLOURS.closedRing, fillColor: COLOURS.closed, fillOpacity: 0.9, dashArray: '2 2'});
+  else marks[s].setStyle({color: k === 'existing' ? COLOURS.existing : COLOURS.added, opacity: 1, fillColor: t ? t.colour : COLOURS.added, fillOpacity: 1, dashArray: null});
   if (map._loaded) marks[s].setRadius(k === 'candidate' ? (on ? 6 : 2.5) : 7);
-  const label = (D.sites.name[s] ? esc(D.sites.name[s]) + ' · ' : '') + esc(t ? W.tier_names[t.code] : '') + (on ? '' : ' · ' + W.closed);
+  const what = k === 'proposal' ? ' · ' + W.proposals : '';
+  const label = (D.sites.name[s] ? esc(D.sites.name[s]) + what + ' · ' : '') + esc(t ? W.tier_names[t.code] : '') + (on || k !== 'existing' ? '' : ' · ' + W.closed);
   marks[s].bindTooltip(label);
+}
+const legend = L.control({position: 'bottomleft'});
+legend.onAdd = () => { const div = L.DomUtil.create('div', 'legend'); div.id = 'legend'; L.DomEvent.disableClickPropagation(div); return div; };
+legend.addTo(map);
+function drawLegend() {
+  const dot = (fill, ring, size, dashed) => '<i style="background:' + fill + ';border:' + (ring ? (dashed ? '1.5px dashed ' : '2px solid ') + ring : 'none') + ';width:' + size + 'px;height:' + size + 'px"></i>';
+  const row = (key, swatch, text) => '<div data-key="' + key + '">' + swatch + esc(text) + '</div>';
+  let h = '<b>' + esc(W.explorer_legend) + '</b><div class="head">' + esc(W.explorer_people_at.replace('{tier}', W.tier_names[view])) + '</div>';
+  h += row('covered', dot(COLOURS.covered, null, 10), W.explorer_people_covered) + row('uncovered', dot(COLOURS.uncovered, null, 10), W.explorer_people_uncovered)
+    + row('unplaced', dot(COLOURS.unplaced, null, 10), W.explorer_people_unplaced) + '<div class="hint">' + esc(W.explorer_dot_size) + '</div>';
+  h += '<div class="head">' + esc(W.explorer_sites) + '</div>';
+  for (const t of D.tiers) h += row('existing-' + esc(t.code), dot(t.colour, COLOURS.existing, 14), W.tier_names[t.code] + ' · ' + W.explorer_existing);
+  h += row('added', dot(D.tiers[D.tiers.length - 1].colour, COLOURS.added, 14), W.explorer_added) + row('candidate', dot(COLOURS.candidate, COLOURS.candidateRing, 6), W.explorer_candidate)
+    + row('closed', dot(COLOURS.closed, COLOURS.closedRing, 14, true), W.explorer_closed);
+  document.getElementById('legend').innerHTML = h;
 }
 function styleDots() {
   const c = count[view];
-  for (let d = 0; d < nD; d++) dots[d].setStyle({fillColor: !D.demand.ok[d] ? '#999' : (c[d] > 0 ? '#2b83ba' : '#d7191c')});
+  for (let d = 0; d < nD; d++) dots[d].setStyle({fillColor: !D.demand.ok[d] ? COLOURS.unplaced : (c[d] > 0 ? COLOURS.covered : COLOURS.uncovered)});
+  drawLegend();
 }
-function toggle(s) {
-  if (D.sites.kind[s] !== 'existing' && !active[s]) siteTier[s] = addTier;
-  lastGain = apply(s, active[s] ? -1 : 1); active[s] ^= 1; styleSite(s); styleDots(); panel();
+function flip(s) {
+  // A candidate is added at the chosen tier; a proposal at the tier it was sited for.
+  if (!active[s] && D.sites.kind[s] !== 'existing') siteTier[s] = D.sites.kind[s] === 'proposal' && D.sites.tier[s] ? D.sites.tier[s] : addTier;
+  const delta = apply(s, active[s] ? -1 : 1); active[s] ^= 1; styleSite(s); return delta;
 }
-function fmt(x) { return Math.round(x).toLocaleString(); }
+function toggle(s) { lastGain = flip(s); loaded = false; styleDots(); panel(); }
 function scenarioRows() {
   const rows = [];
   for (let s = 0; s < nS; s++) {
@@ -260,30 +305,42 @@ function exportGeoJSON() {
   const text = JSON.stringify(fc); window.__lastGeoJSON = text; download('scenario.geojson', text, 'application/geo+json');
 }
 function loadProposals() {
-  for (let s = 0; s < nS; s++) if (D.sites.kind[s] === 'proposal' && !active[s]) toggle(s);
+  if (!nProposals) return;
+  for (let s = 0; s < nS; s++) if (D.sites.kind[s] === 'proposal' && !active[s]) flip(s);
+  // The last change is then the whole scenario's: every tier against the run as it stands.
+  lastGain = {}; for (const t of D.tiers) lastGain[t.code] = covered[t.code] - base[t.code];
+  loaded = true; styleDots(); panel();
 }
-function reset() { for (let s = 0; s < nS; s++) { active[s] = D.sites.kind[s] === 'existing' ? 1 : 0; siteTier[s] = D.sites.tier[s]; styleSite(s); } recompute(); lastGain = {}; styleDots(); panel(); }
+function reset() { for (let s = 0; s < nS; s++) { active[s] = D.sites.kind[s] === 'existing' ? 1 : 0; siteTier[s] = D.sites.tier[s]; styleSite(s); } recompute(); lastGain = {}; loaded = false; styleDots(); panel(); }
+function loadButton() {
+  if (nProposals) return '<button id="loadProposals" onclick="loadProposals()">' + esc(W.load) + '</button>';
+  // A disabled button gets no mouse events in every browser: the span carries the tooltip too.
+  const why = esc(W.explorer_no_proposals);
+  return '<span title="' + why + '"><button id="loadProposals" disabled title="' + why + '">' + esc(W.load) + '</button></span>';
+}
 function panel() {
   let h = '<h3>' + esc(W.title) + '</h3><p>' + esc(W.hint) + '</p>';
-  if (D.is_estimate) h += '<p class="note">' + esc(W.estimate) + ': ' + esc(D.population_label) + '</p>';
+  if (D.is_estimate) h += '<p class="note">' + esc(W.estimate) + '</p>';
   h += '<label>' + esc(W.add_as) + ' <select id="addTier">' + D.tiers.map(t => '<option value="' + t.code + '"' + (t.code === addTier ? ' selected' : '') + '>' + esc(W.tier_names[t.code]) + '</option>').join('') + '</select></label> ';
   h += '<label>' + esc(W.view) + ' <select id="viewTier">' + D.tiers.map(t => '<option value="' + t.code + '"' + (t.code === view ? ' selected' : '') + '>' + esc(W.tier_names[t.code]) + '</option>').join('') + '</select></label>';
   h += '<table id="tiers"><tr><th>' + esc(W.tier) + '</th><th>' + esc(W.covered) + '</th><th>' + esc(W.covered_share) + '</th><th>' + esc(W.last) + '</th></tr>';
-  for (const t of D.tiers) h += '<tr data-tier="' + t.code + '"><td>' + esc(W.tier_names[t.code]) + ' (' + t.minutes + ' min)</td><td class="covered">' + fmt(covered[t.code]) + '</td><td>' + (100 * covered[t.code] / total).toFixed(1) + '%</td><td class="gain">' + (lastGain[t.code] ? (lastGain[t.code] > 0 ? '+' : '') + fmt(lastGain[t.code]) : '') + '</td></tr>';
-  h += '</table><button onclick="loadProposals()">' + esc(W.load) + '</button><button onclick="reset()">' + esc(W.reset) + '</button><button id="exportCsv" onclick="exportCSV()">' + esc(W.export_csv) + '</button><button onclick="exportGeoJSON()">' + esc(W.export_geojson) + '</button>';
+  for (const t of D.tiers) h += '<tr data-tier="' + t.code + '"><td>' + esc(W.tier_names[t.code]) + ' (' + esc(minutes(t.minutes)) + ')</td><td class="covered">' + people(covered[t.code]) + '</td><td>' + share(covered[t.code], total) + '</td><td class="gain">' + gainText(lastGain[t.code] || 0) + '</td></tr>';
+  h += '</table>';
+  if (loaded) h += '<p class="note" id="scenarioNote">' + esc(W.explorer_scenario_gain) + '</p>';
+  h += loadButton() + '<button onclick="reset()">' + esc(W.reset) + '</button><button id="exportCsv" onclick="exportCSV()">' + esc(W.export_csv) + '</button><button onclick="exportGeoJSON()">' + esc(W.export_geojson) + '</button>';
   if (D.units.length > 1 || D.units[0] !== '(no unit)') {
     h += '<h4>' + esc(W.units) + ' · ' + esc(tierOf(view) ? W.tier_names[view] : '') + '</h4><table><tr><th></th><th>' + esc(W.covered) + '</th><th>' + esc(W.covered_share) + '</th></tr>';
-    D.units.forEach((u, i) => { h += '<tr><td>' + esc(u) + '</td><td>' + fmt(unitCovered[view][i]) + '</td><td>' + (unitTotal[i] ? (100 * unitCovered[view][i] / unitTotal[i]).toFixed(1) : '0') + '%</td></tr>'; });
+    D.units.forEach((u, i) => { h += '<tr><td>' + esc(u) + '</td><td>' + people(unitCovered[view][i]) + '</td><td>' + share(unitCovered[view][i], unitTotal[i]) + '</td></tr>'; });
     h += '</table>';
   }
-  h += '<p style="color:#666">&copy; OpenStreetMap contributors</p>';
+  h += '<p style="color:#666">' + esc(W.attribution) + '</p>';
   document.getElementById('panel').innerHTML = h;
   document.getElementById('addTier').onchange = e => { addTier = e.target.value; };
   document.getElementById('viewTier').onchange = e => { view = e.target.value; styleDots(); panel(); };
 }
 window.circles = {toggle, covered: () => Object.assign({}, covered), exportCSV, exportGeoJSON, loadProposals, reset,
   reachSize: (s, code) => M[code].indptr[s + 1] - M[code].indptr[s],
-  setAddTier: c => { addTier = c; }, sites: D.sites, scenarioRows};
+  setAddTier: c => { addTier = c; }, sites: D.sites, scenarioRows, colours: COLOURS};
 for (let s = 0; s < nS; s++) styleSite(s);
 styleDots(); panel();
 const lats = D.demand.lat.length ? D.demand.lat : D.sites.lat, lons = D.demand.lon.length ? D.demand.lon : D.sites.lon;

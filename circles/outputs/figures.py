@@ -1,8 +1,11 @@
-"""Static figures for reports: the coverage map as a PNG (matplotlib, no basemap: offline)."""
+"""Static figures for reports: the coverage map as a PNG (matplotlib, no basemap: offline), the
+font that draws Chinese, and the furniture of a printed map (a metric scale bar, a north arrow)."""
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
 from pathlib import Path
 
 import geopandas as gpd
@@ -13,7 +16,7 @@ from .i18n import FALLBACK, localized, t, writes_cjk
 from .runfolder import atomic_path
 from .tables import read_csv
 
-__all__ = ["cjk_font", "coverage_figure"]
+__all__ = ["cjk_font", "coverage_figure", "north_arrow", "scale_bar"]
 
 _CJK_FAMILIES = ("Noto Sans CJK", "Noto Serif CJK", "Source Han", "WenQuanYi", "SimHei", "Microsoft YaHei",
                  "PingFang", "Droid Sans Fallback", "AR PL")
@@ -167,3 +170,109 @@ def _draw_points(ax, run: Path, profile: Profile, lang: str) -> list:
             ax.annotate(str(int(rank)), (x, y), ha="center", va="center", color="white", fontsize=7,
                         fontweight="bold", zorder=7)
     return handles
+
+
+def scale_bar(ax, *, label: Callable[[float], str], scale: str | None = None, width_mm: float | None = None,
+              where: tuple[float, float] = (0.03, 0.045)) -> float:
+    """Draw a metric scale bar on a map whose data coordinates are metres (a projected CRS).
+
+    Parameters
+    ----------
+    ax
+        The map's axes, with their final limits set.
+    label
+        The bar's length as text, given the metres (``2000`` -> ``"2 km"``).
+    scale
+        A text with ``{denominator}`` for the printed scale (``"1:{denominator}"``), drawn under the
+        bar when ``width_mm`` is given.
+    width_mm
+        The map frame's width on paper.
+    where
+        The bar's left end, in fractions of the axes.
+
+    Returns
+    -------
+    float
+        The bar's length in metres: a 1, 2 or 5 times a power of ten, at most a fifth of the map.
+        The bar's outline carries ``gid="scale_bar"``, its label ``"scale_bar_label"``, the
+        printed scale ``"print_scale"``.
+
+    """
+    from matplotlib.patches import Rectangle
+
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    w, h = x1 - x0, y1 - y0
+    metres = _nice_length(w / 5)
+    left, bottom, height = x0 + where[0] * w, y0 + where[1] * h, 0.007 * h
+    # A white ground under the bar and its words: they stay legible over hexagons and streets.
+    ax.add_patch(Rectangle((left - 0.012 * w, bottom - 0.032 * h), metres + 0.05 * w, height + 0.07 * h,
+                           facecolor="white", alpha=0.9, edgecolor="none", zorder=19))
+    for i in range(4):
+        ax.add_patch(Rectangle((left + i * metres / 4, bottom), metres / 4, height, zorder=20, linewidth=0.6,
+                               facecolor="#222222" if i % 2 == 0 else "white", edgecolor="#222222"))
+    ax.add_patch(Rectangle((left, bottom), metres, height, fill=False, edgecolor="#222222", linewidth=0.8,
+                           zorder=21, gid="scale_bar"))
+    above = bottom + height + 0.006 * h
+    ax.text(left, above, "0", ha="center", va="bottom", fontsize=10, zorder=21)
+    ax.text(left + metres, above, label(metres), ha="center", va="bottom", fontsize=10, zorder=21,
+            gid="scale_bar_label")
+    if scale is not None and width_mm:
+        # Ground metres per metre of paper across the frame: 1:n when printed at full size.
+        denominator = round(w / (width_mm / 1000.0), -2 if w / width_mm > 10 else 0)
+        ax.text(left, bottom - 0.01 * h, scale.format(denominator=f"{denominator:,.0f}"), ha="left", va="top",
+                fontsize=9, zorder=21, gid="print_scale")
+    return metres
+
+
+def _nice_length(at_most: float) -> float:
+    """The largest 1, 2 or 5 times a power of ten not over ``at_most`` (at least 1)."""
+    if at_most < 1:
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(at_most))
+    return max(step * power for step in (1, 2, 5) if step * power <= at_most)
+
+
+def north_arrow(ax, crs, *, label: str = "N", where: tuple[float, float] = (0.955, 0.88),
+                size: float = 0.07) -> float:
+    """Draw a north arrow pointing at true north where it stands on a map in a projected CRS.
+
+    Parameters
+    ----------
+    ax
+        The map's axes (equal aspect), with their final limits set.
+    crs
+        The map's CRS: grid north in a UTM zone is off true north away from the central meridian.
+    label
+        The letter over the arrow (北 on a Chinese map).
+    where
+        The arrow's centre, in fractions of the axes.
+    size
+        Its length, as a fraction of the map's height.
+
+    Returns
+    -------
+    float
+        Degrees clockwise from grid north to true north. The arrow (its dark half, tip first, then
+        the notch of its tail) carries ``gid="north_arrow"``.
+
+    """
+    import numpy as np
+    import pyproj
+    from matplotlib.patches import Polygon
+
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    centre = np.array([x0 + where[0] * (x1 - x0), y0 + where[1] * (y1 - y0)])
+    length = size * (y1 - y0)
+    to_geo = pyproj.Transformer.from_crs(crs, 4326, always_xy=True)
+    lon, lat = to_geo.transform(*centre)
+    north = np.array(to_geo.transform(lon, min(lat + 0.01, 89.99), direction="INVERSE"))
+    angle = math.atan2(*(north - centre))  # atan2(dx, dy): clockwise from grid north
+    ahead, right = np.array([math.sin(angle), math.cos(angle)]), np.array([math.cos(angle), -math.sin(angle)])
+    tip, tail = centre + ahead * length / 2, centre - ahead * length / 2
+    notch = tail + ahead * length * 0.25
+    style = {"edgecolor": "#222222", "linewidth": 0.8, "zorder": 20}
+    ax.add_patch(Polygon([tip, notch, tail - right * length * 0.3], facecolor="#222222", gid="north_arrow", **style))
+    ax.add_patch(Polygon([tip, tail + right * length * 0.3, notch], facecolor="white", **style))
+    ax.text(*(tip + ahead * length * 0.08), label, ha="center", va="bottom", fontsize=16, fontweight="bold",
+            rotation=-math.degrees(angle), rotation_mode="anchor", zorder=20)
+    return math.degrees(angle)

@@ -137,6 +137,98 @@ _CITIES = {
 
 STRINGS: dict[str, dict[str, str]] = {**_MAP, **_EXPLORER, **_REPORT, **_CITIES}
 
+# Brief J (issue 21, item 4): the explorer's legend, its proposals button and scenario gain, and the
+# report's own labels (its provenance tables and its map).
+_READING = {
+    "explorer_legend": {"zh": "图例", "en": "legend"},
+    "explorer_people_at": {"zh": "居民点（{tier}）", "en": "people ({tier})"},
+    "explorer_people_covered": {"zh": "已覆盖", "en": "covered"},
+    "explorer_people_uncovered": {"zh": "未覆盖", "en": "not covered"},
+    "explorer_people_unplaced": {"zh": "不在路网上或在研究区外", "en": "off the network or outside the study area"},
+    "explorer_dot_size": {"zh": "点越大，人口越多", "en": "the larger the dot, the more people"},
+    "explorer_sites": {"zh": "设施与站点", "en": "facilities and sites"},
+    "explorer_existing": {"zh": "现有设施（颜色为其级别）", "en": "existing facility (colour: its tier)"},
+    "explorer_added": {"zh": "新增站点（红色边框）", "en": "added site (red outline)"},
+    "explorer_candidate": {"zh": "候选点（点击新增）", "en": "candidate site (click to add)"},
+    "explorer_closed": {"zh": "已关闭的设施、未载入的建议站点", "en": "closed facility, proposal not loaded"},
+    "explorer_no_proposals": {"zh": "本次运行没有选址建议（circles site 可生成）",
+                              "en": "this run has no proposals (circles site makes them)"},
+    "explorer_scenario_gain": {"zh": "上次变化：载入的全部建议站点较现状新增的覆盖人口",
+                               "en": "last change: the people all the proposals cover beyond the run as it stands"},
+    "explorer_zoom_in": {"zh": "放大", "en": "zoom in"},
+    "explorer_zoom_out": {"zh": "缩小", "en": "zoom out"},
+    "report_fact": {"zh": "项目", "en": "fact"},
+    "report_value": {"zh": "内容", "en": "value"},
+    "report_created": {"zh": "生成时间", "en": "created"},
+    "report_version": {"zh": "{name} 版本", "en": "version of {name}"},
+    "report_seconds": {"zh": "用时（秒）：{step}", "en": "seconds: {step}"},
+    "report_input": {"zh": "输入", "en": "input"},
+    "report_path": {"zh": "文件", "en": "file"},
+    "report_sha256": {"zh": "校验值（SHA-256）", "en": "SHA-256"},
+    # The inputs of a run (manifest "inputs") and its steps (manifest "timings_s").
+    "report_part_network": {"zh": "路网", "en": "street network"},
+    "report_part_profile": {"zh": "规划标准", "en": "profile"},
+    "report_part_population": {"zh": "人口", "en": "population"},
+    "report_part_residential": {"zh": "居住建筑或用地", "en": "residential buildings or land use"},
+    "report_part_units": {"zh": "行政单元", "en": "administrative units"},
+    "report_part_facilities": {"zh": "设施", "en": "facilities"},
+    "report_part_scenario": {"zh": "方案", "en": "scenario"},
+    "report_part_services": {"zh": "服务设施点", "en": "service points"},
+    "report_part_candidates": {"zh": "候选站点", "en": "candidate sites"},
+    "report_part_config": {"zh": "配置文件", "en": "configuration"},
+    "report_part_coverage": {"zh": "覆盖计算", "en": "coverage"},
+    "report_part_provision": {"zh": "容量供给", "en": "provision"},
+    "report_part_gaps": {"zh": "缺口", "en": "gaps"},
+    "report_part_isochrones": {"zh": "服务范围", "en": "service areas"},
+    "report_part_write": {"zh": "写出文件", "en": "writing the files"},
+    "report_part_siting": {"zh": "选址", "en": "siting"},
+    "report_part_map": {"zh": "地图", "en": "map"},
+    "report_part_explorer": {"zh": "方案推演页", "en": "explorer"},
+    "report_part_compare": {"zh": "与上期比较", "en": "comparison"},
+    "report_part_report": {"zh": "报告", "en": "report"},
+    "report_part_total": {"zh": "合计", "en": "total"},
+    "report_part_basemap": {"zh": "底图", "en": "basemap"},
+}
+STRINGS.update(_READING)
+
+# Brief P (issue 21, item 5): the printed map, map.png (outputs/print_map.py).
+_PRINT = {
+    "print_basemap": {"zh": "底图", "en": "basemap"},
+    "print_streets_major": {"zh": "主要道路", "en": "major roads"},
+    "print_streets_minor": {"zh": "一般道路", "en": "minor streets"},
+    "print_streets_foot": {"zh": "步行道", "en": "footpaths"},
+    "print_water": {"zh": "水域", "en": "water"},
+    "print_green": {"zh": "绿地", "en": "green space"},
+    "print_residential": {"zh": "居住用地", "en": "residential land"},
+    "print_buildings": {"zh": "建筑", "en": "buildings"},
+    "print_north": {"zh": "北", "en": "N"},
+    "print_metres": {"zh": "米", "en": "m"},
+    "print_km": {"zh": "千米", "en": "km"},
+    "print_scale": {"zh": "比例尺 1:{denominator}（A3 原大打印）", "en": "scale 1:{denominator} printed on A3"},
+    "print_crs": {"zh": "投影：UTM {zone} 带（EPSG:{epsg}）", "en": "projection: UTM zone {zone} (EPSG:{epsg})"},
+    "print_attribution": {"zh": "底图与路网：© OpenStreetMap 贡献者（ODbL）",
+                          "en": "Basemap and street network: © OpenStreetMap contributors (ODbL)"},
+}
+STRINGS.update(_PRINT)
+
+# Brief I (issue 21, items 2-4): the basemap, the tiles and the coordinates on map.html.
+_MAP_PAGE = {
+    "streets": {"zh": "街道", "en": "streets"},
+    "tiles_tianditu": {"zh": "© 天地图", "en": "© Tianditu"},
+    "tiles_amap": {"zh": "© 高德地图", "en": "© Amap"},
+    "coords_wgs84": {"zh": "坐标（WGS-84）", "en": "coordinates (WGS-84)"},
+    "coords_gcj02": {"zh": "坐标（GCJ-02，高德）", "en": "coordinates (GCJ-02, Amap)"},
+    "map_zoom_in": {"zh": "放大", "en": "zoom in"},
+    "map_zoom_out": {"zh": "缩小", "en": "zoom out"},
+    "map_layers": {"zh": "图层", "en": "layers"},
+    # The words a road layer's class column uses (matched in both languages whatever the page's).
+    "road_words_major": {"zh": "快速路 主干路 主干道 次干路 次干道 高速 国道 省道",
+                         "en": "motorway expressway freeway trunk arterial primary secondary tertiary"},
+    "road_words_foot": {"zh": "人行 步行 绿道 自行车 非机动车 小径 台阶 步道",
+                        "en": "footway footpath pedestrian sidewalk steps cycleway path bridleway"},
+}
+STRINGS.update(_MAP_PAGE)
+
 
 def t(key: str, lang: str) -> str:
     """The word for ``key`` in ``lang`` (``zh`` or ``en``; any other language gets English)."""

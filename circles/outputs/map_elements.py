@@ -1,16 +1,18 @@
 """The Leaflet pieces the coverage map's layers are made of, beyond folium's: legends that follow
-their layer, popups bound from JSON strings, stacked panes and the attribution of a map without
-tiles."""
+their layer, popups bound from JSON strings, stacked panes, the attribution of a map without
+tiles, the title box, a metric scale bar and the basemap's plain GeoJSON."""
 
 from __future__ import annotations
 
 import html
+import json
 
 import folium
 from branca.element import MacroElement
 from folium.template import Template
 
-__all__ = ["BOX", "PANES", "Attribution", "Bind", "ClickThrough", "Legend", "Pane", "swatch"]
+__all__ = ["BOX", "PANES", "Attribution", "Bind", "ClickThrough", "KeyedGeoJson", "Legend", "PageWords", "Pane",
+           "ScaleBar", "Title", "swatch"]
 
 #: The style of the map's boxes (title, legends).
 BOX = ("background:rgba(255,255,255,.92);padding:6px 10px;font:12px/1.5 sans-serif;"
@@ -70,9 +72,10 @@ class Bind(MacroElement):
 
 
 # Each kind of layer draws in its own pane (and so on its own canvas), stacked so that switching
-# a layer off and on again does not bury the facilities under the hexagons: units at the bottom,
-# then gaps, service areas (Leaflet's overlay pane, 400), points; proposals are DOM markers (600).
-PANES = {"units": 380, "gaps": 390, "short": 395, "points": 450}
+# a layer off and on again does not bury the facilities under the hexagons: the basemap drawn
+# from the extract just above the tiles (200), units, then gaps, service areas (Leaflet's overlay
+# pane, 400), points; proposals are DOM markers (600).
+PANES = {"basemap": 250, "units": 380, "gaps": 390, "short": 395, "points": 450}
 
 
 class Pane(MacroElement):
@@ -138,3 +141,94 @@ class ClickThrough(MacroElement):
             attach(layer._map || null);
         })();
     {% endmacro %}""")
+
+
+class Title(MacroElement):
+    """Moves the page's title box (``#circles-title``) into the map's top-right corner, above the
+    layer control: Leaflet stacks the controls of a corner, so the list of layers, however long
+    and whatever the window's width, sits under the title instead of over it. Add it to the map
+    before the layer control."""
+
+    _template = Template("""{% macro script(this, kwargs) %}
+        (function () {
+            var box = document.getElementById("circles-title");
+            if (!box) { return; }
+            var title = L.control({position: "topright"});
+            title.onAdd = function () {
+                L.DomEvent.disableClickPropagation(box);
+                L.DomEvent.disableScrollPropagation(box);
+                box.style.display = "block";
+                return box;
+            };
+            title.addTo({{ this._parent.get_name() }});
+        })();
+    {% endmacro %}""")
+
+    def __init__(self):
+        super().__init__()
+        self._name = "Title"
+
+
+class ScaleBar(MacroElement):
+    """A metric scale bar (m, km): the miles and feet of Leaflet's default are left out."""
+
+    _template = Template("""{% macro script(this, kwargs) %}
+        L.control.scale({imperial: false, metric: true, maxWidth: 150}).addTo({{ this._parent.get_name() }});
+    {% endmacro %}""")
+
+    def __init__(self):
+        super().__init__()
+        self._name = "ScaleBar"
+
+
+class KeyedGeoJson(MacroElement):
+    """A GeoJSON layer styled by each feature's ``k`` property, drawn in ``pane`` and not
+    interactive (no hover or click to test on a canvas of thousands of lines): the basemap."""
+
+    _template = Template("""{% macro script(this, kwargs) %}
+        (function () {
+            var styles = {{ this.styles|tojson }};
+            L.geoJSON({{ this.json }}, {
+                pane: {{ this.pane|tojson }}, interactive: false,
+                style: function (f) { return styles[f.properties.k]; }
+            }).addTo({{ this._parent.get_name() }});
+        })();
+    {% endmacro %}""")
+
+    def __init__(self, data: dict, styles: dict[str, dict], pane: str):
+        super().__init__()
+        self._name = "KeyedGeoJson"
+        self.styles, self.pane = styles, pane
+        # Compact (no spaces: a tenth of the page for a city's streets), and safe inside <script>.
+        self.json = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c").replace(">", "\\u003e") \
+            .replace("&", "\\u0026")
+
+
+class PageWords(MacroElement):
+    """Leaflet's own words in the page's language: the zoom buttons' and the layer control's hover
+    titles, and the attribution's prefix without its English hover title ("A JavaScript library...")."""
+
+    _template = Template("""{% macro script(this, kwargs) %}
+        (function () {
+            var map = {{ this._parent.get_name() }};
+            if (map.zoomControl) {
+                map.zoomControl.remove();
+                map.zoomControl = L.control.zoom({zoomInTitle: {{ this.zoom_in|tojson }},
+                                                  zoomOutTitle: {{ this.zoom_out|tojson }}}).addTo(map);
+            }
+            if (map.attributionControl) {
+                map.attributionControl.setPrefix('<a href="https://leafletjs.com">Leaflet</a>');
+            }
+            // The layer control is added after every layer: name its button once the page's script has run.
+            setTimeout(function () {
+                document.querySelectorAll(".leaflet-control-layers-toggle").forEach(function (a) {
+                    a.title = {{ this.layers|tojson }};
+                });
+            }, 0);
+        })();
+    {% endmacro %}""")
+
+    def __init__(self, zoom_in: str, zoom_out: str, layers: str):
+        super().__init__()
+        self._name = "PageWords"
+        self.zoom_in, self.zoom_out, self.layers = zoom_in, zoom_out, layers

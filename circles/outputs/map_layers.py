@@ -21,8 +21,9 @@ import shapely
 
 from ..readers.profiles import Profile, Tier
 from .i18n import html_lang, localized, t
-from .map_elements import BOX, Attribution, Bind, Legend, Pane, swatch
+from .map_elements import BOX, Attribution, Bind, Legend, PageWords, Pane, ScaleBar, Title, swatch
 from .offline import LEAFLET_CSS, LEAFLET_JS
+from .tiles import Tiles, convert_lonlat, tile_provider
 
 __all__ = [
     "ATTRIBUTION",
@@ -35,6 +36,7 @@ __all__ = [
     "fmt",
     "gaps_layer",
     "in_pane",
+    "minutes_text",
     "popup_table",
     "proposals_layer",
     "service_area_layer",
@@ -79,6 +81,15 @@ def share_text(value) -> str:
     except (TypeError, ValueError):
         return ""
     return f"{f:.1%}" if np.isfinite(f) else ""
+
+
+def minutes_text(value, lang: str) -> str:
+    """A walk in minutes to 0.1 min (``7.5 分钟``); empty when unknown."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return ""
+    return f"{f:.1f} {t('minutes', lang)}" if np.isfinite(f) else ""
 
 
 def feature_collection(geometry: gpd.GeoSeries, props: pd.DataFrame) -> dict:
@@ -129,52 +140,59 @@ def popup_table(rows: list[tuple[str, str]]) -> str:
     return f"<table>{body}</table>"
 
 
-def base_map(bounds, *, offline: bool = False, tiles: str | None = None, title: str = "",
+def base_map(bounds, *, offline: bool = False, tiles: str | Tiles | None = None, title: str = "",
              lang: str = "zh") -> folium.Map:
-    """An empty map fitted to ``bounds``, with a scale bar, the OSM attribution and a title.
+    """An empty map fitted to ``bounds``, with a metric scale bar, the attribution and a title.
 
     Parameters
     ----------
     bounds
-        ``(minx, miny, maxx, maxy)`` in WGS-84 degrees.
+        ``(minx, miny, maxx, maxy)`` in the tiles' coordinates (WGS-84 degrees, GCJ-02 for Amap).
     offline
-        No tile layer (unless ``tiles`` is given): for pages opened without the internet.
+        Kept for old scripts: a page has no tiles unless ``tiles`` names some, and
+        :func:`circles.outputs.maps.save_map` inlines Leaflet unless told otherwise.
     tiles
-        A tile URL template such as ``http://tiles.city.local/{z}/{x}/{y}.png`` (the city's own
-        tile server); default: OpenStreetMap's tiles when online.
+        A tile source (:func:`circles.outputs.tiles.tile_provider`: ``osm``, ``tianditu``,
+        ``tianditu-img``, ``amap`` or a URL template such as
+        ``http://tiles.city.local/{z}/{x}/{y}.png``); default none: a light background for the
+        basemap drawn from the extract (:func:`circles.outputs.basemap.basemap_layer`).
     title
         The title shown on the map and in the browser tab (escaped here).
     lang
-        ``zh`` or ``en``: the page's language.
+        ``zh`` or ``en``: the page's language, its attributions included.
 
     Returns
     -------
     folium.Map
 
     """
-    m = folium.Map(tiles=None, control_scale=True, prefer_canvas=True)
+    del offline  # what it asked for is the default now
+    provider = tile_provider(tiles)
+    m = folium.Map(tiles=None, control_scale=False, prefer_canvas=True)
     # Only Leaflet: folium's defaults (jQuery, Bootstrap, awesome-markers, Font Awesome) are
-    # not used by any layer here, and an offline page then inlines one library.
+    # not used by any layer here, and a page then inlines one library.
     m.default_js = [("leaflet", LEAFLET_JS)]
     m.default_css = [("leaflet_css", LEAFLET_CSS)]
-    if tiles:
-        folium.TileLayer(tiles=tiles, attr=html.escape(ATTRIBUTION), name=t("tiles", lang),
-                         control=False).add_to(m)
-    elif not offline:
-        folium.TileLayer("OpenStreetMap", attr=html.escape(ATTRIBUTION), control=False).add_to(m)
-    else:
-        m.add_child(Attribution(ATTRIBUTION))
+    for layer in provider.layers if provider is not None else ():
+        # Leaflet shows each attribution text once: a layer without its own repeats OSM's.
+        folium.TileLayer(tiles=layer.url, attr=html.escape(t(layer.attribution or "attribution", lang)),
+                         name=t("tiles", lang), control=False, subdomains=layer.subdomains or "abc",
+                         max_zoom=layer.max_zoom, max_native_zoom=layer.max_zoom).add_to(m)
+    m.add_child(Attribution(t("attribution", lang)))  # the streets and the data are OSM's, whatever the tiles
+    m.add_child(ScaleBar())
+    m.add_child(PageWords(t("map_zoom_in", lang), t("map_zoom_out", lang), t("map_layers", lang)))
     minx, miny, maxx, maxy = (float(b) for b in bounds)
     m.fit_bounds([[miny, minx], [maxy, maxx]])
     root = m.get_root()
     root.title = esc(title) or None
+    background = "" if provider is not None else "body .leaflet-container{background:#f7f6f3}"
     root.header.add_child(folium.Element(
         f'<meta name="language" content="{html_lang(lang)}">'
-        "<style>.leaflet-popup-content th{text-align:left;padding-right:8px;white-space:nowrap}</style>"))
+        "<style>.leaflet-popup-content th{text-align:left;padding-right:8px;white-space:nowrap}"
+        f"#circles-title{{display:none;max-width:calc(100vw - 90px);box-sizing:border-box}}{background}</style>"))
     if title:
-        root.html.add_child(folium.Element(
-            f'<div id="circles-title" style="position:fixed;top:10px;left:60px;right:280px;'
-            f'z-index:1000;{BOX};font-size:15px">{esc(title)}</div>'))
+        root.html.add_child(folium.Element(f'<div id="circles-title" style="{BOX};font-size:15px">{esc(title)}</div>'))
+        m.add_child(Title())
     return m
 
 
@@ -356,28 +374,34 @@ def gaps_layer(gdf: gpd.GeoDataFrame, *, lang: str = "zh", tier: Tier | None = N
     return fg
 
 
-def proposals_layer(df: pd.DataFrame, *, lang: str = "zh", profile: Profile | None = None) -> folium.FeatureGroup:
+def proposals_layer(df: pd.DataFrame, *, lang: str = "zh", profile: Profile | None = None,
+                    crs: str = "wgs84") -> folium.FeatureGroup:
     """Proposed sites numbered by rank, with their gain in the tooltip and popup.
 
     Parameters
     ----------
     df
-        ``proposals.csv`` rows: ``rank``, ``lon``, ``lat`` and, where known, ``tier``,
+        ``proposals.csv`` rows: ``rank``, ``lon``, ``lat`` (WGS-84) and, where known, ``tier``,
         ``new_covered_pop``, ``cumulative_covered_share``, ``nearest_existing_minutes``.
     lang
         ``zh`` or ``en``.
     profile
         Names the tiers; without it tier codes are shown.
+    crs
+        The tiles' coordinate system: ``gcj02`` draws the markers converted (Amap).
 
     Returns
     -------
     folium.FeatureGroup
+        A popup gives the site's WGS-84 and GCJ-02 coordinates, whatever the tiles.
 
     """
     names = {tr.code: localized(tr, "name", lang) for tr in profile.tiers} if profile is not None else {}
     fg = folium.FeatureGroup(name=swatch("#d7191c", round_=True) + t("proposals", lang) + f" ({len(df)})")
+    lon, lat = df["lon"].to_numpy(float), df["lat"].to_numpy(float)
+    drawn, gcj = convert_lonlat(lon, lat, crs), convert_lonlat(lon, lat, "gcj02")
     # One marker per proposal: the numbers differ, and a siting run proposes tens, not thousands.
-    for r in df.to_dict("records"):
+    for i, r in enumerate(df.to_dict("records")):
         rank = int(r["rank"])
         gain = fmt(r.get("new_covered_pop"))
         icon = folium.DivIcon(html=(
@@ -387,8 +411,10 @@ def proposals_layer(df: pd.DataFrame, *, lang: str = "zh", profile: Profile | No
         rows = [(t("rank", lang), str(rank)), (t("tier", lang), esc(names.get(str(r.get("tier")), r.get("tier")))),
                 (t("gain", lang), f"{gain} {t('people', lang)}"),
                 (t("cumulative_share", lang), share_text(r.get("cumulative_covered_share"))),
-                (t("nearest_existing", lang), fmt(r.get("nearest_existing_minutes"), f" {t('minutes', lang)}"))]
-        marker = folium.Marker([float(r["lat"]), float(r["lon"])], icon=icon)
+                (t("nearest_existing", lang), minutes_text(r.get("nearest_existing_minutes"), lang)),
+                (t("coords_wgs84", lang), f"{lat[i]:.6f}, {lon[i]:.6f}"),
+                (t("coords_gcj02", lang), f"{gcj[1][i]:.6f}, {gcj[0][i]:.6f}")]
+        marker = folium.Marker([round(float(drawn[1][i]), 6), round(float(drawn[0][i]), 6)], icon=icon)
         marker.add_child(Bind(popup=popup_table(rows), tooltip=f"#{rank} +{gain} {t('people', lang)}"))
         marker.add_to(fg)
     return fg

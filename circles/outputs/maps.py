@@ -1,7 +1,9 @@
 """Interactive coverage maps: :func:`coverage_map` composes the layers of
 :mod:`circles.map_layers`, :func:`draw_run_map` draws ``map.html`` from any run folder, and
-:func:`result_map` maps an in-memory result. Offline pages inline Leaflet and load nothing from
-the internet.
+:func:`result_map` maps an in-memory result. Pages inline Leaflet and load nothing from the
+internet unless asked to (``online``, tiles); without tiles they are drawn on the basemap made
+from the extract (:mod:`circles.outputs.basemap`). On GCJ-02 tiles (Amap) every overlay is
+converted before it is drawn (:mod:`circles.outputs.tiles`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pandas as pd
 from ..errors import CirclesError
 from ..readers.profiles import Profile, get_profile
 from ..readers.units import unit_levels
+from .basemap import basemap_layer, read_basemap, street_lines
 from .i18n import LANGS, localized, t
 from .map_layers import (
     ATTRIBUTION,
@@ -31,6 +34,7 @@ from .map_units import scorecard_layer, units_layer
 from .offline import inline_assets
 from .runfolder import read_run_manifest, write_text
 from .tables import read_csv
+from .tiles import convert_frame, convert_lonlat, tile_provider
 
 __all__ = [
     "ATTRIBUTION",
@@ -43,6 +47,7 @@ __all__ = [
     "gaps_layer",
     "proposals_layer",
     "result_map",
+    "save_map",
     "scorecard_layer",
     "service_area_layer",
     "service_layers",
@@ -65,17 +70,27 @@ class MapLayers:
     scorecard: gpd.GeoDataFrame | None = None
     standards_by_unit: pd.DataFrame | None = None
     capacity_short: gpd.GeoDataFrame | None = None
+    basemap: dict[str, gpd.GeoDataFrame] | None = None
 
 
 @dataclass(frozen=True)
 class MapPage:
-    """How the map page is drawn: extent, title, language and tiles (see :func:`coverage_map`)."""
+    """How the map page is drawn: extent, title, language, tiles and basemap (see :func:`coverage_map`)."""
 
     bounds: tuple[float, float, float, float] | None = None
     title: str = ""
     lang: str = "zh"
     offline: bool = False
     tiles: str | None = None
+    tiles_key: str | None = None
+    tiles_crs: str | None = None
+    online: bool = False
+    basemap: bool | None = None
+
+
+# The page options a run's parameters may carry (its command's --tiles..., an audit city's keys).
+# A Tianditu key is never among them: it is read at drawing time (TIANDITU_KEY), never saved.
+_RUN_PAGE_OPTIONS = ("tiles", "tiles_crs", "online", "basemap")
 
 
 def _options(layers: MapLayers | None, page: MapPage | None,
@@ -111,55 +126,92 @@ def coverage_map(*, profile: Profile, layers: MapLayers | None = None, page: Map
     profile
         Tier names and colours.
     layers
-        The data layers, or give them one by one as keywords: ``areas`` (per tier code, the
-        dissolved service area), ``facilities`` (``facilities.csv`` rows, see
+        The data layers (WGS-84), or give them one by one as keywords: ``areas`` (per tier code,
+        the dissolved service area), ``facilities`` (``facilities.csv`` rows, see
         :func:`facilities_layer`), ``gaps`` (hexagons with a ``tier`` column, of one tier or
         several: one layer per tier, the lowest tier's on when the page opens), ``proposals``
         (``proposals.csv`` rows), ``units`` (polygons with ``unit`` and
         ``{tier}_covered_share``), ``services`` (points with ``service`` and ``name``, a layer
         per category, off at first), ``scorecard`` (unit polygons with the ``scorecard.csv``
         columns, shaded by the rules failed), ``standards_by_unit`` (its rows, for the popups;
-        see :func:`scorecard_layer`) and ``capacity_short`` (hexagons with ``tier`` and
+        see :func:`scorecard_layer`), ``capacity_short`` (hexagons with ``tier`` and
         ``covered_unserved_pop``: a layer per tier, the one of the tier whose gaps are on shown;
-        see :func:`short_layers`).
+        see :func:`short_layers`) and ``basemap`` (:func:`circles.outputs.basemap.basemap_layers`).
     page
-        How the page is drawn, or as keywords: ``bounds`` (default: from the layers),
-        ``title`` (escaped), ``lang`` (``zh`` or ``en``), ``offline`` and ``tiles`` (as in
-        :func:`base_map`).
+        How the page is drawn, or as keywords: ``bounds`` (WGS-84; default: from the layers),
+        ``title`` (escaped), ``lang`` (``zh`` or ``en``), ``tiles`` with ``tiles_key`` and
+        ``tiles_crs`` (see :func:`circles.outputs.tiles.tile_provider`; default none),
+        ``basemap`` (draw the basemap layer; default: only when there are no tiles) and
+        ``online`` (for :func:`save_map`: Leaflet from its CDN).
     **keywords
         The fields of :class:`MapLayers` and :class:`MapPage`; they override ``layers`` and ``page``.
 
     Returns
     -------
     folium.Map
+        On GCJ-02 tiles (``amap``, or a URL with ``tiles_crs="gcj02"``) every layer is drawn
+        converted to GCJ-02; popups give coordinates in WGS-84 and GCJ-02.
 
     """
     layers, page = _options(layers, page, keywords)
-    lang = page.lang
-    m = base_map(page.bounds or _bounds(layers), offline=page.offline, tiles=page.tiles, title=page.title,
-                 lang=lang)
-    if layers.units is not None and len(layers.units):
-        units_layer(layers.units, lang=lang, profile=profile).add_to(m)
-    if layers.scorecard is not None and len(layers.scorecard):
-        scorecard_layer(layers.scorecard, by_unit=layers.standards_by_unit, lang=lang).add_to(m)
-    for fg in _gap_layers(layers.gaps, profile, lang):
+    provider = tile_provider(page.tiles, key=page.tiles_key, crs=page.tiles_crs)
+    crs = provider.crs if provider is not None else "wgs84"
+    minx, miny, maxx, maxy = page.bounds or _bounds(layers)
+    (x0, x1), (y0, y1) = convert_lonlat([minx, maxx], [miny, maxy], crs)
+    m = base_map((x0, y0, x1, y1), tiles=provider, title=page.title, lang=page.lang)
+    if layers.basemap and (page.basemap if page.basemap is not None else provider is None):
+        basemap_layer(layers.basemap, lang=page.lang, crs=crs).add_to(m)
+    for fg in _overlays(_in_crs(layers, crs), profile, page.lang):
         fg.add_to(m)
-    for fg in short_layers(layers.capacity_short, profile, lang=lang, prefer=_shown_gaps(layers.gaps, profile)):
-        fg.add_to(m)
-    areas = layers.areas or {}
-    for tier in profile.tiers:
-        if areas.get(tier.code) is not None:
-            service_area_layer(areas[tier.code], tier, lang=lang).add_to(m)
-    if layers.facilities is not None and len(layers.facilities):
-        for fg in facilities_layer(layers.facilities, profile, lang=lang):
-            fg.add_to(m)
-    if layers.services is not None and len(layers.services):
-        for fg in service_layers(layers.services, lang=lang):
-            fg.add_to(m)
     if layers.proposals is not None and len(layers.proposals):
-        proposals_layer(layers.proposals, lang=lang, profile=profile).add_to(m)
+        # Converted in the layer: its popups give the WGS-84 coordinates as well.
+        proposals_layer(layers.proposals, lang=page.lang, profile=profile, crs=crs).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     return m
+
+
+def _in_crs(layers: MapLayers, crs: str) -> MapLayers:
+    """The layers drawn as they are in ``crs`` (all but the basemap and the proposals, which convert their own)."""
+    if crs == "wgs84":
+        return layers
+    frames = {f.name: convert_frame(getattr(layers, f.name), crs) for f in fields(MapLayers)
+              if f.name not in ("areas", "basemap", "proposals", "standards_by_unit")}
+    areas = {code: convert_frame(gdf, crs) for code, gdf in (layers.areas or {}).items()}
+    return replace(layers, areas=areas, **frames)
+
+
+def _overlays(layers: MapLayers, profile: Profile, lang: str) -> list[folium.FeatureGroup]:
+    """The overlays but the proposals, bottom first: units, scorecard, gaps, capacity short, service
+    areas, facilities, service points."""
+    groups = []
+    if layers.units is not None and len(layers.units):
+        groups.append(units_layer(layers.units, lang=lang, profile=profile))
+    if layers.scorecard is not None and len(layers.scorecard):
+        groups.append(scorecard_layer(layers.scorecard, by_unit=layers.standards_by_unit, lang=lang))
+    groups += _gap_layers(layers.gaps, profile, lang)
+    groups += short_layers(layers.capacity_short, profile, lang=lang, prefer=_shown_gaps(layers.gaps, profile))
+    areas = layers.areas or {}
+    groups += [service_area_layer(areas[tier.code], tier, lang=lang) for tier in profile.tiers
+               if areas.get(tier.code) is not None]
+    if layers.facilities is not None and len(layers.facilities):
+        groups += facilities_layer(layers.facilities, profile, lang=lang)
+    if layers.services is not None and len(layers.services):
+        groups += service_layers(layers.services, lang=lang)
+    return groups
+
+
+def save_map(m: folium.Map, path: str | Path, *, online: bool = False) -> Path:
+    """Write a map page atomically: self-contained (Leaflet inlined, nothing loaded but tiles)
+    unless ``online`` (Leaflet from its CDN: a smaller file that needs the internet).
+
+    Returns
+    -------
+    Path
+        The page written.
+
+    """
+    page = m.get_root().render()
+    return write_text(Path(path), page if online else inline_assets(page))
 
 
 def _gap_tiers(gaps: gpd.GeoDataFrame | None, profile: Profile) -> list:
@@ -222,23 +274,23 @@ def _read_gaps(path: Path) -> gpd.GeoDataFrame | None:
     return gaps[gaps["uncovered_pop"] > 0] if gaps is not None else None
 
 
-def draw_run_map(run_dir: str | Path, *, offline: bool = False, lang: str | None = None,
-                 tiles: str | None = None, out: str | Path | None = None) -> Path:
+def draw_run_map(run_dir: str | Path, *, out: str | Path | None = None, **options) -> Path:
     """(Re)draw ``map.html`` from a run folder's files, atomically.
 
     Parameters
     ----------
     run_dir
         A folder written by ``circles coverage``, ``isochrones``, ``site``, ``demo`` or ``audit``.
-        Every file but ``manifest.json`` is optional: the map shows what the folder has.
-    offline
-        Inline Leaflet and use no tile layer unless ``tiles`` is given.
-    lang
-        ``zh`` or ``en`` (default: the profile's).
-    tiles
-        A tile URL template (e.g. the city's intranet tile server).
+        Every file but ``manifest.json`` is optional: the map shows what the folder has, on the
+        basemap of its ``basemap.gpkg``.
     out
         Where to write (default ``run_dir/map.html``).
+    **options
+        The page's options (:class:`MapPage`): ``lang`` (default: the profile's), ``tiles``,
+        ``tiles_key`` (default: ``TIANDITU_KEY``), ``tiles_crs``, ``basemap``, ``online``;
+        ``offline=True`` is ``online=False``. Those not given (or ``None``) are the run's own:
+        its command's ``--tiles``, ``--tiles-crs``, ``--online`` and ``--basemap``, or its audit
+        city's keys, else the defaults (self-contained, no tiles, the basemap).
 
     Returns
     -------
@@ -248,22 +300,33 @@ def draw_run_map(run_dir: str | Path, *, offline: bool = False, lang: str | None
     Raises
     ------
     CirclesError
-        A folder that is not a run folder, or an unknown language.
+        A folder that is not a run folder, an unknown language or tiles, Tianditu without a key.
 
     """
     run = Path(run_dir)
     manifest = read_run_manifest(run)  # refuses a missing, unfinished, running or corrupt run
     profile = get_profile(manifest.get("profile") or manifest.get("parameters", {}).get("profile"))
-    lang = lang or profile.lang
+    page = _run_page(manifest, options, profile)
+    m = coverage_map(profile=profile, layers=_run_layers(run, profile, manifest),
+                     page=replace(page, title=_run_title(run, manifest, profile, page.lang)))
+    return save_map(m, Path(out) if out else run / "map.html", online=page.online)
+
+
+def _run_page(manifest: dict, options: dict, profile: Profile) -> MapPage:
+    """The page of a run's map: the options given, else the run's parameters, else the defaults."""
+    unknown = set(options) - ({f.name for f in fields(MapPage)} - {"bounds", "title"})
+    if unknown:
+        raise TypeError(f"draw_run_map() got an unexpected keyword argument {sorted(unknown)[0]!r}")
+    params = manifest.get("parameters") or {}
+    given = {k: v for k, v in options.items() if v is not None and k != "offline"}
+    if options.get("offline") and "online" not in given:
+        given["online"] = False  # self-contained, whatever the run asked
+    own = {k: params[k] for k in _RUN_PAGE_OPTIONS if params.get(k) is not None}
+    page = MapPage(**{**own, **given})
+    lang = page.lang if "lang" in given else profile.lang
     if lang not in LANGS:
         raise CirclesError(f"unknown map language {lang!r}", field="lang", fix="use zh or en")
-    m = coverage_map(profile=profile, layers=_run_layers(run, profile, manifest),
-                     page=MapPage(title=_run_title(run, manifest, profile, lang), lang=lang,
-                                  offline=offline, tiles=tiles))
-    page = m.get_root().render()
-    if offline:
-        page = inline_assets(page)
-    return write_text(Path(out) if out else run / "map.html", page)
+    return replace(page, lang=lang, online=bool(page.online))
 
 
 def _run_layers(run: Path, profile: Profile, manifest: dict) -> MapLayers:
@@ -282,7 +345,8 @@ def _run_layers(run: Path, profile: Profile, manifest: dict) -> MapLayers:
                      gaps=_read_gaps(run / "gaps.gpkg"), proposals=_read_csv(run / "proposals.csv"),
                      units=units, services=services, scorecard=_read_scorecard(run, manifest, levels),
                      standards_by_unit=_read_csv(run / "standards_by_unit.csv", dtype={"unit": str}),
-                     capacity_short=read_capacity_short(run / "capacity_short.gpkg"))
+                     capacity_short=read_capacity_short(run / "capacity_short.gpkg"),
+                     basemap=read_basemap(run / "basemap.gpkg"))
 
 
 def _read_units(run: Path) -> tuple[gpd.GeoDataFrame | None, list[gpd.GeoDataFrame]]:
@@ -334,7 +398,7 @@ def _run_title(run: Path, manifest: dict, profile: Profile, lang: str) -> str:
 
 def result_map(result, *, isochrones: dict | None = None, gaps: gpd.GeoDataFrame | None = None,
                proposals: pd.DataFrame | None = None, capacity_short: gpd.GeoDataFrame | None = None,
-               provision=None, **page) -> folium.Map:
+               provision=None, basemap: dict | bool | None = None, **page) -> folium.Map:
     """The coverage map of an in-memory :class:`circles.coverage.CoverageResult` (notebooks).
 
     Parameters
@@ -355,9 +419,13 @@ def result_map(result, *, isochrones: dict | None = None, gaps: gpd.GeoDataFrame
         A :class:`circles.engine.provision_tiers.ProvisionResult` (default:
         ``result.extras["provision"]``): the facilities' popups gain capacity, people assigned
         and utilisation.
+    basemap
+        The basemap's layers (:func:`circles.outputs.basemap.basemap_layers`, with the extract's
+        water, green areas and buildings), ``False`` for none; default: the streets of
+        ``result.network``.
     **page
-        The fields of :class:`MapPage`: ``lang`` (default: the profile's), ``offline``,
-        ``tiles``, ``title``, ``bounds``.
+        The fields of :class:`MapPage`: ``lang`` (default: the profile's), ``tiles``,
+        ``tiles_key``, ``tiles_crs``, ``title``, ``bounds``. Write the page with :func:`save_map`.
 
     Returns
     -------
@@ -379,5 +447,7 @@ def result_map(result, *, isochrones: dict | None = None, gaps: gpd.GeoDataFrame
         from ..engine.gaps import short_hexagons  # the run's capacity_short.gpkg, in memory
 
         short = short_hexagons(result, prov)
+    if basemap is None:
+        basemap = {"streets": street_lines(result.network)}
     return coverage_map(profile=profile, areas=isochrones or {}, facilities=fac, gaps=gaps, proposals=proposals,
-                        capacity_short=short, **page)
+                        capacity_short=short, basemap=basemap or None, **page)

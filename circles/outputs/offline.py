@@ -1,5 +1,6 @@
 """Self-contained pages: Leaflet's JS and CSS inlined from an installed package, no network.
 
+Every map page is written this way unless it is asked to load Leaflet from its CDN (``--online``).
 The assets come from ``folium-offline`` (a PyPI package that ships the files folium loads from
 CDNs, keyed by their URLs), so no third-party file is copied into this repository.
 """
@@ -45,7 +46,7 @@ def asset(url: str) -> str:
                            fix="pip install 'folium-offline>=0.20'") from err
     if url not in _res:
         raise CirclesError(f"no offline copy of {url}",
-                           fix="draw the page without --offline, or report this as a bug")
+                           fix="draw the page with --online, or report this as a bug")
     return _res[url]
 
 

@@ -7,12 +7,13 @@ import base64
 import html
 import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .i18n import FALLBACK, bilingual, bilingual_text, city_name, html_lang, t
+from .i18n import FALLBACK, STRINGS, bilingual, bilingual_text, city_name, html_lang, t, writes_cjk
 from .runfolder import atomic_path, write_text
 from .tables import FORMULA_TRIGGERS, clean_text, read_csv
 
@@ -68,16 +69,101 @@ def _write_xlsx(sheets: dict[str, pd.DataFrame], path: Path) -> Path:
     return path
 
 
+# How the page shows a column's figures (the sheets keep every digit): people (and households)
+# whole, minutes to 0.1, shares in % to 0.1, degrees to 1e-6 (about 0.1 m), any other figure to 0.1.
+_DEGREES = frozenset({"lon", "lat", "gcj02_lon", "gcj02_lat"})
+_PEOPLE = frozenset({"pop", "population", "people_lacking", "gain_if_offered", "households", "served_households",
+                     "households_capacity"})
+_SHARES = frozenset({"utilisation"})
+# The columns whose True/False is a verdict, shaded pass or fail.
+_VERDICTS = frozenset({"passed", "all_passed"})
+# changes.csv holds figures of several kinds in these columns: each row's detail names the kind.
+_MIXED = ("before", "after", "change")
+
+
+def _kind(column: str) -> str:
+    """How the figures of ``column`` are shown: ``people``, ``minutes``, ``share``, ``degrees`` or ``number``."""
+    if column in _DEGREES:
+        return "degrees"
+    if "share" in column or column in _SHARES:
+        return "share"
+    if "minutes" in column:
+        return "minutes"
+    if column in _PEOPLE or column.endswith("_pop") or column.startswith("pop_") or "_pop_" in column:
+        return "people"
+    return "number"
+
+
+def _figure(value: float, kind: str) -> str:
+    """One figure as the page shows it (see :func:`_kind`); ``+ 0.0`` keeps a rounded -0 from showing."""
+    if not math.isfinite(value):
+        return ""
+    if kind == "share":
+        return f"{value:.1%}"
+    if kind == "degrees":
+        return f"{value:.6f}"
+    if kind == "people":
+        return f"{round(value):,}"
+    text = f"{round(value, 1) + 0.0:,.1f}"
+    return text.removesuffix(".0")
+
+
+def _cell(value, kind: str, lang: str, *, verdict: bool) -> str:
+    """A table cell: a figure rounded by its kind, a yes/no in the page's language, or text as written."""
+    if isinstance(value, bool | np.bool_) or (isinstance(value, str) and value in ("True", "False")):
+        yes = value in (True, "True")
+        word = html.escape(t("yes" if yes else "no", lang))
+        return f"<td class=\"{'pass' if yes else 'fail'}\">{word}</td>" if verdict else f"<td>{word}</td>"
+    if isinstance(value, int | float | np.integer | np.floating):
+        return "<td></td>" if pd.isna(value) else f"<td>{_figure(float(value), kind)}</td>"
+    if value is None or value is pd.NA or value is pd.NaT:
+        return "<td></td>"
+    return f"<td>{html.escape(str(value), quote=False)}</td>"
+
+
+def _row_kinds(df: pd.DataFrame) -> list[list[str]]:
+    """The kind of every cell of ``df``, row by row: its column's, or in changes.csv's mixed columns its row's."""
+    columns = [_kind(str(c)) for c in df.columns]
+    if not ("detail" in df and "kind" in df):
+        return [columns] * len(df)
+    mixed = [c in _MIXED for c in df.columns]
+    return [[_change_kind(d, k) if m else c for c, m in zip(columns, mixed, strict=True)]
+            for d, k in zip(df["detail"], df["kind"], strict=True)]
+
+
+def _change_kind(detail, kind) -> str:
+    """A row of changes.csv: a coverage or provision row names its figure in ``detail`` (``covered_pop``);
+    a gap row counts uncovered people; a moved facility, metres."""
+    named = _kind(str(detail))
+    return "people" if named == "number" and str(kind).startswith("gaps") else named
+
+
 def _table(df: pd.DataFrame, *, lang: str = FALLBACK, max_rows: int = 60) -> str:
+    """A table of the page: every figure through :func:`_figure`, yes/no in the page's language."""
     shown = df.head(max_rows)
-    text = shown.to_html(index=False, escape=True, na_rep="", float_format=lambda v: f"{v:,.3f}"
-                         if abs(v) < 1 else f"{v:,.0f}")
-    if {"passed", "all_passed"} & set(df.columns):
-        text = text.replace("<td>False</td>", '<td class="fail">False</td>').replace(
-            "<td>True</td>", '<td class="pass">True</td>')
+    # changes.csv's mixed columns hold tier codes and figures: the figures are read as numbers.
+    shown = shown.assign(**{c: [_number_or_text(v) for v in shown[c]] for c in _MIXED if c in shown})
+    head = "".join(f"<th>{html.escape(str(c), quote=False)}</th>" for c in shown.columns)
+    verdicts = [c in _VERDICTS for c in shown.columns]
+    rows = []
+    # itertuples keeps each column's type (iterrows would make a row of ints and floats all floats).
+    for values, kinds in zip(shown.itertuples(index=False, name=None), _row_kinds(shown), strict=True):
+        rows.append("<tr>" + "".join(_cell(v, k, lang, verdict=j) for v, k, j in
+                                     zip(values, kinds, verdicts, strict=True)) + "</tr>")
+    text = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     if len(df) > max_rows:
         text += f"<p>{html.escape(t('report_more_rows', lang).format(n=len(df) - max_rows))}</p>"
     return text
+
+
+def _number_or_text(value):
+    """A number written as text (a mixed column read back from CSV) as a number; anything else as it is."""
+    if isinstance(value, str):
+        try:
+            return float(value.replace(",", ""))
+        except ValueError:
+            return value
+    return value
 
 
 def _png(fig) -> str:
@@ -86,24 +172,32 @@ def _png(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _share_chart(by_tier: pd.DataFrame) -> str:
+def _share_chart(by_tier: pd.DataFrame, lang: str) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 2.6))
-    labels = by_tier["tier"].astype(str)
-    ax.barh(labels, by_tier["covered_share"] * 100, color="#2b83ba")
-    ax.barh(labels, 100 - by_tier["covered_share"].fillna(0) * 100,
-            left=by_tier["covered_share"].fillna(0) * 100, color="#f4a582")
-    ax.set_xlim(0, 100)
-    # English: the chart is drawn with matplotlib's default font, which has no Chinese glyphs.
-    ax.set_xlabel(t("report_share_axis", FALLBACK))
-    for i, v in enumerate(by_tier["covered_share"].fillna(0)):
-        ax.text(min(v * 100 + 1, 90), i, f"{v:.1%}", va="center")
-    fig.tight_layout()
-    out = _png(fig)
+    from .figures import cjk_font
+
+    # The page's language where a font has its glyphs (matplotlib's default font has no Chinese);
+    # English, and the tier codes, otherwise.
+    font = cjk_font() if writes_cjk(lang) else None
+    words = lang if font or not writes_cjk(lang) else FALLBACK
+    rc = {"font.sans-serif": [font, "DejaVu Sans"], "font.family": "sans-serif"} if font else {}
+    named = font is not None and "tier_name" in by_tier
+    with plt.rc_context(rc):
+        fig, ax = plt.subplots(figsize=(6, 2.6))
+        labels = by_tier["tier_name" if named else "tier"].astype(str)
+        share = by_tier["covered_share"].fillna(0) * 100
+        ax.barh(labels, by_tier["covered_share"] * 100, color="#2b83ba")
+        ax.barh(labels, 100 - share, left=share, color="#f4a582")
+        ax.set_xlim(0, 100)
+        ax.set_xlabel(t("report_share_axis", words))
+        for i, v in enumerate(by_tier["covered_share"].fillna(0)):
+            ax.text(min(v * 100 + 1, 90), i, _figure(v, "share"), va="center")
+        fig.tight_layout()
+        out = _png(fig)
     plt.close(fig)
     return out
 
@@ -167,17 +261,38 @@ def write_report(folder: str | Path, *, run=None, changes: pd.DataFrame | None =
     sheets, tables = _tables(folder, changes, manifest, lang)
     sheets = {**first, **sheets}
     parts += tables
-    parts.append(f"<h2>{html.escape(bilingual('report_provenance', lang))}</h2>")
-    inputs = clean_text(pd.DataFrame([{"role": k, **v} for k, v in manifest.get("inputs", {}).items()]))
-    if len(inputs):
-        parts.append(_table(inputs, lang=lang))
-    facts = {"profile": manifest.get("profile"), "created": manifest.get("created"),
-             **{f"version {k}": v for k, v in manifest.get("versions", {}).items()},
-             **{f"seconds {k}": v for k, v in manifest.get("timings_s", {}).items()}}
-    parts.append(_table(pd.DataFrame({"fact": list(facts), "value": [str(v) for v in facts.values()]}), lang=lang))
+    parts += _provenance(manifest, lang)
     parts.append(f"<p>{html.escape(t('report_network', lang))}</p></body></html>")
     html_path = write_text(folder / "report.html", "\n".join(parts))
     return [html_path, _write_xlsx(sheets, folder / "report.xlsx")]
+
+
+def _provenance(manifest: dict, lang: str) -> list[str]:
+    """Where the run's files came from and what ran, labelled in the page's language."""
+    parts = [f"<h2>{html.escape(bilingual('report_provenance', lang))}</h2>"]
+    labels = {"path": t("report_path", lang), "sha256": t("report_sha256", lang)}
+    rows = [{t("report_input", lang): _part(role, lang), **{labels.get(f, f): v for f, v in entry.items()}}
+            for role, entry in manifest.get("inputs", {}).items()]
+    inputs = clean_text(pd.DataFrame(rows))
+    if len(inputs):
+        parts.append(_table(inputs, lang=lang))
+    facts = [(t("profile", lang), manifest.get("profile")), (t("report_created", lang), manifest.get("created")),
+             *((t("report_version", lang).format(name=k), v) for k, v in manifest.get("versions", {}).items()),
+             *((t("report_seconds", lang).format(step=_part(k, lang)), _figure(float(v), "number"))
+               for k, v in manifest.get("timings_s", {}).items() if isinstance(v, int | float))]
+    parts.append(_table(pd.DataFrame({t("report_fact", lang): [f for f, _ in facts],
+                                      t("report_value", lang): ["" if v is None else str(v) for _, v in facts]}),
+                        lang=lang))
+    return parts
+
+
+def _part(name: str, lang: str) -> str:
+    """An input's role or a step of the run (``network``, ``units_2``, ``isochrones``) in the page's language."""
+    stem, _, level = name.partition("_")
+    key = f"report_part_{stem if level.isdigit() else name}"
+    if key not in STRINGS:
+        return name
+    return f"{t(key, lang)} {level}" if level.isdigit() else t(key, lang)
 
 
 def _opening(title: str, lang: str) -> list[str]:
@@ -226,12 +341,14 @@ def _head(folder: Path, manifest: dict, lang: str) -> list[str]:
     if by_tier is not None:
         parts.append("<div>" + "".join(
             f"<span class=\"kpi\">{html.escape(str(r.tier_name if 'tier_name' in by_tier else r.tier))}"
-            f" ({r.threshold_minutes:g} {t('minutes', lang)})<b>{r.covered_share:.1%}</b>{r.covered_pop:,.0f} / "
-            f"{r.population:,.0f}</span>" for r in by_tier.itertuples()) + "</div>")
-        parts.append(f"<img alt=\"{html.escape(t('report_share_alt', lang))}\" src=\"{_share_chart(by_tier)}\">")
+            f" ({_figure(r.threshold_minutes, 'minutes')} {t('minutes', lang)})<b>{_figure(r.covered_share, 'share')}"
+            f"</b>{_figure(r.covered_pop, 'people')} / {_figure(r.population, 'people')}</span>"
+            for r in by_tier.itertuples()) + "</div>")
+        parts.append(f"<img alt=\"{html.escape(t('report_share_alt', lang))}\" src=\"{_share_chart(by_tier, lang)}\">")
     static = _static_map(folder, lang)
     if static:
-        parts.append(f"<h2>{html.escape(bilingual('report_map', lang))}</h2><img alt=\"map\" src=\"{static}\">"
+        parts.append(f"<h2>{html.escape(bilingual('report_map', lang))}</h2>"
+                     f"<img alt=\"{html.escape(t('report_map', lang))}\" src=\"{static}\">"
                      f"<p>{html.escape(t('report_map_note', lang))}</p>")
     return parts
 
@@ -302,7 +419,7 @@ def _provision(folder: Path, manifest: dict, lang: str) -> tuple[dict[str, pd.Da
     rule = block.get("rule") if isinstance(block, dict) else None
     if rule:
         parts.append(f"<p>{html.escape(bilingual('report_provision_rule', lang))}: {html.escape(str(rule))}</p>")
-    parts.append(_table(_percent(by_tier[[c for c in _PROVISION_TIER if c in by_tier]], "served_share"), lang=lang))
+    parts.append(_table(by_tier[[c for c in _PROVISION_TIER if c in by_tier]], lang=lang))
     complexes = sheets.get("provision_by_complex")
     if complexes is not None and {"utilisation", "extra_floor_area_m2"} <= set(complexes.columns):
         parts += _complex_tables(complexes, lang)
@@ -323,20 +440,13 @@ def _complex_tables(complexes: pd.DataFrame, lang: str) -> list[str]:
     parts = []
     if len(busiest):
         parts.append(f"<h3>{html.escape(bilingual('report_provision_busiest', lang))}</h3>"
-                     f"{_table(_percent(busiest[shown].head(10), 'utilisation'), lang=lang)}")
+                     f"{_table(busiest[shown].head(10), lang=lang)}")
     need = df[df["extra_floor_area_m2"] > 0]
     order = pd.factorize(need["tier"])[0] if "tier" in need else np.zeros(len(need))
     need = need.assign(order_=order).sort_values(["order_", "extra_floor_area_m2"], ascending=[True, False],
                                                  kind="stable")
     parts.append(f"<h3>{html.escape(bilingual('report_provision_extra', lang))}</h3>")
-    parts.append(_table(_percent(need[shown], "utilisation"), lang=lang, max_rows=len(need)) if len(need)
+    parts.append(_table(need[shown], lang=lang, max_rows=len(need)) if len(need)
                  else f"<p>{html.escape(bilingual('report_provision_no_extra', lang, sep=' '))}</p>")
     return parts
 
-
-def _percent(df: pd.DataFrame, column: str) -> pd.DataFrame:
-    """``df`` with a share column as text in % (one decimal) for the page; the sheets keep the numbers."""
-    if column not in df:
-        return df
-    share = pd.to_numeric(df[column], errors="coerce")
-    return df.assign(**{column: [f"{v:.1%}" if pd.notna(v) else "" for v in share]})

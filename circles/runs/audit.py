@@ -31,7 +31,8 @@ __all__ = ["AuditSummary", "audit_city", "load_config", "run_audit"]
 _PATH_KEYS = ("network", "facilities", "population", "units", "services", "candidates", "residential")
 _KEYS = {"name", "year", "network", "facilities", "crs", "population", "pop_column",
          "households_column", "population_crs", "units", "unit_column", "profile", "site",
-         "services", "lang", "compare", "candidates", "residential", "drop_invalid"}
+         "services", "lang", "compare", "candidates", "residential", "drop_invalid", "shared",
+         "tiles", "tiles_crs", "basemap", "online"}
 _SITE_KEYS = {"tier", "new", "target", "exact", "candidates", "crs", "capacity", "time_limit_s",
               "landuse"}
 
@@ -85,6 +86,14 @@ def _check_city(city: dict, path: Path, i: int, *, in_list: bool) -> None:
     if not isinstance(city.get("drop_invalid", False), bool):
         raise DataError(f"drop_invalid must be true or false (got {city['drop_invalid']!r})", file=path,
                         field=f"{city['name']}.drop_invalid", fix="write drop_invalid: true (no quotes)")
+    if city.get("tiles") or city.get("tiles_crs"):  # a bad tile source or a missing key fails first
+        from ..outputs.tiles import tile_provider
+
+        try:
+            tile_provider(city.get("tiles"), crs=city.get("tiles_crs"))
+        except CirclesError as err:
+            raise DataError(f"bad tiles for {city['name']}: {err.message}", file=path,
+                            field=f"{city['name']}.tiles", fix=err.fix) from err
     site = city.get("site")
     if site is not None and (not isinstance(site, dict) or set(site) - _SITE_KEYS):
         raise DataError("bad 'site' block", file=path, field=f"{city['name']}.site",
@@ -211,6 +220,10 @@ def _audit_steps(city: dict, claim: RunFolder, *, compare, signature: str, progr
         manifest.write(folder)
         write_report(folder, run=run, changes=changes, title=f"{city['name']} {city['year']}",
                      lang=city.get("lang"))
+        # After the report, whose own small figure is also map.png: the audit keeps the A3 sheet.
+        from ..outputs.print_map import print_run_map
+
+        print_run_map(folder, lang=city.get("lang"), title=f"{city['name']} {city['year']}")
     status = run.result.facilities["status"].astype(str)
     counts = {"facilities": len(status), "facilities_ok": int((status == "ok").sum()),
               "facilities_outside": int((status == "outside_area").sum())}
@@ -222,6 +235,10 @@ def _audit_steps(city: dict, claim: RunFolder, *, compare, signature: str, progr
            "seconds": None, "error": "", **counts}
     row.update({f"{r.tier}_covered_share": round(float(r.covered_share), 4)
                 for r in run.result.by_tier().itertuples()})
+    prov = run.result.extras.get("provision")
+    if prov is not None:
+        row.update({f"{r.tier}_served_share": round(float(r.served_share), 4)
+                    for r in prov.by_tier().itertuples()})
     return row
 
 
@@ -299,19 +316,29 @@ class AuditSummary:
             lines.append(f"{str(r.city)[:20]:20s} {r.year!s:>5s} {r.status:8s} {secs:>8s}  {detail}")
         for r in self.flagged.itertuples():
             lines.append(f"  ! {r.city}: {r.flag}")
-        shares = [c for c in self.table.columns if c.endswith("_covered_share")]
-        if shares:
-            lines.append("")
-            lines.append("covered share: " + "; ".join(
-                f"{r.city}: " + ", ".join(f"{c.removesuffix('_covered_share')} {getattr(r, c):.1%}"
-                                          for c in shares if pd.notna(getattr(r, c)))
-                for r in self.table.itertuples() if r.status != "failed"))
+        for suffix, label in (("_covered_share", "covered share"), ("_served_share", "served under capacity")):
+            lines += self._share_lines(suffix, label)
         return "\n".join(lines)
+
+    def _share_lines(self, suffix: str, label: str) -> list[str]:
+        """Each finished city's ``{tier}{suffix}`` figures on one line, or nothing without them."""
+        shares = [c for c in self.table.columns if c.endswith(suffix)]
+        if not shares:
+            return []
+        return ["", f"{label}: " + "; ".join(
+            f"{r.city}: " + ", ".join(f"{c.removesuffix(suffix)} {getattr(r, c):.1%}"
+                                      for c in shares if pd.notna(getattr(r, c)))
+            for r in self.table.itertuples() if r.status != "failed")]
 
 
 def run_audit(config: str | Path, *, compare: str | Path | None = None, scheduler: str | None = None,
-              workers: int = 2, out_root: str | Path | None = None, progress=None) -> AuditSummary:
-    """Run every city of an audit config; several cities run as Dask tasks.
+              workers: int = 2, out_root: str | Path | None = None, progress=None,
+              scatter_bytes: int | None = None) -> AuditSummary:
+    """Run every city of an audit config; several cities (or any with a scheduler) run as Dask tasks.
+
+    On Dask each city runs in a worker's own temporary folder from input files the client ships
+    (those the config marks ``shared`` excepted) and the client writes its audit folder; a city
+    rerun after a lost worker says so in its row (``retried``).
 
     Parameters
     ----------
@@ -326,23 +353,39 @@ def run_audit(config: str | Path, *, compare: str | Path | None = None, schedule
     out_root
         Where audit folders go (default: beside the config).
     progress
-        Called with ``(city, stage)`` as single-city stages start.
+        Called with ``(city, stage)``: ``queued``, the stages as they start, then ``done``,
+        ``skipped`` or ``failed`` (and ``retried``); :class:`circles.runs.audit_progress.CityProgress`
+        draws them.
+    scatter_bytes
+        On Dask, input files larger than this go to the workers by ``client.scatter`` (default
+        ``audit_cluster.SCATTER_BYTES``, 1 MiB).
 
     Returns
     -------
     AuditSummary
 
     """
+    from .audit_shipping import shared_inputs
+
     cities = load_config(config)
+    for city in cities:  # a bad value fails before any work; kept out of the signature and manifest
+        city["_shared"] = shared_inputs(city)
+        city.pop("shared", None)
     if compare:  # an error before any work, whatever the cities' state
         check_compare_folder(compare)
     root = None if out_root is None else str(out_root)
-    if len(cities) == 1:
+    if len(cities) == 1 and not scheduler:
         city = cities[0]
         tick = None if progress is None else (lambda stage: progress(city["name"], stage))
         rows = [_audit_task(city, root, compare, tick)]
+        if progress is not None:
+            progress(city["name"], rows[0]["status"])
     else:
-        rows = _run_on_dask(cities, root, scheduler=scheduler, workers=workers, progress=progress)
+        rows = _run_on_dask(cities, root, scheduler=scheduler, workers=workers, progress=progress,
+                            compare=compare if len(cities) == 1 else None, scatter_bytes=scatter_bytes)
+    for row in rows:  # a city run here, skipped or refused before Dask ran on no worker
+        row.setdefault("retried", 0)
+        row.setdefault("worker", "")
     summary = AuditSummary(pd.DataFrame(rows))
     summary_root = Path(root) if root else Path(config).resolve().parent
     write_json(summary_root / f"audit-summary-{time.strftime('%Y%m%d-%H%M%S')}.json",
@@ -351,34 +394,48 @@ def run_audit(config: str | Path, *, compare: str | Path | None = None, schedule
 
 
 def _run_on_dask(cities: list[dict], root: str | None, *, scheduler: str | None, workers: int,
-                 progress=None) -> list[dict]:
-    from dask.distributed import Client, LocalCluster, as_completed
+                 progress=None, compare: str | Path | None = None, scatter_bytes: int | None = None
+                 ) -> list[dict]:
+    """The cities on Dask: the re-run check here on the original files, the rest shipped."""
+    from .audit_cluster import SCATTER_BYTES, CityJob, open_client, run_jobs
 
-    with _quiet_dask():
-        cluster = None
-        if scheduler:
-            client = Client(scheduler)
-        else:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.CRITICAL)
-            client = Client(cluster)
+    rows: dict[int, dict] = {}
+    jobs: dict[int, CityJob] = {}
+    for i, city in enumerate(cities):
+        t0 = time.perf_counter()
+        city_root = Path(root) if root else Path(city.get("_config", ".")).parent
+        stem = f"{_slug(city['name'])}-{city['year']}"
+        job_compare = str(compare or city.get("compare") or "") or None
         try:
-            futures = {client.submit(_audit_task, c, root, c.get("compare"), pure=False): c["name"]
-                       for c in cities}
-            rows = []
-            for fut in as_completed(futures):
-                row = fut.result()
-                if progress is not None:
-                    progress(futures[fut], row["status"])
-                rows.append(row)
-        finally:
-            # The client goes first: closed after the cluster it would log the scheduler's closed
-            # comms (CommClosedError) while the process shuts down.
-            client.close()
-            if cluster is not None:
-                cluster.close()
-    order = {c["name"]: i for i, c in enumerate(cities)}
-    return sorted(rows, key=lambda r: order.get(r["city"], 0))
+            if job_compare:  # before the re-run check: a bad folder is an error, never "skipped"
+                check_compare_folder(job_compare)
+            try:
+                city_root.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise InputFileError(f"cannot create the audit folder root ({err.strerror or err})",
+                                     file=city_root, fix="give --out-root a folder you can write to") from err
+            signature = _signature(city)
+            done = _finished(city_root, stem, signature)
+        except CirclesError as err:
+            rows[i] = _failed(city, str(err))
+        else:
+            if done is None:
+                jobs[i] = CityJob(city=city, root=city_root, stem=stem, signature=signature,
+                                  compare=job_compare, shared=city.get("_shared", frozenset()))
+            else:
+                folder, audit = done
+                counts = {k: audit[k] for k in ("facilities", "facilities_ok", "facilities_outside") if k in audit}
+                rows[i] = {"city": city["name"], "year": city["year"], "status": "skipped", "folder": str(folder),
+                           "seconds": round(time.perf_counter() - t0, 2), "error": "", **counts}
+        if progress is not None:
+            progress(city["name"], rows[i]["status"] if i in rows else "queued")
+    if jobs:
+        with _quiet_dask(), open_client(scheduler, workers=workers) as client:
+            done_rows = run_jobs(client, list(jobs.values()), task=_audit_task, path_keys=_PATH_KEYS,
+                                 progress=progress,
+                                 scatter_bytes=SCATTER_BYTES if scatter_bytes is None else scatter_bytes)
+        rows.update(zip(jobs, done_rows, strict=True))
+    return [rows[i] for i in range(len(cities))]
 
 
 @contextlib.contextmanager

@@ -203,6 +203,7 @@ def _coverage_run(inputs: RunInputs, folder: Path, *, manifest: Manifest | None,
             files += _write_scorecard(result, units, access, folder, manifest)
         if "functions" in result.facilities.columns and any(profile.functions.values()):
             files += _write_functions(result, folder, manifest)
+    files += _write_basemap(net, folder, manifest)
     manifest.count(nodes=net.n_nodes, facilities=len(fac),
                    facilities_ok=int((result.facilities["status"] == "ok").sum()),
                    demand_points=len(result.demand), population=round(result.input_pop, 1))
@@ -326,8 +327,23 @@ def _write_services(access, folder: Path) -> list[Path]:
                           "life_circle_score": access.score_hexagons()}, folder / "service_points.gpkg")]
 
 
+def _write_basemap(net, folder: Path, manifest: Manifest) -> list[Path]:
+    """The map's light basemap (``basemap.gpkg``: streets from the network; water, green areas,
+    residential land use and buildings from its OSM extract), so that ``circles map`` redraws the
+    run without the extract; the manifest's ``basemap`` block counts each layer, or says why the
+    areas were skipped."""
+    from ..outputs.basemap import basemap_layers, basemap_record, basemap_source
+    from ..outputs.tables import write_layers
+
+    with manifest.timed("basemap"):
+        layers = basemap_layers(net)
+        manifest.set("basemap", basemap_record(layers, basemap_source(net)))
+        return [write_layers(layers, folder / "basemap.gpkg")]
+
+
 def _draw_map(folder: Path, manifest: Manifest, lang: str | None) -> None:
-    # The map reads the run folder's files, so it needs the manifest written first.
+    # The map reads the run folder's files (basemap.gpkg among them), so it needs the manifest
+    # written first; its tiles and the like are the run's parameters (draw_run_map reads them).
     from ..outputs.maps import draw_run_map
 
     manifest.write(folder)

@@ -1,0 +1,318 @@
+"""The light basemap the map is drawn on without tiles: streets by class from the walking network,
+water, green areas, residential land use and buildings from the OSM extract.
+
+:func:`basemap_layers` makes the layers (WGS-84, simplified to ~2 m, coordinates rounded to 1e-6°),
+a run writes them as ``basemap.gpkg`` so its map can be redrawn without the extract, and
+:func:`basemap_layer` draws them in their own pane under every other layer, as one entry of the
+layer control (街道 / streets). The printed map reads the same file, by the same layer names.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+import folium
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from ..readers.crs import utm_crs
+from .i18n import LANGS, t
+from .map_elements import KeyedGeoJson, swatch
+from .map_layers import feature_collection, in_pane
+from .tiles import convert_geometry
+
+__all__ = ["BASEMAP_MAX_VERTICES", "DECIMALS", "LAYERS", "SIMPLIFY_METRES", "STREET_CLASSES", "basemap_layer",
+           "basemap_layers", "basemap_record", "basemap_source", "read_basemap", "street_classes", "street_lines"]
+
+#: The layers of ``basemap.gpkg``; ``streets`` has a ``class`` column (:data:`STREET_CLASSES`).
+LAYERS = ("streets", "water", "green", "residential", "buildings")
+STREET_CLASSES = ("major", "minor", "foot")
+#: Display simplification: a 2 m tolerance is under a pixel at street zooms.
+SIMPLIFY_METRES = 2.0
+#: 1e-6° is ~0.1 m: finer digits only make the page bigger.
+DECIMALS = 6
+#: Vertices of the basemap a page draws at most (~20 bytes each): a whole province's buildings
+#: would make a page no browser opens. Layers past it are left out, buildings first; every
+#: layer stays in ``basemap.gpkg``.
+BASEMAP_MAX_VERTICES = 600_000
+
+_MAJOR = frozenset({"motorway", "motorway_link", "trunk", "trunk_link", "primary", "primary_link",
+                    "secondary", "secondary_link", "tertiary", "tertiary_link"})
+_FOOT = frozenset({"footway", "path", "pedestrian", "steps", "cycleway", "bridleway", "corridor"})
+_GREEN_LANDUSE = ("grass", "forest", "meadow", "village_green", "recreation_ground", "orchard", "allotments",
+                  "plant_nursery", "greenfield", "vineyard")
+_GREEN_LEISURE = ("park", "garden", "nature_reserve", "golf_course", "dog_park")
+_GREEN_NATURAL = ("wood", "scrub", "grassland", "heath", "wetland")
+_WATER_AREAS = {"natural": ("water",), "waterway": ("riverbank", "dock"), "landuse": ("reservoir", "basin")}
+_WATER_LINES = ("river", "canal", "stream")
+_POLYGONS = ("Polygon", "MultiPolygon")
+_LINES = ("LineString", "MultiLineString")
+
+# Drawn in this order, bottom first; light, so that every overlay reads on top of them.
+_STYLES = {
+    "residential": {"stroke": False, "fillColor": "#ebe7e1", "fillOpacity": 0.9, "fillRule": "nonzero"},
+    "green": {"stroke": False, "fillColor": "#d7ebcf", "fillOpacity": 0.9, "fillRule": "nonzero"},
+    "water": {"stroke": False, "fillColor": "#b9d8ef", "fillOpacity": 1.0, "fillRule": "nonzero"},
+    "water_line": {"color": "#a9cde9", "weight": 2, "opacity": 1.0},
+    "buildings": {"stroke": False, "fillColor": "#dcd6ce", "fillOpacity": 0.9, "fillRule": "nonzero"},
+    "foot": {"color": "#cfcfcf", "weight": 1, "opacity": 1.0, "dashArray": "3 2"},
+    "minor": {"color": "#cbcbcb", "weight": 1.5, "opacity": 1.0},
+    "major": {"color": "#b5b5b5", "weight": 3.2, "opacity": 1.0},
+}
+# What the page leaves out first when the budget runs short.
+_PAGE_PRIORITY = ("major", "minor", "water", "water_line", "green", "foot", "residential", "buildings")
+
+
+def street_classes(values) -> np.ndarray:
+    """``major``, ``minor`` or ``foot`` for each OSM ``highway`` value or road-class text.
+
+    Parameters
+    ----------
+    values
+        OSM highway values (``primary``, ``footway``...; ``osm:`` prefixed as a road layer's
+        added paths are) or a city layer's road classes in Chinese or English (主干路, 人行道...).
+
+    Returns
+    -------
+    numpy.ndarray
+        One class per value; anything not recognised is ``minor``.
+
+    """
+    text = pd.Series(np.asarray(values, dtype=object)).astype("string").fillna("").str.strip().str.lower()
+    text = text.str.removeprefix("osm:")
+    major, foot = (_words(key) for key in ("road_words_major", "road_words_foot"))
+    out = np.full(len(text), "minor", dtype=object)
+    loose = ~text.isin(_MAJOR | _FOOT).to_numpy()
+    out[loose & text.str.contains(major, regex=True).to_numpy()] = "major"
+    out[loose & text.str.contains(foot, regex=True).to_numpy()] = "foot"  # 步行街 on a 主干路 is a footpath
+    out[text.isin(_MAJOR).to_numpy()] = "major"
+    out[text.isin(_FOOT).to_numpy()] = "foot"
+    return out
+
+
+def _words(key: str) -> str:
+    """A pattern of the road-class words of ``key`` in every page language."""
+    words = {w for lang in LANGS for w in t(key, lang).split()}
+    return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+
+
+def _metric(geometry: gpd.GeoSeries) -> gpd.GeoSeries:
+    """``geometry`` in metres: its own CRS when projected, else its UTM zone."""
+    if geometry.crs is None:
+        geometry = geometry.set_crs(4326)
+    if geometry.crs.is_projected or not len(geometry):
+        return geometry
+    minx, miny, maxx, maxy = geometry.total_bounds
+    return geometry.to_crs(utm_crs([minx, maxx], [miny, maxy]))
+
+
+def _display(geometry: gpd.GeoSeries) -> gpd.GeoSeries:
+    """Simplified to :data:`SIMPLIFY_METRES`, in WGS-84, rounded to :data:`DECIMALS`; empty parts dropped."""
+    metric = _metric(geometry)
+    lines = np.isin(metric.geom_type.to_numpy(), _LINES)
+    simple = np.asarray(metric.values, dtype=object).copy()
+    # Lines need no topology kept (faster); polygons keep theirs, so no ring crosses itself.
+    simple[lines] = shapely.simplify(simple[lines], SIMPLIFY_METRES, preserve_topology=False)
+    simple[~lines] = shapely.simplify(simple[~lines], SIMPLIFY_METRES, preserve_topology=True)
+    out = gpd.GeoSeries(simple, index=geometry.index, crs=metric.crs).to_crs(4326)
+    values = shapely.transform(np.asarray(out.values), lambda c: np.round(c, DECIMALS))
+    return gpd.GeoSeries(values, index=geometry.index, crs=4326)
+
+
+def _frame(geometry: gpd.GeoSeries, **columns) -> gpd.GeoDataFrame:
+    geometry = _display(geometry)
+    keep = ~(geometry.is_empty | geometry.isna()).to_numpy()
+    data = {k: np.asarray(v, dtype=object)[keep] for k, v in columns.items()}
+    return gpd.GeoDataFrame(data, geometry=geometry.to_numpy()[keep], crs=4326)
+
+
+def street_lines(net) -> gpd.GeoDataFrame:
+    """The network's streets as display lines with a ``class`` (WGS-84).
+
+    Edges of a class are merged into lines through their degree-2 nodes, then simplified.
+    The class comes from the edges' OSM ``highway`` or, for a road-line network, its road-class
+    column; edges with neither are ``minor``.
+
+    Parameters
+    ----------
+    net
+        A :class:`circles.engine.network.WalkNetwork`.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``class`` and the line geometry.
+
+    """
+    attrs = net.edge_attrs.reset_index(drop=True)
+    column = next((c for c in ("highway", "road_class") if c in attrs and len(attrs) == net.n_edges), None)
+    classes = street_classes(attrs[column]) if column else np.full(net.n_edges, "minor", dtype=object)
+    geoms = np.asarray(net.edge_geometry, dtype=object)
+    parts, names = [], []
+    for name in STREET_CLASSES:
+        mask = classes == name
+        if mask.any():
+            merged = shapely.get_parts(shapely.line_merge(shapely.multilinestrings(geoms[mask])))
+            parts.append(merged)
+            names += [name] * len(merged)
+    if not parts:
+        return gpd.GeoDataFrame({"class": []}, geometry=[], crs=4326)
+    return _frame(gpd.GeoSeries(np.concatenate(parts), crs=net.crs), **{"class": names})
+
+
+def basemap_source(net, source: str | Path | None = None) -> Path | None:
+    """The OSM extract the basemap's areas come from: ``source``, else the network's own when it was
+    read from an extract; ``None`` for a road-line or saved network."""
+    from ..readers.osm import is_osm_file
+
+    path = source if source is not None else net.report.get("source")
+    return Path(str(path)) if path and is_osm_file(str(path)) and Path(str(path)).is_file() else None
+
+
+def basemap_layers(net, source: str | Path | None = None) -> dict[str, gpd.GeoDataFrame]:
+    """The layers of the light basemap, named as :data:`LAYERS` (WGS-84, simplified for display).
+
+    Parameters
+    ----------
+    net
+        The run's walking network: its edges are the streets.
+    source
+        The OSM extract to read water, green areas, residential land use and buildings from
+        (default: the one the network was read from). Without one those layers are empty.
+
+    Returns
+    -------
+    dict of str to geopandas.GeoDataFrame
+        ``streets`` (with ``class``: major, minor, foot), ``water``, ``green``, ``residential`` and
+        ``buildings``, every one present (empty when there is nothing to draw).
+
+    """
+    layers = {"streets": street_lines(net)}
+    path = basemap_source(net, source)
+    areas = _extract_areas(*_file_key(path)) if path is not None else {}
+    empty = gpd.GeoDataFrame(geometry=[], crs=4326)
+    return layers | {name: areas[name].copy() if name in areas else empty.copy() for name in LAYERS[1:]}
+
+
+def basemap_record(layers: dict[str, gpd.GeoDataFrame], source: Path | None) -> dict:
+    """The manifest's ``basemap`` block: features per layer and where the areas came from."""
+    record: dict = {name: len(layers.get(name, ())) for name in LAYERS}
+    record["areas"] = str(source) if source is not None else \
+        "skipped: the network is not from an OSM extract (streets only)"
+    return record
+
+
+def _file_key(path: Path) -> tuple[str, int, int]:
+    stat = path.stat()
+    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=4)
+def _extract_areas(path: str, _size: int, _mtime: int) -> dict[str, gpd.GeoDataFrame]:
+    """Water, green, residential and buildings of an extract, for display; kept per file version
+    (path, size, time), as the runs of one process (a test session, an audit's cities) reread it."""
+    from ..readers.osm import read_osm_features
+
+    landuse = read_osm_features(path, kind="landuse")
+    tags = {"natural": [*_WATER_AREAS["natural"], *_GREEN_NATURAL], "leisure": list(_GREEN_LEISURE),
+            "waterway": [*_WATER_AREAS["waterway"], *_WATER_LINES]}
+    natural = read_osm_features(path, kind="pois", custom_filter=tags)
+    buildings = read_osm_features(path, kind="buildings")
+    frames = pd.concat([landuse, natural], ignore_index=True) if len(natural) else landuse
+
+    def tag(name: str) -> pd.Series:
+        return frames[name].astype("string").fillna("") if name in frames else pd.Series("", index=frames.index)
+
+    kind = frames.geom_type.to_numpy() if len(frames) else np.array([], dtype=object)
+    areas, lines = np.isin(kind, _POLYGONS), np.isin(kind, _LINES)
+    water = np.zeros(len(frames), bool)
+    for key, values in _WATER_AREAS.items():
+        water |= tag(key).isin(values).to_numpy()
+    green = (tag("landuse").isin(_GREEN_LANDUSE) | tag("leisure").isin(_GREEN_LEISURE)
+             | tag("natural").isin(_GREEN_NATURAL)).to_numpy()
+    river = tag("waterway").isin(_WATER_LINES).to_numpy() & lines
+    pick = {"water": (water & areas) | river, "green": green & areas & ~water,
+            "residential": (tag("landuse") == "residential").to_numpy() & areas}
+    out = {name: _frame(gpd.GeoSeries(frames.geometry.to_numpy()[mask], crs=4326)) for name, mask in pick.items()}
+    shapes = buildings[buildings.geom_type.isin(_POLYGONS)] if len(buildings) else buildings
+    out["buildings"] = _frame(gpd.GeoSeries(shapes.geometry.to_numpy(), crs=4326))
+    return out
+
+
+def read_basemap(path: str | Path) -> dict[str, gpd.GeoDataFrame] | None:
+    """The layers of a run's ``basemap.gpkg`` (those of :data:`LAYERS` it has), or ``None``
+    when there is no such file (a run from before the basemap)."""
+    import pyogrio
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    names = {str(n) for n, _ in pyogrio.list_layers(path)}
+    return {name: gpd.read_file(path, layer=name) for name in LAYERS if name in names}
+
+
+def _style_keys(name: str, gdf: gpd.GeoDataFrame, geoms: np.ndarray) -> np.ndarray:
+    """The style of each feature of a basemap layer: a street's class, water lines apart from water areas."""
+    if name == "streets":
+        return gdf["class"].astype(str).to_numpy() if "class" in gdf else np.full(len(geoms), "minor")
+    if name == "water":
+        return np.where(np.isin(shapely.get_type_id(geoms), (1, 5)), "water_line", name)
+    return np.full(len(geoms), name)
+
+
+def _page_features(layers: dict[str, gpd.GeoDataFrame], crs: str) -> tuple[list, list]:
+    """One multi-geometry per style key, bottom first, within the page's vertex budget."""
+    pieces: dict[str, np.ndarray] = {}
+    for name, gdf in layers.items():
+        if gdf is None or not len(gdf):
+            continue
+        geoms = np.asarray(convert_geometry(gdf.geometry, crs).values, dtype=object)
+        kinds = _style_keys(name, gdf, geoms)
+        for key in np.unique(kinds):
+            pieces[str(key)] = shapely.get_parts(geoms[kinds == key])
+    budget, keys = BASEMAP_MAX_VERTICES, []
+    for key in _PAGE_PRIORITY:
+        n = int(shapely.get_num_coordinates(pieces[key]).sum()) if key in pieces else 0
+        if n and n <= budget:
+            keys.append(key)
+            budget -= n
+    keys = [k for k in _STYLES if k in keys]
+    geoms = [shapely.multilinestrings(pieces[k]) if k in STREET_CLASSES or k == "water_line"
+             else shapely.orient_polygons(shapely.multipolygons(pieces[k])) for k in keys]
+    return keys, geoms
+
+
+def basemap_layer(layers: dict[str, gpd.GeoDataFrame], *, lang: str = "zh", crs: str = "wgs84",
+                  show: bool = True) -> folium.FeatureGroup:
+    """The basemap as one toggleable layer (街道 / streets) in its own pane under every other.
+
+    Parameters
+    ----------
+    layers
+        :func:`basemap_layers` or :func:`read_basemap`.
+    lang
+        ``zh`` or ``en``.
+    crs
+        The tiles' coordinate system (``gcj02``: converted to match Amap's).
+    show
+        Whether it is on when the page opens.
+
+    Returns
+    -------
+    folium.FeatureGroup
+        Streets light grey (wider for major roads, thin and dashed for footpaths), water light
+        blue, green light green, residential land and buildings faint; not clickable.
+
+    """
+    fg = folium.FeatureGroup(name=swatch(_STYLES["major"]["color"]) + t("streets", lang), show=show)
+    keys, geoms = _page_features(layers, crs)
+    if keys:
+        data = feature_collection(gpd.GeoSeries(geoms, crs=4326), pd.DataFrame({"k": keys}))
+        for feature in data["features"]:
+            feature.pop("id", None)
+        fg.add_child(KeyedGeoJson(data, {k: _STYLES[k] for k in keys}, in_pane(fg, "basemap")))
+    return fg

@@ -1,0 +1,379 @@
+"""map.html readable offline and on Chinese basemaps (issue 21): self-contained by default, drawn on a
+basemap made from the extract (basemap.gpkg), on Tianditu, Amap (every coordinate converted to
+GCJ-02) or a city's tile server; a metric scale bar, a title no layer list covers, no word of the
+other language, figures rounded. A real Chengdu run, checked in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from urllib.parse import urlsplit
+
+import geopandas as gpd
+import numpy as np
+import pyogrio
+import pytest
+import shapely
+from browser import browser_page
+from scipy.spatial import cKDTree
+
+from circles import network_from_roads
+from circles.cli import main
+from circles.errors import CirclesError
+from circles.outputs.basemap import LAYERS, basemap_layers, basemap_source, street_classes
+from circles.outputs.maps import draw_run_map
+from circles.outputs.tables import read_csv
+from circles.readers.crs import wgs84_to_gcj02
+from circles.runs.pipeline import RunInputs, coverage_run, site_run
+
+KEY = "0123456789abcdef0123456789abcdef"
+EXTERNAL = re.compile(r'<(?:script|img|iframe)[^>]+src="https?://|<link[^>]+href="https?://')
+CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
+_MAP = "window[Object.keys(window).find(k => window[k] instanceof L.Map)]"
+# What the basemap's pane holds once drawn: its layers, their projected parts, and inked pixels.
+_STREET_PANE = """() => {
+    const map = """ + _MAP + """, pane = map.getPane("circles-basemap");
+    let layers = 0, parts = 0;
+    map.eachLayer(l => { if (l.options && l.options.pane === "circles-basemap" && l._parts) {
+        layers += 1; parts += l._parts.length; } });
+    let ink = 0;
+    for (const c of pane ? pane.querySelectorAll("canvas") : []) {
+        const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+        for (let i = 3; i < d.length; i += 64) { if (d[i] > 0) { ink += 1; } }
+    }
+    return {layers, parts, ink};
+}"""
+# Every text a reader can see: the page's own, and every popup and tooltip of every layer.
+_TEXTS = """() => {
+    const out = [document.body.innerText], seen = new Set();
+    for (const e of document.querySelectorAll("[title], [aria-label]")) {  // what a hover shows
+        out.push(e.getAttribute("title") || "", e.getAttribute("aria-label") || "");
+    }
+    function leaves(layer, acc) {
+        if (layer.eachLayer) { layer.eachLayer(l => leaves(l, acc)); } else { acc.push(layer); }
+        return acc;
+    }
+    function text(bound, leaf) {
+        const c = bound && bound.getContent ? bound.getContent() : null;
+        if (c == null) { return; }
+        const v = typeof c === "function" ? c(leaf) : c;
+        if (v instanceof Element) { out.push(v.textContent); return; }
+        const d = document.createElement("div");
+        d.innerHTML = v;
+        out.push(d.textContent);
+    }
+    function walk(layer) {
+        if (seen.has(L.Util.stamp(layer))) { return; }
+        seen.add(L.Util.stamp(layer));
+        for (const leaf of leaves(layer, [])) {
+            for (const owner of [layer, leaf]) {
+                text(owner.getPopup && owner.getPopup(), leaf);
+                text(owner.getTooltip && owner.getTooltip(), leaf);
+            }
+        }
+        if (layer.eachLayer) { layer.eachLayer(walk); }
+    }
+    for (const v of Object.values(window)) { if (v instanceof L.Layer) { walk(v); } }
+    return out;
+}"""
+_BOX = "(s) => { const r = document.querySelector(s).getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; }"
+# Names, unit symbols and systems a page in either language writes as they are.
+_NAMES = {"OpenStreetMap", "Leaflet", "WGS-84", "GCJ-02", "m", "km", "m²"}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, data_dir):
+    """The Chengdu default with its communities as units, and three proposed stations."""
+    done = coverage_run(RunInputs(units=data_dir / "chengdu_communities.gpkg"),
+                        tmp_path_factory.mktemp("offline") / "run")
+    site_run(done, tier="station", new=3)
+    draw_run_map(done.folder)  # again, with the proposals
+    return done.folder
+
+
+def _decoded(path) -> str:
+    page = path.read_text(encoding="utf-8")
+    return re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), page)
+
+
+def _page_coordinates(page: str) -> np.ndarray:
+    """Every coordinate the page draws: its GeoJSON (folium's and the basemap's) and its markers."""
+    found, decoder = [], json.JSONDecoder()
+    for m in re.finditer(r'\{"features":\s*\[', page):
+        data, _ = decoder.raw_decode(page, m.start())
+        found += [shapely.get_coordinates(shapely.geometry.shape(f["geometry"])) for f in data["features"]]
+    found += [np.array([[float(m.group(2)), float(m.group(1))]])
+              for m in re.finditer(r"L\.marker\(\s*\[([-\d.]+),\s*([-\d.]+)\]", page)]
+    return np.vstack(found)
+
+
+def _run_coordinates(folder) -> np.ndarray:
+    """Every WGS-84 coordinate of the run's layers and tables."""
+    found = []
+    for path in folder.glob("*.gpkg"):
+        for name, _ in pyogrio.list_layers(path):
+            gdf = gpd.read_file(path, layer=name)
+            if len(gdf):
+                found.append(shapely.get_coordinates(gdf.to_crs(4326).geometry.values))
+    for name in ("facilities.csv", "proposals.csv"):
+        table = read_csv(folder / name)
+        found.append(table[["lon", "lat"]].dropna().to_numpy(float))
+    return np.vstack(found)
+
+
+def _gcj(xy: np.ndarray) -> np.ndarray:
+    return np.round(np.column_stack(wgs84_to_gcj02(xy[:, 0], xy[:, 1])), 6)
+
+
+def test_basemap_file_has_its_layers_rounded_and_simplified(run, chengdu_net):
+    assert [str(n) for n, _ in pyogrio.list_layers(run / "basemap.gpkg")] == list(LAYERS)
+    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    streets = gpd.read_file(run / "basemap.gpkg", layer="streets")
+    assert streets.crs.to_epsg() == 4326
+    assert set(streets["class"]) == {"major", "minor", "foot"}
+    assert manifest["basemap"]["streets"] == len(streets)
+    assert manifest["basemap"]["areas"].endswith("chengdu.osm.pbf")
+    for name in LAYERS:
+        gdf = gpd.read_file(run / "basemap.gpkg", layer=name)
+        assert len(gdf), name
+        assert manifest["basemap"][name] == len(gdf), name
+        xy = shapely.get_coordinates(gdf.geometry.values)
+        assert np.abs(xy * 1e6 - np.round(xy * 1e6)).max() < 1e-3, name  # rounded to 1e-6 degrees
+    # Merged through degree-2 nodes and simplified: fewer vertices than the edges' ends.
+    assert shapely.get_num_coordinates(streets.geometry.values).sum() < 2 * chengdu_net.n_edges * 0.6
+    assert streets.to_crs(32648).length.sum() / 1000 == pytest.approx(chengdu_net.km, rel=0.01)
+    green = gpd.read_file(run / "basemap.gpkg", layer="green")
+    assert green.geom_type.isin(["Polygon", "MultiPolygon"]).all()
+
+
+def test_street_classes():
+    values = ["primary", "secondary_link", "motorway", "residential", "service", "footway", "steps",
+              "cycleway", "osm:path", "主干路", "城市次干道", "支路", "人行道", "步行街", "Arterial", "", None]
+    assert list(street_classes(values)) == ["major", "major", "major", "minor", "minor", "foot", "foot",
+                                            "foot", "foot", "major", "major", "minor", "foot", "foot",
+                                            "major", "minor", "minor"]
+
+
+def test_road_line_network_draws_its_own_lines(tmp_path, chengdu_net):
+    edges = chengdu_net.edges_gdf().iloc[:1500]
+    grade = {"primary": "主干路", "secondary": "次干路", "footway": "人行道"}
+    edges.assign(等级=edges["highway"].map(grade).fillna("支路"))[["等级", "geometry"]].to_file(tmp_path / "roads.gpkg")
+    net = network_from_roads(tmp_path / "roads.gpkg")
+    layers = basemap_layers(net)
+    assert basemap_source(net) is None
+    assert list(layers) == list(LAYERS)
+    assert {"major", "minor"} <= set(layers["streets"]["class"])
+    assert all(not len(layers[name]) for name in LAYERS[1:])  # no extract: streets only
+    assert layers["streets"].to_crs(32648).length.sum() / 1000 == pytest.approx(net.km, rel=0.01)
+
+
+def test_default_page_is_self_contained_and_small(run):
+    path = run / "map.html"
+    page = _decoded(path)
+    size = path.stat().st_size
+    print(f"\nChengdu default map.html: {size / 1e6:.2f} MB")
+    assert size <= 3_000_000
+    assert not EXTERNAL.search(page)
+    assert "Leaflet 1.9" in page
+    assert "tile.openstreetmap.org" not in page
+    assert "L.tileLayer" not in page
+    assert "circles-basemap" in page
+    assert "街道" in page
+    online = _decoded(draw_run_map(run, online=True, out=run.parent / "online.html"))
+    assert 'src="https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.js"' in online
+    assert "circles-basemap" in online
+
+
+def _texts(page) -> list[str]:
+    page.wait_for_selector(".leaflet-control-layers-overlays label")
+    return page.evaluate(_TEXTS)
+
+
+def _data_values(folder) -> list[str]:
+    """The strings of the run's data: names of facilities, units, service points, the folder's; the
+    rules' rows the scorecard's popups quote (standards_by_unit.csv: the documents' words, and
+    notes and units of measure the engine writes in English whatever the page's language)."""
+    values = {folder.resolve().name}
+    rules = read_csv(folder / "standards_by_unit.csv", dtype={"unit": str}).fillna("").astype(str)
+    values |= {f"{r} ({p})" if p else r for r, p in zip(rules["rule"], rules["part"], strict=True)}
+    for column in ("source", "note", "unit_of_measure"):
+        values |= set(rules[column]) - {""}
+    for name in ("facilities.csv", "proposals.csv"):
+        table = read_csv(folder / name)
+        values |= set(table["name"].dropna().astype(str)) if "name" in table else set()
+    for name, column in (("units.gpkg", "unit"), ("service_points.gpkg", "name")):
+        for layer, _ in pyogrio.list_layers(folder / name):
+            gdf = gpd.read_file(folder / name, layer=layer)
+            values |= set(gdf[column].dropna().astype(str)) if column in gdf else set()
+    return sorted(values, key=len, reverse=True)
+
+
+def test_default_page_in_chromium(run):
+    requests: list[str] = []
+    with browser_page(requests) as page:
+        page.goto((run / "map.html").as_uri())
+        texts = _texts(page)
+        drawn = page.evaluate(_STREET_PANE)
+        assert drawn["layers"] >= 5, drawn
+        assert drawn["parts"] > 500, drawn
+        assert drawn["ink"] > 1000, drawn  # the canvas has drawn them
+        assert page.locator(".leaflet-control-layers-overlays label").first.inner_text().strip() == "街道"
+        page.locator(".leaflet-control-layers-overlays label", has_text="街道").locator("input").uncheck()
+        assert page.evaluate(_STREET_PANE)["layers"] == 0
+        scale = page.locator(".leaflet-control-scale-line")
+        assert scale.count() == 1  # metric only
+        assert re.fullmatch(r"\d+ k?m", scale.inner_text().strip())
+        assert "© OpenStreetMap 贡献者" in page.locator(".leaflet-control-attribution").inner_text()
+    assert [u for u in requests if not u.startswith(("file:", "data:", "about:"))] == []
+    # No English on the Chinese page but names, unit symbols and what the data says.
+    words = _residue(texts, _data_values(run), re.compile(r"[A-Za-z][A-Za-z0-9²-]*"))
+    assert words <= _NAMES, sorted(words - _NAMES)
+    _check_rounding(texts, people="人", minutes="分钟")
+
+
+def _residue(texts: list[str], data: list[str], pattern) -> set[str]:
+    found = set()
+    for text in texts:
+        for value in data:
+            text = text.replace(value, " ")
+        found |= set(pattern.findall(text))
+    return found
+
+
+def _check_rounding(texts: list[str], *, people: str, minutes: str) -> None:
+    """Whole people, minutes to 0.1 (a tier's own threshold is a whole number of minutes)."""
+    joined = "\n".join(texts)
+    persons = re.findall(rf"(\d[\d,]*(?:\.\d+)?)\s*{people}", joined)
+    walks = re.findall(rf"(\d[\d,]*(?:\.\d+)?)\s*{minutes}", joined)
+    assert persons
+    assert walks
+    assert [p for p in persons if "." in p] == []
+    assert [w for w in walks if "." in w and len(w.split(".")[1]) != 1] == []
+    assert any("." in w for w in walks)  # the gaps' mean walks and the proposals' nearest facility
+
+
+def test_english_page_in_chromium(run, tmp_path):
+    path = draw_run_map(run, lang="en", out=tmp_path / "en.html")
+    with browser_page() as page:
+        page.set_viewport_size({"width": 800, "height": 600})
+        page.goto(path.as_uri())
+        texts = _texts(page)
+        assert page.locator(".leaflet-control-layers-overlays label").first.inner_text().strip() == "streets"
+        _no_overlap(page)
+    chinese = _residue(texts, _data_values(run), CJK)
+    assert not chinese, "".join(sorted(chinese))
+    _check_rounding(texts, people="people", minutes="min")
+
+
+def _no_overlap(page) -> None:
+    title, layers = page.evaluate(_BOX, "#circles-title"), page.evaluate(_BOX, ".leaflet-control-layers")
+    zoom = page.evaluate(_BOX, ".leaflet-control-zoom")
+    for other in (layers, zoom):
+        apart = other[0] >= title[2] or other[2] <= title[0] or other[1] >= title[3] or other[3] <= title[1]
+        assert apart, (title, other)
+    assert title[2] <= page.viewport_size["width"]
+    assert title[1] >= 0
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (800, 600)])
+def test_the_layer_control_never_covers_the_title(run, size):
+    with browser_page() as page:
+        page.set_viewport_size({"width": size[0], "height": size[1]})
+        page.goto((run / "map.html").as_uri())
+        page.wait_for_selector(".leaflet-control-layers-overlays label")
+        _no_overlap(page)
+
+
+def test_amap_draws_every_coordinate_in_gcj02(run, tmp_path):
+    path = draw_run_map(run, tiles="amap", basemap=True, out=tmp_path / "amap.html")
+    page = _decoded(path)
+    drawn = _page_coordinates(page)
+    wgs = _run_coordinates(run)
+    distance, _ = cKDTree(_gcj(wgs)).query(drawn)
+    assert distance.max() < 1e-7  # each drawn figure is wgs84_to_gcj02 of a figure of the run's files
+    assert len(drawn) > 10_000  # the basemap's, the service areas', the gaps'...
+    tree = cKDTree(drawn)
+    for name in ("facilities.csv", "proposals.csv"):  # every marker is there, and not in WGS-84 (~300 m off)
+        xy = read_csv(run / name)[["lon", "lat"]].to_numpy(float)
+        assert tree.query(_gcj(xy))[0].max() < 1e-7, name
+        assert tree.query(xy)[0].min() > 1e-5, name
+    proposals = read_csv(run / "proposals.csv")
+    lon, lat = proposals["lon"].to_numpy(float), proposals["lat"].to_numpy(float)
+    glon, glat = wgs84_to_gcj02(lon, lat)
+    for i in range(len(proposals)):  # the popups give both
+        assert f"{lat[i]:.6f}, {lon[i]:.6f}" in page
+        assert f"{glat[i]:.6f}, {glon[i]:.6f}" in page
+    assert "webrd0{s}.is.autonavi.com" in page
+    assert "© 高德地图" in page
+    # A city's GCJ-02 server is drawn as Amap is; a WGS-84 one as the run's files are.
+    url = "http://tiles.city.local/{z}/{x}/{y}.png"
+    city = _page_coordinates(_decoded(draw_run_map(run, tiles=url, tiles_crs="gcj02", basemap=True,
+                                                   out=tmp_path / "gcj.html")))
+    assert np.array_equal(city, drawn)
+    plain = _page_coordinates(_decoded(draw_run_map(run, tiles=url, out=tmp_path / "wgs.html")))
+    assert cKDTree(np.round(wgs, 6)).query(plain)[0].max() < 1e-7
+
+
+def test_amap_page_requests_only_its_tiles(run, tmp_path):
+    path = draw_run_map(run, tiles="amap", out=tmp_path / "amap.html")
+    requests: list[str] = []
+    with browser_page(requests) as page:
+        page.route("http*://**", lambda route: route.abort())  # no network here: ask, never load
+        page.goto(path.as_uri())
+        page.wait_for_selector(".leaflet-control-layers-overlays label")
+        page.wait_for_timeout(300)
+        assert page.evaluate(_STREET_PANE)["layers"] == 0  # under tiles, no basemap unless asked
+    hosts = {urlsplit(u).hostname for u in requests if not u.startswith(("file:", "data:", "about:"))}
+    assert hosts, "no tile was asked for"
+    assert hosts <= {f"webrd0{i}.is.autonavi.com" for i in range(1, 5)}, hosts
+
+
+def test_tianditu_needs_a_key(run, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("TIANDITU_KEY", raising=False)
+    with pytest.raises(CirclesError, match="TIANDITU_KEY"):
+        draw_run_map(run, tiles="tianditu", out=tmp_path / "t.html")
+    folder = tmp_path / "copy"
+    shutil.copytree(run, folder)
+    assert main(["map", str(folder), "--tiles", "tianditu"]) == 1
+    assert "TIANDITU_KEY" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a run command refuses it before any work
+        main(["demo", "--tiles", "tianditu", "--out", str(tmp_path / "demo")])
+    assert "TIANDITU_KEY" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()
+    assert main(["map", str(folder), "--tiles", "tianditu-img", "--tiles-key", KEY]) == 0
+    page = (folder / "map.html").read_text(encoding="utf-8")
+    assert "/img_w/wmts?" in page
+    assert "/cia_w/wmts?" in page
+    assert f"tk={KEY}" in page
+    monkeypatch.setenv("TIANDITU_KEY", KEY)
+    page = _decoded(draw_run_map(run, tiles="tianditu", lang="en", out=tmp_path / "t.html"))
+    assert "t{s}.tianditu.gov.cn/vec_w/wmts?" in page
+    assert "/cva_w/wmts?" in page
+    assert "© Tianditu" in page
+    # Tianditu is CGCS2000, WGS-84 at map scale: nothing is converted.
+    wgs = np.round(_run_coordinates(run), 6)
+    assert cKDTree(wgs).query(_page_coordinates(page))[0].max() < 1e-7
+    assert "circles-basemap" not in page
+    with pytest.raises(CirclesError, match="unknown tiles"):
+        draw_run_map(run, tiles="google", out=tmp_path / "g.html")
+    with pytest.raises(CirclesError, match="in gcj02"):
+        draw_run_map(run, tiles="amap", tiles_crs="wgs84", out=tmp_path / "g.html")
+
+
+def test_a_run_draws_its_map_as_its_command_asked(run, tmp_path):
+    folder = tmp_path / "asked"
+    shutil.copytree(run, folder)
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    manifest["parameters"].update(tiles="amap", online=True)
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    page = draw_run_map(folder).read_text(encoding="utf-8")
+    assert "autonavi.com" in page
+    assert "cdn.jsdelivr.net" in page
+    assert main(["map", str(folder), "--tiles", "none", "--offline"]) == 0
+    page = (folder / "map.html").read_text(encoding="utf-8")
+    assert "autonavi.com" not in page
+    assert not EXTERNAL.search(page)
+    assert "circles-basemap" in page
+    (folder / "basemap.gpkg").unlink()  # a run from before the basemap: drawn without one
+    assert "circles-basemap" not in draw_run_map(folder, tiles="none").read_text(encoding="utf-8")
