@@ -220,6 +220,9 @@ def _site_args(st) -> None:
                          "(the candidate file's landuse column, or OSM landuse polygons)")
     st.add_argument("--exact", action="store_true", help="solve exactly with HiGHS (time-limited)")
     st.add_argument("--time-limit", type=float, default=60.0, help="seconds for the exact solver")
+    st.add_argument("--seconds", type=float, default=2.0,
+                    help="time budget of the default solver (default 2): it stops as soon as its answer "
+                         "is proven optimal, otherwise it improves until then and reports the gap")
     st.add_argument("--capacity", action="store_true", help="each new site serves at most what its floor area provides for")
 
 

@@ -22,8 +22,15 @@ from scipy import sparse
 from ..errors import DataError
 from .provision import Provision
 from .routing import coverage_matrix
-from .siting_models import fewest_sites, lagrangian_bound, solve_milp, upper_bound
-from .siting_search import SitingProblem, greedy_sites, marginal_gains, perturb_sites, swap_sites
+from .siting_models import covered_people, exact_start, fewest_sites, is_proven, milp_sites
+from .siting_search import (
+    SitingProblem,
+    anytime_sites,
+    greedy_sites,
+    marginal_gains,
+    rank_sites,
+    swap_sites,
+)
 
 if TYPE_CHECKING:
     from .anchors import Anchors
@@ -158,11 +165,12 @@ class MaximalCovering:
 
     where :math:`w_i` are the people at demand point *i* not already covered and :math:`N_i` the
     candidates within the threshold of *i* (``y`` may be continuous: at an optimum it is 0/1).
-    ``greedy`` uses lazy evaluation (gains only shrink, so a stale heap top that is still the
-    largest after re-evaluation is the true best): a (1 − 1/e) guarantee, and its quality is
-    stated against the LP-relaxation or Lagrangian bound. ``exact`` solves the MILP with HiGHS
-    (``highspy``, whose time limit holds) and reports the tighter of HiGHS's dual bound and the
-    Lagrangian bound, and the gap.
+    ``greedy`` is anytime: a lazy greedy (gains only shrink, so a stale heap top that is still
+    the largest after re-evaluation is the true best; a (1 − 1/e) guarantee), then swap search
+    and a Lagrangian bound in turns, stopping as soon as the answer meets the proven bound, or
+    when its time budget is spent, with the gap stated. ``exact`` starts HiGHS (``highspy``,
+    whose time limit holds) from the greedy answer, unless the bound already proves it, and
+    reports the tightest bound it has (HiGHS's dual bound or the Lagrangian bound) and the gap.
 
     With ``capacity``, each site serves at most that many people (nearest first), so sites are
     not stacked in dense areas.
@@ -176,14 +184,21 @@ class MaximalCovering:
     objective : float
         People newly covered in all.
     upper_bound : float
-        A proven upper bound on the optimum: the tightest of the LP relaxation, the Lagrangian
-        bound, the MILP's dual bound and (under capacities) the ``p`` largest capacities.
+        A proven upper bound on the optimum: the least of the Lagrangian bound (at best the LP
+        relaxation's), HiGHS's dual bound (``exact``, and small models), everyone some candidate
+        reaches and, under capacities, the ``p`` largest capacities; rounded down to a whole
+        person (or hundredth) when the people come in whole ones (or hundredths).
     gap : float
         ``(upper_bound - objective) / upper_bound``.
-    solver, status : str
+    solver : str
+    status : str
+        ``"optimal"`` (proven: the answer meets the bound), ``"time limit reached"`` or, under
+        capacities, ``"bound converged"``; HiGHS's status for ``exact``.
     seconds : float
     explanation : str
         Why fewer sites than asked were chosen, when they were.
+    progress : list of tuple
+        ``greedy``: ``(seconds, objective, bound)`` each time the answer or the bound improved.
 
     """
 
@@ -197,6 +212,7 @@ class MaximalCovering:
     status: str = "not solved"
     seconds: float = 0.0
     explanation: str = ""
+    progress: list[tuple[float, float, float]] = field(default_factory=list)
 
     @classmethod
     def from_cost_matrix(cls, coverage: ArrayLike | sparse.spmatrix | sparse.sparray, weights: ArrayLike,
@@ -252,11 +268,16 @@ class MaximalCovering:
         p = self.problem
         return (p.already + self.objective) / p.total if p.total > 0 else np.nan
 
-    def solve(self, p: int, *, method: str = "greedy", time_limit_s: float = 60.0) -> MaximalCovering:
-        """Choose ``p`` sites with ``greedy`` or ``exact``; returns ``self``.
+    def solve(self, p: int, *, method: str = "greedy", seconds: float = 2.0,
+              time_limit_s: float = 60.0) -> MaximalCovering:
+        """Choose ``p`` sites with ``greedy`` (anytime, within ``seconds``) or ``exact`` (HiGHS,
+        within ``time_limit_s``); returns ``self``.
 
-        Sites that add nobody are never proposed: when fewer than ``p`` candidates add anyone,
-        fewer are chosen and :attr:`explanation` says how many and why.
+        ``greedy`` returns at once when the lazy greedy's answer meets the proven bound;
+        otherwise it searches and tightens the bound until they meet or ``seconds`` have passed
+        (``0``: the lazy greedy and its quick bound only). Sites that add nobody are never
+        proposed: when fewer than ``p`` candidates add anyone, fewer are chosen and
+        :attr:`explanation` says how many and why.
         """
         t0 = time.perf_counter()
         if isinstance(p, bool) or not float(p).is_integer() or p < 1:
@@ -265,7 +286,7 @@ class MaximalCovering:
         wanted = int(p)
         p = int(min(wanted, self.problem.coverage.shape[0]))
         if method == "greedy":
-            self._solve_greedy(p, time_limit_s)
+            self._solve_greedy(p, seconds, t0)
         elif method == "exact":
             self._solve_exact(p, time_limit_s)
         else:
@@ -278,24 +299,18 @@ class MaximalCovering:
             self.gap = 0.0
         self.explanation = _shortfall(self.problem, wanted, len(self.selected))
         self.seconds = time.perf_counter() - t0
+        if method == "greedy":
+            self.solver += f", {_STOPPED[self.status]} after {self.seconds:.2f} s"
         return self
 
-    def _solve_greedy(self, p: int, time_limit_s: float) -> None:
+    def _solve_greedy(self, p: int, seconds: float, t0: float) -> None:
         prob = self.problem
         sel, _ = greedy_sites(prob, max_sites=p)
-        self.solver, self.status = "greedy (lazy)", "done"
-        if prob.capacity is None and len(sel):
-            # Rounds scale with the model so the search costs about the same everywhere and
-            # the answer is reproducible (the time limit is only a safety net).
-            rounds = int(np.clip(4e7 / max(prob.coverage.nnz, 1), 10, 200))
-            sel = perturb_sites(prob, swap_sites(prob, sel), p, rounds=rounds, seconds=time_limit_s)
-            self.solver = "greedy (lazy) + swap search"
-            sel = sel[marginal_gains(prob, sel) > 0]
-            order = np.argsort(-marginal_gains(prob, sel), kind="stable")
-            sel = sel[order]
-        gains = marginal_gains(prob, sel)
-        self.selected, self.gains = sel, gains
-        self.upper_bound = upper_bound(prob, p, lower=float(gains.sum()), time_limit_s=time_limit_s)
+        run = anytime_sites(prob, sel, p, seconds=seconds, started=t0)
+        self.upper_bound, self.status, self.progress = run.bound, run.status, run.progress
+        self.selected = rank_sites(prob, run.selected)
+        self.gains = marginal_gains(prob, self.selected)
+        self.solver = "greedy (lazy)" if prob.capacity is not None else "greedy (lazy) + swap search"
 
     def _solve_exact(self, p: int, time_limit_s: float) -> None:
         prob = self.problem
@@ -304,17 +319,24 @@ class MaximalCovering:
                             fix="use the greedy solver with capacities, or drop --capacity")
         start, _ = greedy_sites(prob, max_sites=p)
         start = swap_sites(prob, start) if len(start) else start
-        sel, obj, bound, status = _milp(prob, p, time_limit_s, start=start)
-        gains = marginal_gains(prob, sel)
-        order = np.argsort(-gains, kind="stable")
-        sel, gains = sel[order], gains[order]
-        keep = gains > 0  # the MILP must open p sites; one that adds nobody is no proposal
-        self.selected, self.gains, self.status = sel[keep], gains[keep], status
-        # HiGHS's dual bound is weak when its time limit stops it early; the Lagrangian bound
-        # is valid too, so the tighter of the two is reported.
-        lagrange = lagrangian_bound(prob, p, lower=obj) if status != "optimal" else np.inf
-        self.upper_bound = float(np.nanmin([bound, lagrange]))
-        self.solver = "exact MILP (HiGHS)"
+        start, lagrange = exact_start(prob, p, start)
+        proven = is_proven(covered_people(prob, start), lagrange)
+        if proven:
+            sel, bound, status = start, lagrange, "optimal"  # the bound proves the start: no MILP
+        else:
+            sel, _, bound, status = milp_sites(prob, p, time_limit_s, start=start)
+            # HiGHS's dual bound is weak when its time limit stops it early; the Lagrangian
+            # bound is valid too, so the tightest is reported.
+            bound = float(np.nanmin([bound, lagrange]))
+        sel = rank_sites(prob, sel)  # the MILP must open p sites; one that adds nobody is no proposal
+        self.selected, self.gains, self.status = sel, marginal_gains(prob, sel), status
+        self.upper_bound = bound
+        self.solver = "exact: proven optimal by the Lagrangian bound, no MILP needed" if proven else "exact MILP (HiGHS)"
+
+
+# How an anytime solve ended, as the solver line says it.
+_STOPPED = {"optimal": "proven optimal", "time limit reached": "time budget spent",
+            "bound converged": "the bound no longer tightens"}
 
 
 def _shortfall(prob: SitingProblem, wanted: int, got: int) -> str:
@@ -367,19 +389,6 @@ def _coverage(matrix: ArrayLike | sparse.spmatrix | sparse.sparray, n_demand: in
     else:
         cov.data += 1.0
     return cov
-
-
-def _milp(prob: SitingProblem, p: int, time_limit_s: float, *, start: np.ndarray | None = None
-          ) -> tuple[np.ndarray, float, float, str]:
-    if prob.weights.sum() == 0:
-        return np.array([], dtype=np.int64), 0.0, 0.0, "optimal"
-    sel, bound, status = solve_milp(prob, p, time_limit_s, start=start)
-    obj = float(marginal_gains(prob, sel).sum()) if len(sel) else 0.0
-    if start is not None and len(start):
-        start_obj = float(marginal_gains(prob, start).sum())
-        if start_obj > obj:
-            sel, obj = start, start_obj
-    return sel, obj, bound, status
 
 
 @dataclass

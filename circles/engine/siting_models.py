@@ -12,39 +12,161 @@ import sys
 
 import numpy as np
 
-__all__ = ["fewest_sites", "lagrangian_bound", "lp_bound", "lp_fewest", "solve_milp", "upper_bound"]
+__all__ = ["LagrangianBound", "covered_people", "exact_start", "fewest_sites", "is_proven", "lagrangian_bound",
+           "lp_bound", "lp_fewest", "milp_sites", "proof_step", "proven_bound", "simple_bound", "solve_milp",
+           "upper_bound"]
 
 
-def lagrangian_bound(prob, p: int, *, lower: float, iterations: int = 300) -> float:
-    """An upper bound on the optimum by Lagrangian relaxation of ``y_i <= sum x_j``.
+class LagrangianBound:
+    """Upper bounds on the ``p``-site optimum by Lagrangian relaxation of ``y_i <= sum x_j``.
 
-    For multipliers ``0 <= lam_i <= w_i`` the bound is ``sum_i (w_i - lam_i) + sum of the p
-    largest sum_{i in N_j} lam_i``; subgradient steps (Polyak, towards ``lower``) tighten it.
+    For any multipliers ``0 <= lam_i <= w_i`` the value ``sum_i (w_i - lam_i) + the p largest
+    sum_{i in N_j} lam_i`` bounds the optimum (weak duality), so every value seen is proven and
+    the least is kept. Its minimum over ``lam`` is the LP bound. The multipliers start from an
+    answer's coverage (people no site covers at ``w``, people two sites cover at 0: the greedy's
+    own bound is one of the starts) and projected subgradient steps tighten them, a few at a time.
+
+    Attributes
+    ----------
+    best : float
+        The least bound seen.
+    converged : bool
+        No step tightens it further (the subgradient vanished, or the step size ran out).
+    iterations : int
+        Subgradient steps taken.
+    answer : numpy.ndarray
+        The best of the sites each step opens (the ``p`` largest ``sum lam``), a Lagrangian
+        heuristic: near the dual optimum they are often the optimal sites.
+    answer_value : float
+        People ``answer`` covers.
+
     """
-    A = prob.coverage.astype(bool).astype(np.float64).tocsr()
-    At = A.T.tocsr()
-    w = prob.weights
-    lam = w * 0.5
-    best = np.inf
-    theta, stall = 1.0, 0
-    for _ in range(iterations):
-        c = np.asarray(A @ lam).ravel()
-        top = np.argpartition(-c, min(p, len(c)) - 1)[:p] if p < len(c) else np.arange(len(c))
-        bound = float((w - lam).sum() + c[top].sum())
-        if bound < best - 1e-9:
-            best, stall = bound, 0
+
+    def __init__(self, prob, p: int, *, start: np.ndarray | None = None) -> None:
+        self._prob, self._w, self._p = prob, prob.weights, int(p)
+        self._wsum = float(self._w.sum())
+        self._theta, self._stall, self._dir = 1.5, 0, np.zeros(len(self._w))
+        self.iterations, self.converged = 0, False
+        self.answer, self.answer_value = np.array([], dtype=np.int64), 0.0
+        w = self._w
+        if start is None:
+            starts = [w * 0.5]
         else:
-            stall += 1
-            if stall >= 15:
-                theta, stall = theta / 2, 0
-        x = np.zeros(A.shape[0])
-        x[top] = 1.0
-        g = np.asarray(At @ x).ravel() - 1.0  # d bound / d lam = covered_i - 1
-        norm = float(g @ g)
-        if norm == 0 or best - lower <= 1e-6 * max(best, 1.0) or theta < 1e-4:
-            break
-        lam = np.clip(lam - theta * (bound - lower) / norm * g, 0.0, w)
-    return best
+            pts, _ = prob.points_of(np.asarray(start, dtype=np.int64))
+            count = np.bincount(pts, minlength=len(w))
+            # lam = w everywhere is the p largest single-site gains; t = 0 is the greedy's own bound.
+            starts = [w] + [np.where(count == 0, w, np.where(count == 1, t * w, 0.0)) for t in (0.0, 0.5, 1.0)]
+        sums = [np.asarray(prob.ones @ lam).ravel() for lam in starts]
+        values = [self._value(lam, c)[0] for lam, c in zip(starts, sums, strict=True)]
+        k = int(np.argmin(values))
+        self.best, self._lam, self._c = float(values[k]), starts[k].copy(), sums[k]
+
+    def _value(self, lam: np.ndarray, c: np.ndarray) -> tuple[float, np.ndarray]:
+        p = min(self._p, len(c))
+        top = np.argpartition(-c, p - 1)[:p] if p < len(c) else np.arange(len(c))
+        return float(self._wsum - lam.sum() + c[top].sum()), top
+
+    def _sums(self, lam: np.ndarray, old: np.ndarray) -> np.ndarray:
+        """``A @ lam``: after the first steps, when few multipliers moved, only theirs are added
+        in through the transpose; exact again every 20 steps so rounding never builds up."""
+        moved = np.flatnonzero(lam != old)
+        ones = self._prob.ones
+        if self.iterations < 5 or self.iterations % 20 == 0 or len(moved) * 20 > len(lam):
+            return np.asarray(ones @ lam).ravel()
+        sites, n = self._prob.sites_of(moved)
+        return self._c + np.bincount(sites, weights=np.repeat(lam[moved] - old[moved], n), minlength=len(self._c))
+
+    def improve(self, lower: float, iterations: int) -> float:
+        """Take up to ``iterations`` steps (Polyak steps towards ``lower``, a known objective);
+        returns :attr:`best`."""
+        for _ in range(iterations):
+            if self.converged:
+                break
+            self._step(lower)
+        return self.best
+
+    def _step(self, lower: float) -> None:
+        w, lam = self._w, self._lam
+        bound, top = self._value(lam, self._c)
+        self.iterations += 1
+        if bound < self.best - 1e-9 * max(1.0, abs(self.best)):
+            self.best, self._stall = bound, 0
+        else:
+            self._stall += 1
+            if self._stall >= 5:  # halving after a few idle steps converges fastest here
+                self._theta, self._stall = self._theta / 2, 0
+        count = np.bincount(self._prob.points_of(top)[0], minlength=len(w))
+        value = float(np.sum(w, where=count > 0))
+        if value > self.answer_value:
+            self.answer, self.answer_value = np.sort(top).astype(np.int64), value
+        void = ((lam <= 0) & (count > 1)) | ((lam >= w) & (count < 1))  # steps that would leave [0, w]
+        g = count - 1.0  # d bound / d lam
+        g[void] = 0.0
+        if not g.any() or self._theta < 1e-4 or bound <= lower:
+            self.converged = True  # a zero subgradient: lam is optimal and the bound is the LP's
+            return
+        # Deflected (Camerini-Fratta-Maffioli): part of the last direction damps the zigzag.
+        d: np.ndarray = g
+        prev = self._dir
+        dot = _dot(g, prev)
+        if dot < 0:
+            d = g - 1.2 * dot / _dot(prev, prev) * prev
+            d[void] = 0.0
+        new = lam - self._theta * (bound - lower) / _dot(d, d) * d
+        np.minimum(np.maximum(new, 0.0, out=new), w, out=new)  # back into [0, w]
+        self._c, self._lam, self._dir = self._sums(new, lam), new, d
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    """A dot product without BLAS: its threads wake slowly on a busy machine, 100× a dot's work."""
+    return float(np.einsum("i,i->", a, b))
+
+
+def lagrangian_bound(prob, p: int, *, lower: float, iterations: int = 300,
+                     start: np.ndarray | None = None) -> float:
+    """An upper bound on the optimum by Lagrangian relaxation (:class:`LagrangianBound`), after
+    up to ``iterations`` steps from ``start`` (an answer's rows) or from ``w / 2``."""
+    return LagrangianBound(prob, p, start=start).improve(lower, iterations)
+
+
+def simple_bound(prob, p: int) -> float:
+    """Bounds that need no search: everyone some candidate reaches, and under capacities the
+    ``p`` largest of each site's capacity or single-site gain, whichever is less."""
+    if prob.weights.sum() == 0:
+        return 0.0
+    reach = np.bincount(prob.ones.indices, minlength=len(prob.weights)) > 0
+    bound = float(prob.weights[reach].sum())
+    if prob.capacity is not None:
+        single = np.minimum(np.asarray(prob.ones @ prob.weights).ravel(), prob.capacity)
+        bound = min(bound, float(np.sort(single)[::-1][:p].sum()))
+    return bound
+
+
+def proof_step(weights: np.ndarray) -> float:
+    """The step every objective is a multiple of: 1 for whole people, 0.1 or 0.01 for tenths or
+    hundredths, 0 when there is none (then only an exact match proves an answer optimal)."""
+    w = np.asarray(weights, dtype=np.float64)
+    for step in (1.0, 0.1, 0.01, 0.001):
+        x = w / step
+        if np.all(np.abs(x - np.round(x)) <= 1e-6) and x.sum() < 2.0**40:
+            return step
+    return 0.0
+
+
+def proven_bound(bound: float, step: float) -> float:
+    """``bound`` rounded down to a multiple of ``step`` (the optimum is one, so this is a bound too).
+
+    The tolerance only ever keeps the bound higher: sums in floating point may fall a hair below
+    a bound's true value, and rounding that down a whole step would not be proven.
+    """
+    if step <= 0 or not np.isfinite(bound):
+        return bound
+    return min(bound, step * np.floor(bound / step + 1e-4))
+
+
+def is_proven(objective: float, bound: float) -> bool:
+    """Whether ``objective`` meets the proven ``bound`` (up to rounding in the last digits)."""
+    return objective >= bound - 1e-9 * max(1.0, abs(bound))
 
 
 def _model(prob, p: int, *, integer: bool, time_limit_s: float, need: float | None = None):
@@ -143,10 +265,10 @@ def lp_fewest(prob, need: float, time_limit_s: float) -> float:
     return float(h.getInfo().objective_function_value)
 
 
-def solve_milp(prob, p: int, time_limit_s: float, *, start: np.ndarray | None = None
-               ) -> tuple[np.ndarray, float, str]:
+def solve_milp(prob, p: int, time_limit_s: float, *, start: np.ndarray | None = None,
+               rel_gap: float | None = None) -> tuple[np.ndarray, float, str]:
     """The ``p``-site MILP with HiGHS from ``start`` (a MIP start, so the incumbent is never
-    worse than it).
+    worse than it); ``rel_gap`` replaces HiGHS's own stopping gap (``0``: prove the optimum).
 
     Returns
     -------
@@ -156,6 +278,8 @@ def solve_milp(prob, p: int, time_limit_s: float, *, start: np.ndarray | None = 
 
     """
     h, n_c = _model(prob, p, integer=True, time_limit_s=time_limit_s)
+    if rel_gap is not None:
+        h.setOptionValue("mip_rel_gap", float(rel_gap))
     if start is not None and len(start):
         x0 = np.zeros(n_c)
         x0[start] = 1.0
@@ -169,20 +293,57 @@ def solve_milp(prob, p: int, time_limit_s: float, *, start: np.ndarray | None = 
     return sel, bound, "optimal" if status == "Optimal" else status.lower()
 
 
-def upper_bound(prob, p: int, *, lower: float, time_limit_s: float) -> float:
-    """A proven upper bound on the people ``p`` sites can newly cover.
+def covered_people(prob, sel: np.ndarray) -> float:
+    """People the sites ``sel`` newly cover together (no capacities)."""
+    pts, _ = prob.points_of(np.asarray(sel, dtype=np.int64))
+    return float(prob.weights[np.unique(pts)].sum())
 
-    A capacity only lowers the optimum, so the bounds of the uncapacitated model stay valid;
-    with capacities the ``p`` largest capacities are a bound too.
+
+def milp_sites(prob, p: int, time_limit_s: float, *, start: np.ndarray | None = None,
+               rel_gap: float | None = None) -> tuple[np.ndarray, float, float, str]:
+    """:func:`solve_milp`, keeping ``start`` when HiGHS's incumbent is worse (it may drop a MIP
+    start it cannot use).
+
+    Returns
+    -------
+    selected, objective, dual_bound, status
+
+    """
+    if prob.weights.sum() == 0:
+        return np.array([], dtype=np.int64), 0.0, 0.0, "optimal"
+    sel, bound, status = solve_milp(prob, p, time_limit_s, start=start, rel_gap=rel_gap)
+    obj = covered_people(prob, sel)
+    if start is not None and len(start) and covered_people(prob, start) > obj:
+        sel, obj = np.asarray(start, dtype=np.int64), covered_people(prob, start)
+    return sel, obj, bound, status
+
+
+def exact_start(prob, p: int, start: np.ndarray) -> tuple[np.ndarray, float]:
+    """The exact solver's start and the proven bound it starts from: the better of ``start``
+    and the Lagrangian bound's own sites, and that bound after up to 300 steps."""
+    if not len(start):
+        return start, simple_bound(prob, p)
+    dual = LagrangianBound(prob, p, start=start)
+    lower = covered_people(prob, start)
+    for _ in range(60):  # steps towards the best answer yet
+        dual.improve(max(lower, dual.answer_value), 5)
+        if dual.converged:
+            break
+    if dual.answer_value > lower:
+        start = dual.answer
+    return start, proven_bound(min(simple_bound(prob, p), dual.best), proof_step(prob.weights))
+
+
+def upper_bound(prob, p: int, *, lower: float, start: np.ndarray | None = None,
+                iterations: int = 300) -> float:
+    """A proven upper bound on the people ``p`` sites can newly cover: the least of
+    :func:`simple_bound` and the Lagrangian bound from ``start``.
+
+    A capacity only lowers the optimum, so the bounds of the uncapacitated model stay valid.
     """
     if prob.weights.sum() == 0:
         return 0.0
-    bound = lagrangian_bound(prob, p, lower=lower)
-    if prob.coverage.nnz <= 300_000:  # the LP bound is tighter and cheap here
-        bound = min(bound, lp_bound(prob, p, min(time_limit_s, 3.0)))
-    if prob.capacity is not None:
-        bound = min(bound, float(np.sort(prob.capacity)[::-1][:p].sum()))
-    return bound
+    return min(simple_bound(prob, p), lagrangian_bound(prob, p, lower=lower, iterations=iterations, start=start))
 
 
 def fewest_sites(prob, need: float, time_limit_s: float) -> int:

@@ -34,7 +34,7 @@ _KEYS = {"name", "year", "network", "facilities", "crs", "population", "pop_colu
          "services", "lang", "compare", "candidates", "residential", "drop_invalid", "shared",
          "tiles", "tiles_crs", "basemap", "online"}
 _SITE_KEYS = {"tier", "new", "target", "exact", "candidates", "crs", "capacity", "time_limit_s",
-              "landuse"}
+              "landuse", "seconds"}
 
 
 def load_config(path: str | Path) -> list[dict]:

@@ -51,6 +51,9 @@ class SiteRequest:
         How many sites (maximal covering), or the coverage share to reach (fewest sites).
     exact
         Solve the maximal covering exactly (HiGHS, within ``time_limit_s``) instead of greedily.
+    seconds
+        The default solver's time budget: it stops sooner when its answer is proven optimal,
+        otherwise it searches until then and states the gap to its proven bound.
     candidates, crs, spacing_metres
         A file of candidate sites (coordinates in ``crs``); default: network nodes, one per
         ``spacing_metres`` square.
@@ -77,6 +80,7 @@ class SiteRequest:
     new: int | None = None
     target: float | None = None
     exact: bool = False
+    seconds: float = 2.0
     candidates: str | Path | None = None
     crs: str = "wgs84"
     capacity: bool = False
@@ -95,7 +99,7 @@ class SiteRequest:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> SiteRequest:
         """The request of ``circles site``'s arguments."""
-        return cls(tier=args.tier, new=args.new, target=args.target, exact=args.exact,
+        return cls(tier=args.tier, new=args.new, target=args.target, exact=args.exact, seconds=args.seconds,
                    candidates=args.candidates, crs=args.crs, capacity=args.capacity,
                    time_limit_s=args.time_limit,
                    landuse=args.landuse.split(",") if args.landuse else None, service=args.service)
@@ -301,7 +305,8 @@ def _solve(matrix, weights, req: SiteRequest, *, already, capacity=None, offnetw
         # A point within reach of a full complex still has people to gain, some of its people.
         model.problem = replace(model.problem, weights=unserved[0], already=unserved[1])
     if req.target is None:
-        model.solve(int(req.new), method="exact" if req.exact else "greedy", time_limit_s=req.time_limit_s)
+        model.solve(int(req.new), method="exact" if req.exact else "greedy", seconds=req.seconds,
+                    time_limit_s=req.time_limit_s)
         text = (f"{model.solver}; objective {model.objective:,.0f}, proven bound "
                 f"{model.upper_bound:,.0f}, gap {model.gap:.2%}")
     else:
