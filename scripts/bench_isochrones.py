@@ -19,7 +19,17 @@ Prints, in one run on this machine, for 10, 50 and 200 facilities on Chengdu and
 Facilities stand on nodes here, as the peer needs, so both must reach exactly the same nodes;
 the script checks that and the times.
 
+The ``polygons`` part (``--polygons 250k 1m``) times the dissolved tier areas and the
+0-5/5-10/10-15 minute rings of a synthetic city (500 facilities on 250k nodes, 2,000 on 1M;
+snapped from random points, 5% district, 30% community, 65% station) the way a run draws them
+(``tier_isochrones(per_facility=False)`` then ``distance_bands``, the network's faces built on
+first use and counted), best of ``--repeat`` runs, each on a freshly built network. The peer is
+the old way of drawing the same layers, kept in ``street_buffers``: the reached stretches of
+each area noded, polygonized and buffered as one group, and each ring a shapely difference of
+two areas. The check: each layer's symmetric difference from the peer's, over its area.
+
 Usage: python scripts/bench_isochrones.py [--quick] [--cities chengdu 100k 1m]
+       python scripts/bench_isochrones.py --cities --polygons 250k [1m] [--no-peer] [--repeat 2]
 """
 
 from __future__ import annotations
@@ -257,13 +267,107 @@ def synthetic(n_nodes: int, profile, counts: tuple[int, ...], peer_sample: int) 
                   "in reasonable time and memory)")
 
 
+def _polygon_city(n_nodes: int, k: int):
+    from circles.engine.routing import Anchors
+    from circles.engine.synthetic import make_city, random_points
+
+    net = make_city(n_nodes, seed=0)
+    _ = net.graph
+    fx, fy = random_points(net, k, seed=1)
+    anchors = Anchors.from_points(net, fx, fy, max_metres=300)
+    tiers = np.array(["district"] * (k // 20) + ["community"] * (3 * k // 10)
+                     + ["station"] * (k - k // 20 - 3 * k // 10))
+    return net, anchors, tiers
+
+
+def _polygons_ours(net, anchors, tiers, profile):
+    from circles.engine.isochrones import distance_bands, tier_isochrones
+    from circles.engine.street_faces import street_faces
+
+    t0 = time.perf_counter()
+    street_faces(net).cores(BUFFER_M)
+    t1 = time.perf_counter()
+    layers = tier_isochrones(net, anchors, tiers, profile, per_facility=False)
+    t2 = time.perf_counter()
+    bands = distance_bands(net, anchors, profile=profile)
+    t3 = time.perf_counter()
+    geoms = [layers[t.code].geometry[0] for t in profile.tiers] + list(bands.geometry)
+    return (t1 - t0, t2 - t1, t3 - t2), geoms
+
+
+def _polygons_peer(net, anchors, tiers, profile):
+    """The old way: each area the union of one group's buffered streets; rings by difference."""
+    import shapely
+
+    from circles.engine.routing import nearest, tier_codes
+    from circles.engine.street_buffers import ReachedNodes, reached_areas
+
+    def areas(sources, limits):
+        limits = np.asarray(limits, dtype=float)
+        dist, _ = nearest(net, sources, limit_metres=float(limits.max()))
+        node = np.flatnonzero(np.isfinite(dist))
+        nn, jj = np.nonzero(dist[node][:, None] <= limits[None, :])
+        src = np.flatnonzero(sources.ok)
+        m = len(limits)
+        return reached_areas(net, ReachedNodes(jj, node[nn], dist[node[nn]]), limits,
+                             np.tile(np.arange(m), len(src)), sources.subset(np.repeat(src, m)),
+                             buffer_metres=BUFFER_M, n_groups=1)
+
+    codes = tier_codes(tiers, profile)
+    out = []
+    for tier in profile.tiers:
+        eligible = np.isin(codes, list(profile.eligible(tier.code))) & anchors.ok
+        out.append(areas(anchors.subset(eligible), [profile.threshold_metres(tier.code)])[0])
+    whole = areas(anchors, [m * profile.metres_per_minute for m in (5, 10, 15)])
+    rings = shapely.difference(whole, np.concatenate([[shapely.Polygon()], whole[:-1]]))
+    return out + list(rings)
+
+
+def polygons(size: str, profile, *, peer: bool, repeat: int) -> None:
+    import shapely
+
+    n_nodes, k = {"250k": (250_000, 500), "1m": (1_000_000, 2_000)}[size]
+    print(f"\nPolygons: dissolved tier areas and rings, {size} nodes, {k} facilities "
+          f"(best of {repeat}, each on a new network; other work shares this machine)")
+    best, geoms = None, None
+    for _ in range(repeat):
+        net, anchors, tiers = _polygon_city(n_nodes, k)
+        parts, geoms = _polygons_ours(net, anchors, tiers, profile)
+        if best is None or sum(parts) < sum(best):
+            best = parts
+    total = sum(best)
+    _line("ours: network faces and block cores (once per network)", best[0])
+    _line("ours: dissolved tier areas (3 tiers)", best[1])
+    _line("ours: rings 0-5, 5-10, 10-15 min", best[2])
+    _line("ours: tier areas and rings together", total, "(target <= 10 s)" if size == "250k" else "")
+    print(f"  {'peak memory so far':58s} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:9.2f} GB")
+    if not peer:
+        print("  peer: skipped (--no-peer)")
+        return
+    t_peer, theirs = _once(lambda: _polygons_peer(net, anchors, tiers, profile))
+    _line("peer: the old union of buffered streets, per area", t_peer,
+          f"ours is {t_peer / total:,.1f}x faster")
+    names = [t.code for t in profile.tiers] + ["0-5", "5-10", "10-15"]
+    worst = 0.0
+    for name, a, b in zip(names, geoms, theirs, strict=True):
+        rel = float(shapely.symmetric_difference(a, b).area / max(b.area, 1e-12))
+        worst = max(worst, rel)
+        print(f"  {'check: ' + name + ' symmetric difference / area':58s} {rel:9.2e}")
+    print(f"  {'check: largest, against the bound 1e-6':58s} {worst:9.2e}  "
+          f"{'ok' if worst <= 1e-6 else 'OVER'}")
+
+
 def main() -> None:
     from circles.readers.profiles import get_profile
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip the slowest peer runs")
-    parser.add_argument("--cities", nargs="+", choices=("chengdu", "100k", "1m"),
+    parser.add_argument("--cities", nargs="*", choices=("chengdu", "100k", "1m"),
                         default=["chengdu", "100k", "1m"], help="which networks to run")
+    parser.add_argument("--polygons", nargs="*", choices=("250k", "1m"), default=[],
+                        help="the dissolved tier areas and rings on these synthetic cities")
+    parser.add_argument("--no-peer", action="store_true", help="polygons: skip the old way")
+    parser.add_argument("--repeat", type=int, default=2, help="polygons: runs of ours, best kept")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     profile = get_profile("deyang")
@@ -277,6 +381,8 @@ def main() -> None:
         synthetic(100_000, profile, (200, 2000), peer_sample=0 if args.quick else 5)
     if "1m" in args.cities:
         synthetic(1_000_000, profile, (200, 2000), peer_sample=0)
+    for size in args.polygons:
+        polygons(size, profile, peer=not args.no_peer and size == "250k", repeat=args.repeat)
     print(f"\npeak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.1f} GB")
 
 

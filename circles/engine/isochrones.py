@@ -9,12 +9,20 @@ pieces, and each larger area is merged with the smaller one, so areas nest (up t
 floating-point noise, far below a square millimetre).
 
 Everything is in the network CRS and in metres; :func:`to_wgs84` converts a layer for output.
-The cutting and buffering of the reached streets is in :mod:`circles.engine.street_buffers`.
+The reached stretches are cut in :mod:`circles.engine.street_pieces`; one area per facility is
+buffered in :mod:`circles.engine.street_buffers`; the dissolved areas and rings, whose cost must
+follow the reached frontier and not the whole city, in :mod:`circles.engine.street_areas` (on
+the network's faces, :mod:`circles.engine.street_faces`) and :mod:`circles.engine.area_rings`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,9 +34,12 @@ from numpy.typing import ArrayLike
 
 from ..errors import DataError
 from .anchors import Anchors, anchor_status, check_anchors
+from .area_rings import area_polygon, ring_polygons
 from .network import WalkNetwork
 from .routing import nearest, reach, tier_codes
+from .street_areas import AreaParts, dissolved_parts
 from .street_buffers import ReachedNodes, reached_areas
+from .street_faces import street_faces
 
 if TYPE_CHECKING:
     import pyproj
@@ -42,6 +53,11 @@ __all__ = ["FACILITY_AREAS_DEFAULT", "distance_bands", "facility_area_cap", "fac
 #: grows with the count (a POI dump of 100,000 facilities needs hours and gigabytes), while the
 #: coverage figures, the dissolved tier areas and the rings do not need them.
 FACILITY_AREAS_DEFAULT = 2000
+
+_THREADS = 2
+_PARTS_KEPT = 3  # dissolved areas kept per network: a run reuses one (a city's are 100s of MB)
+_PARTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_PARTS_LOCK = threading.Lock()
 
 
 def to_wgs84(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -172,18 +188,37 @@ def facility_isochrones(net: WalkNetwork, facilities: Anchors, *,
 
 
 def _dissolved(net: WalkNetwork, sources: Anchors, limits: np.ndarray, buffer_metres: float
-               ) -> np.ndarray:
-    """One polygon per limit: the area within each limit of the nearest source."""
-    limits = np.asarray(limits, dtype=float)
-    dist, _ = nearest(net, sources, limit_metres=float(limits.max()) if len(limits) else 0.0)
-    node = np.flatnonzero(np.isfinite(dist))
-    within = dist[node][:, None] <= limits[None, :]
-    nn, jj = np.nonzero(within)
-    src = np.flatnonzero(sources.ok)
-    m = len(limits)
-    return reached_areas(net, ReachedNodes(jj, node[nn], dist[node[nn]]), limits,
-                         np.tile(np.arange(m), len(src)), sources.subset(np.repeat(src, m)),
-                         buffer_metres=buffer_metres, n_groups=1)
+               ) -> list[AreaParts]:
+    """The area within each limit of the nearest source (one multi-source pass for all).
+
+    The last few are kept with the network: a run draws the station tier's area (every
+    facility, 5 minutes) and then the 0-5 minute ring, the same area.
+    """
+    digest = _anchors_digest(sources)
+    keys = [(digest, float(x), float(buffer_metres)) for x in np.asarray(limits, dtype=float)]
+    with _PARTS_LOCK:
+        kept = _PARTS.setdefault(net, OrderedDict())
+        missing = sorted({k[1] for k in keys if k not in kept})
+    if missing:
+        dist, _ = nearest(net, sources, limit_metres=max(missing))
+        done = dissolved_parts(net, dist, np.array(missing), sources, buffer_metres=buffer_metres)
+        with _PARTS_LOCK:
+            for limit, parts in zip(missing, done, strict=True):
+                kept[(digest, limit, float(buffer_metres))] = parts
+            found = {k: kept[k] for k in keys}
+            while len(kept) > _PARTS_KEPT:
+                kept.popitem(last=False)
+        return [found[k] for k in keys]
+    with _PARTS_LOCK:
+        return [kept[k] for k in keys]
+
+
+def _anchors_digest(anchors: Anchors) -> str:
+    """A digest of the anchors' arrays (equal anchors, equal digest)."""
+    h = hashlib.blake2b(digest_size=16)
+    for a in (anchors.edge, anchors.along_m, anchors.offset_m, anchors.x, anchors.y):
+        h.update(b"-" if a is None else np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
 
 
 def tier_isochrones(net: WalkNetwork, facilities: Anchors, tiers: np.ndarray, profile: Profile, *,
@@ -225,10 +260,10 @@ def tier_isochrones(net: WalkNetwork, facilities: Anchors, tiers: np.ndarray, pr
     speed = float(profile.metres_per_minute)
     layers: dict[str, gpd.GeoDataFrame] = {}
     parts = []
-    for tier in profile.tiers:
+    areas = _tier_areas(net, facilities, codes, profile, buffer)
+    for tier, geom in zip(profile.tiers, areas, strict=True):
         metres = float(profile.threshold_metres(tier.code))
         eligible = np.isin(codes, list(profile.eligible(tier.code))) & facilities.ok
-        geom = _dissolved(net, facilities.subset(eligible), np.array([metres]), buffer)
         layers[tier.code] = _tier_layer(tier, geom, metres, speed, int(eligible.sum()), net.crs)
         own = np.flatnonzero(codes == tier.code)
         if per_facility and len(own):
@@ -240,6 +275,22 @@ def tier_isochrones(net: WalkNetwork, facilities: Anchors, tiers: np.ndarray, pr
     if per_facility:
         layers["facilities"] = _facilities_layer(parts, net.crs)
     return layers
+
+
+def _tier_areas(net: WalkNetwork, facilities: Anchors, codes: np.ndarray, profile: Profile,
+                buffer: float) -> list[np.ndarray]:
+    """Each tier's dissolved area (a one-element array), the tiers side by side on two threads."""
+    def one(tier: Tier) -> np.ndarray:
+        eligible = np.isin(codes, list(profile.eligible(tier.code))) & facilities.ok
+        geom = np.empty(1, dtype=object)
+        geom[0] = area_polygon(_dissolved(net, facilities.subset(eligible),
+                                          np.array([float(profile.threshold_metres(tier.code))]),
+                                          buffer)[0])
+        return geom
+
+    street_faces(net).cores(buffer)  # built once, before the threads share them
+    with ThreadPoolExecutor(_THREADS) as pool:  # GEOS and NumPy free the GIL
+        return list(pool.map(one, profile.tiers))
 
 
 def _tier_layer(tier: Tier, geom: np.ndarray, metres: float, speed: float, n_facilities: int,
@@ -297,9 +348,8 @@ def distance_bands(net: WalkNetwork, facilities: Anchors, *, minutes: Sequence[f
                         field="minutes", fix="give limits such as 5, 10, 15")
     speed = float(profile.metres_per_minute)
     buffer = float(profile.street_buffer_metres if buffer_metres is None else buffer_metres)
-    areas = _dissolved(net, facilities, mins * speed, buffer)
-    # Each area is built as a union that includes the one inside it, so they nest.
-    rings = shapely.difference(areas, np.concatenate([[shapely.Polygon()], areas[:-1]]))
+    # Each ring is the larger area less the smaller, from their grown regions and holes.
+    rings = ring_polygons(_dissolved(net, facilities, mins * speed, buffer))
     lo = np.concatenate([[0.0], mins[:-1]])
     out = pd.DataFrame({"band": [f"{a:g}-{b:g}" for a, b in zip(lo, mins, strict=True)], "from_minutes": lo,
                         "to_minutes": mins, "from_metres": lo * speed, "to_metres": mins * speed,

@@ -1,51 +1,29 @@
 """The reached streets of a service area, cut where time runs out and buffered into polygons.
 
-Behind :mod:`circles.engine.isochrones`: from the nodes each origin reaches, every reached edge
-is cut at the exact point along its geometry where the limit is met, the pieces of one origin are
-noded and buffered by a street width, and blocks nobody can reach stay holes. Everything is in
-the network CRS and in metres.
+Behind :mod:`circles.engine.isochrones` for one area per facility (and the reference for the
+dissolved areas of :mod:`circles.engine.street_areas`, which must equal these for one group):
+from the nodes each origin reaches, every reached edge is cut at the exact point along its
+geometry where the limit is met (:mod:`circles.engine.street_pieces`), the pieces of one origin
+are noded and buffered by a street width, and blocks nobody can reach stay holes. Everything is
+in the network CRS and in metres.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 import shapely
-from scipy import sparse
 
 from .anchors import Anchors
 from .network import WalkNetwork
+from .street_pieces import ReachedNodes, edge_substrings, reached_pieces, source_walks
 
 __all__ = ["ReachedNodes", "reached_areas"]
 
 _QUAD_SEGS = 4  # arc segments per quarter circle at ends and bends: 30 m buffer, <= 0.6 m off
 _THREADS = 2  # GEOS releases the GIL in shapely's vectorised functions
-_EPS_M = 1e-9
-_INCIDENCE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-@dataclass(frozen=True)
-class ReachedNodes:
-    """Nodes reached from each origin, an origin being ``group * len(limits) + level``.
-
-    Attributes
-    ----------
-    origin : numpy.ndarray
-        The origin of each reached node.
-    node : numpy.ndarray
-        The node.
-    dist : numpy.ndarray
-        Its walking distance in metres (within that level's limit).
-
-    """
-
-    origin: np.ndarray
-    node: np.ndarray
-    dist: np.ndarray
 
 
 def reached_areas(net: WalkNetwork, reached: ReachedNodes, limits: np.ndarray,
@@ -76,112 +54,18 @@ def reached_areas(net: WalkNetwork, reached: ReachedNodes, limits: np.ndarray,
     """
     m = len(limits)
     lim_o = np.tile(limits, n_groups)
-    p_origin, edge, t0, t1 = _pieces(net, reached, lim_o, src_origin, src)
-    lines = _substrings(net, edge, t0, t1)
+    pieces = reached_pieces(net, reached, lim_o, src_origin, src)
+    lines = edge_substrings(net, pieces.edge, pieces.t0, pieces.t1)
     # The off-network walk from each source to its street belongs to its area too.
-    if src.x is not None and src.y is not None and len(src):
-        sx, sy = src.snap_xy(net)
-        ok = src.ok & np.isfinite(src.x) & (src.offset_m > 0) & (src.offset_m <= lim_o[src_origin])
-        walk = shapely.linestrings(np.stack([np.column_stack([src.x[ok], src.y[ok]]),
-                                             np.column_stack([sx[ok], sy[ok]])], axis=1))
-        p_origin = np.concatenate([p_origin, src_origin[ok]])
-        lines = np.concatenate([lines, walk])
+    rows, walks = source_walks(net, src, lim_o[src_origin])
+    p_origin = np.concatenate([pieces.origin, src_origin[rows]])
+    lines = np.concatenate([lines, walks])
     areas = _street_areas(p_origin, lines, n_groups * m, buffer_metres).reshape(n_groups, m)
     # A larger limit reaches a superset of the streets, so its area contains the smaller one's;
     # a union with it makes that hold exactly, where the buffers' arcs are drawn differently.
     for j in range(1, m):
         areas[:, j] = _threaded(shapely.union, areas[:, j], areas[:, j - 1])
     return areas.ravel()
-
-
-def _pieces(net: WalkNetwork, reached: ReachedNodes, limit: np.ndarray, src_origin: np.ndarray,
-            src: Anchors) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The reached stretches ``[t0, t1]`` (metres from ``u``) of each edge, per origin.
-
-    A point ``t`` along edge ``(u, v)`` is reached when ``d(u) + t``, ``d(v) + length - t`` or,
-    for a source on that edge, ``offset + |along - t|`` is within the limit: up to three
-    intervals, merged where they overlap.
-    """
-    origin, node, dist = reached.origin, reached.node, reached.dist
-    inc = _incidence(net)
-    deg = np.diff(inc.indptr)[node]
-    o = np.repeat(origin, deg)
-    d = np.repeat(dist, deg)
-    pos = np.repeat(inc.indptr[node], deg) + np.arange(deg.sum()) - np.repeat(np.cumsum(deg) - deg, deg)
-    e = inc.indices[pos]
-    from_u = inc.data[pos] > 0
-    length = net.edge_length[e]
-    room = limit[o] - d
-    start = np.where(from_u, 0.0, np.maximum(length - room, 0.0))
-    end = np.where(from_u, np.minimum(room, length), length)
-    s_ok = np.flatnonzero(src.ok)
-    s_e = src.edge[s_ok]
-    s_room = limit[src_origin[s_ok]] - src.offset_m[s_ok]
-    s_keep = s_room >= 0
-    s_len = net.edge_length[s_e]
-    s_a = np.minimum(src.along_m[s_ok], s_len)
-    key = np.concatenate([o * net.n_edges + e, (src_origin[s_ok] * net.n_edges + s_e)[s_keep]])
-    start = np.concatenate([start, np.maximum(s_a - s_room, 0.0)[s_keep]])
-    end = np.concatenate([end, np.minimum(s_a + s_room, s_len)[s_keep]])
-    key, start, end = _merge_intervals(key, start, end)
-    return key // net.n_edges, key % net.n_edges, start, end
-
-
-def _merge_intervals(key: np.ndarray, start: np.ndarray, end: np.ndarray
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Union of intervals sharing a key (one row per disjoint piece)."""
-    if len(key) == 0:
-        return key, start, end
-    order = np.lexsort((start, key))
-    key, start, end = key[order], start[order], end[order]
-    new_key = np.ones(len(key), dtype=bool)
-    new_key[1:] = key[1:] != key[:-1]
-    # Lift each key's values above every earlier key's so one running maximum serves all keys.
-    lift = (np.cumsum(new_key) - 1) * (float(end.max()) + 1.0)
-    reach_end = np.maximum.accumulate(end + lift) - lift
-    new_piece = new_key.copy()
-    new_piece[1:] |= start[1:] > reach_end[:-1]
-    first = np.flatnonzero(new_piece)
-    return key[first], start[first], np.maximum.reduceat(end, first)
-
-
-def _incidence(net: WalkNetwork) -> sparse.csr_matrix:
-    """Node × edge incidence; data 1 where the node is the edge's ``u`` end, -1 at ``v``."""
-    inc = _INCIDENCE.get(net)
-    if inc is None:
-        e = np.arange(net.n_edges)
-        inc = sparse.csr_matrix((np.concatenate([np.ones(net.n_edges), -np.ones(net.n_edges)]),
-                                 (np.concatenate([net.edge_u, net.edge_v]), np.concatenate([e, e]))),
-                                shape=(net.n_nodes, net.n_edges))
-        _INCIDENCE[net] = inc  # a network's arrays never change once it is built
-    return inc
-
-
-def _substrings(net: WalkNetwork, edge: np.ndarray, t0: np.ndarray, t1: np.ndarray) -> np.ndarray:
-    """The stretch ``[t0, t1]`` metres of each edge's geometry (whole edges reused as they are)."""
-    length = net.edge_length[edge]
-    out = net.edge_geometry[edge].copy()
-    part = np.flatnonzero((t0 > _EPS_M) | (t1 < length - _EPS_M))
-    if len(part) == 0:
-        return out
-    g = out[part]
-    scale = shapely.length(g) / length[part]
-    a, b = t0[part] * scale, t1[part] * scale
-    coords, which = shapely.get_coordinates(g, return_index=True)
-    step = np.hypot(*np.diff(coords, axis=0).T)
-    step[which[1:] != which[:-1]] = 0.0
-    cum = np.concatenate([[0.0], np.cumsum(step)])
-    cum -= cum[np.searchsorted(which, which)]  # distance along its own line
-    inner = (cum > a[which]) & (cum < b[which])
-    ends = shapely.get_coordinates(shapely.line_interpolate_point(np.concatenate([g, g]),
-                                                                  np.concatenate([a, b])))
-    n = len(part)
-    pts = np.concatenate([ends[:n], coords[inner], ends[n:]])
-    idx = np.concatenate([np.arange(n), which[inner], np.arange(n)])
-    rank = np.concatenate([np.zeros(n), 1.0 + np.flatnonzero(inner), np.full(n, np.inf)])
-    order = np.lexsort((rank, idx))
-    out[part] = shapely.linestrings(pts[order], indices=idx[order])
-    return out
 
 
 def _threaded(func: Callable[..., np.ndarray], *arrays: np.ndarray) -> np.ndarray:

@@ -1,0 +1,276 @@
+"""The blocks of a street network, found once: faces, which face lies on each side of each street.
+
+A dissolved service area needs the faces (blocks) that its reached streets enclose. Every such
+face is a union of the whole network's faces, merged across the streets that are not reached
+whole, so the network is noded and polygonized once (:func:`street_faces`, cached with the
+network) and each area only labels faces: a connected-components pass over the face adjacency,
+instead of noding and polygonizing its own streets again. Everything is in the network CRS.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import shapely
+from scipy import sparse
+from scipy.sparse import csgraph
+
+from .network import WalkNetwork
+
+__all__ = ["StreetFaces", "face_components", "street_faces"]
+
+_QUAD_SEGS = 4  # as the street buffers: the arcs must be drawn the same way
+_THREADS = 2
+_NEAR_M = 1e-6  # a noded piece lies on its parent edge within this
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+@dataclass
+class StreetFaces:
+    """A network noded into links, its faces, and the faces on each side of each link.
+
+    Attributes
+    ----------
+    links : numpy.ndarray
+        The noded streets: every edge that crosses or overlaps no other is one link; the others
+        are split where they cross.
+    pair_link, pair_edge, pair_a, pair_b : numpy.ndarray
+        Each link's stretch ``[a, b]`` metres (from ``u``) of the edge it lies on (an overlap lies
+        on several).
+    pair_flip : numpy.ndarray
+        True where the link runs from ``b`` to ``a``.
+    faces : numpy.ndarray
+        The bounded faces (polygons).
+    left, right : numpy.ndarray
+        The face on each side of each link (``-1``: the unbounded outside).
+    tree : shapely.STRtree
+        The links, for finding what a source's walk crosses.
+
+    """
+
+    links: np.ndarray
+    pair_link: np.ndarray
+    pair_edge: np.ndarray
+    pair_a: np.ndarray
+    pair_b: np.ndarray
+    pair_flip: np.ndarray
+    faces: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    tree: shapely.STRtree
+    _cores: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def n_faces(self) -> int:
+        """Number of bounded faces."""
+        return len(self.faces)
+
+    def cores(self, radius: float) -> np.ndarray:
+        """Each face shrunk by ``radius``: what stays out of reach when its streets are reached."""
+        with _LOCK:
+            if radius not in self._cores:
+                halves = np.array_split(self.faces, _THREADS)
+                with ThreadPoolExecutor(_THREADS) as pool:  # GEOS frees the GIL
+                    done = pool.map(lambda f: shapely.buffer(f, -radius, quad_segs=_QUAD_SEGS),
+                                    halves)
+                    self._cores[radius] = np.concatenate(list(done))
+            return self._cores[radius]
+
+
+def street_faces(net: WalkNetwork) -> StreetFaces:
+    """The network's :class:`StreetFaces`, built on first use and kept with the network."""
+    with _LOCK:
+        found = _CACHE.get(net)
+        if found is None:
+            found = _build(net)
+            _CACHE[net] = found  # a network's arrays never change once it is built
+        return found
+
+
+def face_components(faces: StreetFaces, cut: np.ndarray) -> tuple[np.ndarray, int]:
+    """Faces joined across the links that do not separate them.
+
+    Parameters
+    ----------
+    faces
+        The network's faces.
+    cut
+        True for each link that separates its two sides (a street reached whole).
+
+    Returns
+    -------
+    labels : numpy.ndarray
+        The component of each face, and at ``n_faces`` the outside's.
+    outside : int
+        The outside's component.
+
+    """
+    n = faces.n_faces + 1
+    open_ = ~cut
+    a = np.where(faces.left[open_] < 0, n - 1, faces.left[open_])
+    b = np.where(faces.right[open_] < 0, n - 1, faces.right[open_])
+    graph = sparse.coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
+    _, labels = csgraph.connected_components(graph, directed=False)
+    return labels, int(labels[n - 1])
+
+
+def _build(net: WalkNetwork) -> StreetFaces:
+    """Node the network where edges cross, polygonize it and find each link's two faces."""
+    geom = np.asarray(net.edge_geometry, dtype=object)
+    flagged = _crossing_edges(net, geom)
+    plain = np.flatnonzero(~flagged)
+    links = [geom[plain]]
+    pairs: list[tuple[np.ndarray, ...]] = [(np.arange(len(plain)), plain, np.zeros(len(plain)),
+                                             net.edge_length[plain],
+                                             np.zeros(len(plain), dtype=bool))]
+    if flagged.any():
+        cut = shapely.get_parts(shapely.union_all(geom[flagged]))
+        pairs.append(_parents(net, geom, np.flatnonzero(flagged), cut, len(plain)))
+        links.append(cut)
+    all_links = np.concatenate(links)
+    p_link, p_edge, p_a, p_b, p_flip = (np.concatenate(c) for c in zip(*pairs, strict=True))
+    # Kept as polygonize draws them (shells clockwise): a negative buffer of the same block
+    # drawn the other way round can differ by square metres, and the old areas used these.
+    polys = shapely.get_parts(shapely.polygonize(all_links))
+    left, right = _sides(all_links, polys)
+    return StreetFaces(all_links, p_link, p_edge, p_a, p_b, p_flip, polys, left, right,
+                       shapely.STRtree(all_links))
+
+
+def _crossing_edges(net: WalkNetwork, geom: np.ndarray) -> np.ndarray:
+    """Edges that meet another edge anywhere but at shared end nodes (they must be noded)."""
+    flagged = ~shapely.is_simple(geom)
+    a, b = shapely.STRtree(geom).query(geom)
+    keep = a < b
+    a, b = a[keep], b[keep]
+    u, v = net.edge_u, net.edge_v
+    shared = (u[a] == u[b]) | (u[a] == v[b]) | (v[a] == u[b]) | (v[a] == v[b])
+    apart = ~shared
+    hit = np.zeros(len(a), dtype=bool)
+    hit[apart] = shapely.intersects(geom[a[apart]], geom[b[apart]])
+    # Two straight segments from one node meet again only when they overlap; others, checked.
+    two = (shapely.get_num_coordinates(geom) == 2)
+    check = shared & ~(two[a] & two[b] & ~_collinear(net, a, b))
+    check_idx = np.flatnonzero(check)
+    hit[check_idx] = ~shapely.relate_pattern(geom[a[check_idx]], geom[b[check_idx]], "FF*F*****")
+    flagged[a[hit]] = True
+    flagged[b[hit]] = True
+    return flagged
+
+
+def _collinear(net: WalkNetwork, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Whether the straight edges ``a`` and ``b`` point along one line (within rounding)."""
+    ax, ay = net.x[net.edge_v[a]] - net.x[net.edge_u[a]], net.y[net.edge_v[a]] - net.y[net.edge_u[a]]
+    bx, by = net.x[net.edge_v[b]] - net.x[net.edge_u[b]], net.y[net.edge_v[b]] - net.y[net.edge_u[b]]
+    cross = np.abs(ax * by - ay * bx)
+    return cross <= 1e-9 * (np.hypot(ax, ay) * np.hypot(bx, by) + 1e-12)
+
+
+def _parents(net: WalkNetwork, geom: np.ndarray, flagged: np.ndarray, cut: np.ndarray,
+             first: int) -> tuple[np.ndarray, ...]:
+    """Which flagged edge(s) each noded link lies on, and its stretch of each."""
+    mid = shapely.line_interpolate_point(cut, 0.5, normalized=True)
+    li, pi = shapely.STRtree(geom[flagged]).query(mid, predicate="dwithin", distance=_NEAR_M)
+    edge = flagged[pi]
+    start = shapely.get_point(cut[li], 0)
+    end = shapely.get_point(cut[li], -1)
+    on = ((shapely.distance(start, geom[edge]) <= _NEAR_M)
+          & (shapely.distance(end, geom[edge]) <= _NEAR_M))
+    li, edge, start, end = li[on], edge[on], start[on], end[on]
+    scale = net.edge_length[edge] / np.maximum(shapely.length(geom[edge]), 1e-300)
+    a = shapely.line_locate_point(geom[edge], start) * scale
+    b = shapely.line_locate_point(geom[edge], end) * scale
+    flip = a > b
+    return first + li, edge, np.minimum(a, b), np.maximum(a, b), flip
+
+
+def _sides(links: np.ndarray, polys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The face left and right of each link, from the faces' rings (their coordinates are the
+    links' own, so a link's first segment is found among the ring segments exactly)."""
+    n = len(links)
+    left = np.full(n, -1, dtype=np.int64)
+    right = np.full(n, -1, dtype=np.int64)
+    rings, r_face = shapely.get_rings(polys, return_index=True)
+    shell = np.ones(len(rings), dtype=bool)
+    shell[1:] = r_face[1:] != r_face[:-1]
+    # The face lies left of a counter-clockwise shell's segments and of a clockwise hole's.
+    face_left = shapely.is_ccw(rings) == shell
+    coords, r_idx = shapely.get_coordinates(rings, return_index=True)
+    same = r_idx[1:] == r_idx[:-1]
+    seg = np.hstack([coords[:-1][same], coords[1:][same]])
+    flip = ~face_left[r_idx[:-1][same]]
+    seg[flip] = seg[flip][:, [2, 3, 0, 1]]
+    seg_face = r_face[r_idx[:-1][same]]
+    l_seg = _first_segments(links)
+    found = np.flatnonzero(np.isfinite(l_seg[:, 0]))
+    for side, probe in ((left, l_seg[found]), (right, l_seg[found][:, [2, 3, 0, 1]])):
+        hit, where = _match_rows(seg, probe)
+        side[found[hit]] = seg_face[where]
+    # Links that bound no face (dead ends, bridges between parts) lie inside one face or outside.
+    loose = np.flatnonzero((left < 0) & (right < 0))
+    if len(loose) and len(polys):
+        mid = shapely.line_interpolate_point(links[loose], 0.5, normalized=True)
+        pi, fi = shapely.STRtree(polys).query(mid, predicate="within")
+        left[loose[pi]] = fi
+        right[loose[pi]] = fi
+    return left, right
+
+
+def _first_segments(links: np.ndarray) -> np.ndarray:
+    """Each link's first segment of non-zero length as ``x0, y0, x1, y1`` (NaN if none)."""
+    coords, idx = shapely.get_coordinates(links, return_index=True)
+    same = idx[1:] == idx[:-1]
+    moves = same & np.any(coords[1:] != coords[:-1], axis=1)
+    pos = np.flatnonzero(moves)
+    out = np.full((len(links), 4), np.nan)
+    if len(pos):
+        owner = idx[pos]
+        first = np.ones(len(pos), dtype=bool)
+        first[1:] = owner[1:] != owner[:-1]
+        pos, owner = pos[first], owner[first]
+        out[owner] = np.hstack([coords[pos], coords[pos + 1]])
+    return out
+
+
+def _match_rows(table: np.ndarray, probe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``probe`` found exactly in ``table`` (whose rows are distinct): their positions
+    in ``probe`` and rows in ``table``."""
+    if len(table) == 0 or len(probe) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    t_key, p_key = _row_hash(table), _row_hash(probe)
+    order = np.argsort(t_key)
+    pos = np.minimum(np.searchsorted(t_key[order], p_key), len(table) - 1)
+    cand = order[pos]
+    hit = (t_key[cand] == p_key) & np.all(table[cand] == probe, axis=1)
+    if np.any((t_key[cand] == p_key) & ~hit):  # pragma: no cover - a hash collision
+        return _match_rows_sorted(table, probe)
+    return np.flatnonzero(hit), cand[hit]
+
+
+def _row_hash(rows: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each row of float64 coordinates, from their bits."""
+    bits = np.ascontiguousarray(rows, dtype=np.float64).view(np.uint64)
+    key = np.zeros(len(rows), dtype=np.uint64)
+    for j in range(bits.shape[1]):  # four columns
+        key = (key ^ bits[:, j]) * np.uint64(0x100000001B3)
+        key ^= key >> np.uint64(29)
+    return key
+
+
+def _match_rows_sorted(table: np.ndarray, probe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """As :func:`_match_rows`, by sorting all rows together (no hashing)."""
+    rows = np.concatenate([table, probe])
+    # A stable sort keeps a table row ahead of the probe rows equal to it.
+    order = np.lexsort(rows.T[::-1])
+    ranked = rows[order]
+    new_run = np.ones(len(rows), dtype=bool)
+    new_run[1:] = np.any(ranked[1:] != ranked[:-1], axis=1)
+    head = order[np.flatnonzero(new_run)][np.cumsum(new_run) - 1]
+    is_probe = order >= len(table)
+    hit = is_probe & (head < len(table))
+    return order[hit] - len(table), head[hit]

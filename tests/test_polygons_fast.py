@@ -1,0 +1,201 @@
+"""Dissolved areas and rings at city scale (issue 20) against the old way of drawing them.
+
+The new path labels the network's faces once and assembles holes directly
+(``circles.engine.street_areas``, ``circles.engine.area_rings``). The oracle here is the old
+path, kept as a separate computation: the reached stretches of one group noded, polygonized and
+buffered per area (``street_buffers.reached_areas`` with one group, what ``_dissolved`` called
+before), and each ring as a shapely difference of two such areas. A second, looser oracle is
+shapely buffering the reached stretches directly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyproj
+import pytest
+import shapely
+
+from circles.engine.anchors import Anchors
+from circles.engine.isochrones import distance_bands, tier_isochrones
+from circles.engine.network import WalkNetwork
+from circles.engine.routing import nearest, tier_codes
+from circles.engine.street_buffers import ReachedNodes, reached_areas
+from circles.engine.street_pieces import edge_substrings, reached_pieces, source_walks
+from circles.engine.synthetic import make_city, random_points
+from circles.readers.profiles import get_profile
+
+UTM = pyproj.CRS.from_epsg(32648)
+REL = 1e-6  # symmetric difference over area
+
+
+def _old_areas(net, sources: Anchors, limits, buffer: float) -> np.ndarray:
+    """The old dissolved areas: one multi-source pass, then the per-group buffering, one group."""
+    limits = np.asarray(limits, dtype=float)
+    dist, _ = nearest(net, sources, limit_metres=float(limits.max()))
+    node = np.flatnonzero(np.isfinite(dist))
+    nn, jj = np.nonzero(dist[node][:, None] <= limits[None, :])
+    src = np.flatnonzero(sources.ok)
+    m = len(limits)
+    return reached_areas(net, ReachedNodes(jj, node[nn], dist[node[nn]]), limits,
+                         np.tile(np.arange(m), len(src)), sources.subset(np.repeat(src, m)),
+                         buffer_metres=buffer, n_groups=1)
+
+
+def _old_rings(areas: np.ndarray) -> np.ndarray:
+    return shapely.difference(areas, np.concatenate([[shapely.Polygon()], areas[:-1]]))
+
+
+def _rel(a, b) -> float:
+    return float(shapely.area(shapely.symmetric_difference(a, b)) / max(shapely.area(b), 1e-12))
+
+
+def _snapped(net, k: int, seed: int) -> Anchors:
+    x, y = random_points(net, k, seed=seed)
+    return Anchors.from_points(net, x, y, max_metres=300)
+
+
+def _check_against_old(net, fac: Anchors, tiers: np.ndarray) -> None:
+    profile = get_profile("deyang")
+    buffer = profile.street_buffer_metres
+    layers = tier_isochrones(net, fac, tiers, profile, per_facility=False)
+    codes = tier_codes(tiers, profile)
+    for tier in profile.tiers:
+        eligible = np.isin(codes, list(profile.eligible(tier.code))) & fac.ok
+        old = _old_areas(net, fac.subset(eligible), [profile.threshold_metres(tier.code)], buffer)[0]
+        new = layers[tier.code].geometry[0]
+        assert shapely.is_valid(new)
+        assert _rel(new, old) <= REL, tier.code
+    bands = distance_bands(net, fac, profile=profile)
+    limits = [5 * profile.metres_per_minute, 10 * profile.metres_per_minute,
+              15 * profile.metres_per_minute]
+    old_rings = _old_rings(_old_areas(net, fac, limits, buffer))
+    for new, old in zip(bands.geometry, old_rings, strict=True):
+        assert shapely.is_valid(new)
+        assert _rel(new, old) <= REL
+
+
+def test_chengdu_tier_areas_and_rings_equal_the_old_method(chengdu_net):
+    fac = _snapped(chengdu_net, 24, seed=31)
+    codes = [t.code for t in get_profile("deyang").tiers]
+    _check_against_old(chengdu_net, fac, np.array(codes * 8))
+
+
+def test_synthetic_city_tier_areas_and_rings_equal_the_old_method():
+    net = make_city(20_000, seed=3)
+    fac = _snapped(net, 60, seed=4)
+    tiers = np.array(["district"] * 6 + ["community"] * 18 + ["station"] * 36)
+    _check_against_old(net, fac, tiers)
+
+
+def test_rings_partition_the_fifteen_minute_area(chengdu_net):
+    profile = get_profile("deyang")
+    fac = _snapped(chengdu_net, 10, seed=32)
+    rings = distance_bands(chengdu_net, fac, profile=profile).geometry.to_numpy()
+    whole = _old_areas(chengdu_net, fac, [15 * profile.metres_per_minute],
+                       profile.street_buffer_metres)[0]
+    for i in range(3):
+        for j in range(i + 1, 3):
+            assert shapely.intersection(rings[i], rings[j]).area <= 1e-9 * whole.area
+    assert _rel(shapely.union_all(rings), whole) <= REL
+
+
+def test_the_dissolved_area_is_close_to_buffering_the_pieces_directly(chengdu_net):
+    # Shapely's buffer of the reached stretches draws round ends where the streets meet, the
+    # area draws the grown blocks' corners: arcs of 22.5 degrees either way, placed differently.
+    profile = get_profile("deyang")
+    fac = _snapped(chengdu_net, 6, seed=33)
+    limit = 750.0
+    layers = tier_isochrones(chengdu_net, fac, np.array(["community"] * 6), profile,
+                             per_facility=False)
+    dist, _ = nearest(chengdu_net, fac, limit_metres=limit)
+    node = np.flatnonzero(dist <= limit)
+    src = fac.subset(np.flatnonzero(fac.ok))
+    pieces = reached_pieces(chengdu_net, ReachedNodes(np.zeros(len(node), dtype=np.int64), node,
+                                                      dist[node]),
+                            np.array([limit]), np.zeros(len(src), dtype=np.int64), src)
+    lines = edge_substrings(chengdu_net, pieces.edge, pieces.t0, pieces.t1)
+    _, walks = source_walks(chengdu_net, src, np.full(len(src), limit))
+    direct = shapely.union_all(shapely.buffer(np.concatenate([lines, walks]),
+                                              profile.street_buffer_metres, quad_segs=4))
+    assert _rel(layers["community"].geometry[0], direct) <= 1e-3
+
+
+def _net(x, y, u, v) -> WalkNetwork:
+    return WalkNetwork.from_lines(x=np.asarray(x, float), y=np.asarray(y, float), node_id=None,
+                                  edge_u=np.asarray(u), edge_v=np.asarray(v), edge_geometry=None,
+                                  crs=UTM)
+
+
+def _ring_road_with_spur() -> WalkNetwork:
+    # A 400 m square of streets (a node every 100 m) and a dead end from (200, 400) to (200, 100).
+    side = [(0, 0), (100, 0), (200, 0), (300, 0), (400, 0), (400, 100), (400, 200), (400, 300),
+            (400, 400), (300, 400), (200, 400), (100, 400), (0, 400), (0, 300), (0, 200),
+            (0, 100)]
+    x = [p[0] for p in side] + [200, 200]
+    y = [p[1] for p in side] + [250, 100]
+    n = len(side)
+    u = [*range(n), 10, 16]
+    v = [*[(i + 1) % n for i in range(n)], 16, 17]
+    return _net(x, y, u, v)
+
+
+def test_an_unreached_block_inside_stays_a_hole():
+    net = _ring_road_with_spur()
+    fac = Anchors.at_nodes(net, [0])
+    profile = get_profile("deyang")
+    # 800 m reaches the whole square (its far corner is 800 m away) and the spur down to y = 200.
+    bands = distance_bands(net, fac, minutes=[800 / profile.metres_per_minute], profile=profile,
+                           buffer_metres=30)
+    area = bands.geometry[0]
+    assert shapely.is_valid(area)
+    assert sum(len(p.interiors) for p in shapely.get_parts(area)) == 1
+    for x, y in ((100, 100), (300, 300), (200, 150), (200, 169), (31, 200)):
+        assert not shapely.covers(area, shapely.Point(x, y)), (x, y)
+    for x, y in ((200, 215), (200, 171), (171, 300), (29, 200), (0, -29)):
+        assert shapely.covers(area, shapely.Point(x, y)), (x, y)
+    old = _old_areas(net, fac, [800.0], 30.0)[0]
+    assert _rel(area, old) <= REL
+
+
+def test_rings_of_a_hole_that_fills_up():
+    net = _ring_road_with_spur()
+    fac = Anchors.at_nodes(net, [0])
+    profile = get_profile("deyang")
+    minutes = np.array([300, 600, 800, 900]) / profile.metres_per_minute
+    bands = distance_bands(net, fac, minutes=minutes, profile=profile, buffer_metres=30)
+    old = _old_rings(_old_areas(net, fac, minutes * profile.metres_per_minute, 30.0))
+    for new, ref in zip(bands.geometry, old, strict=True):
+        assert shapely.is_valid(new)
+        assert _rel(new, ref) <= REL
+    # The spur's last stretch is reached between 800 and 900 m: it cuts into the hole.
+    assert shapely.covers(bands.geometry[3], shapely.Point(200, 150))
+
+
+def test_a_walk_across_a_street_is_noded_as_before():
+    # A 3 x 3 grid; a facility at (50, 150) attached to the street y = 0 (its walk crosses the
+    # street y = 100): the blocks then come from noding, not from the network's faces.
+    xs, ys = np.meshgrid([0.0, 100.0, 200.0], [0.0, 100.0, 200.0], indexing="ij")
+    idx = np.arange(9).reshape(3, 3)
+    u = np.concatenate([idx[:-1, :].ravel(), idx[:, :-1].ravel()])
+    v = np.concatenate([idx[1:, :].ravel(), idx[:, 1:].ravel()])
+    net = _net(xs.ravel(), ys.ravel(), u, v)
+    edge = int(np.flatnonzero((net.y[net.edge_u] == 0) & (net.y[net.edge_v] == 0)
+                              & (np.minimum(net.x[net.edge_u], net.x[net.edge_v]) == 0))[0])
+    fac = Anchors(edge=[edge], along_m=[50.0], offset_m=[150.0], x=[50.0], y=[150.0])
+    profile = get_profile("deyang")
+    bands = distance_bands(net, fac, minutes=[4, 6], profile=profile, buffer_metres=10)
+    old = _old_rings(_old_areas(net, fac, np.array([4, 6]) * profile.metres_per_minute, 10.0))
+    for new, ref in zip(bands.geometry, old, strict=True):
+        assert shapely.is_valid(new)
+        assert _rel(new, ref) <= REL
+
+
+@pytest.mark.parametrize("limit", [0.0, 1e-9])
+def test_nothing_reached_is_an_empty_area(limit):
+    net = _ring_road_with_spur()
+    fac = Anchors.at_nodes(net, [0])
+    layers = tier_isochrones(net, fac.subset(np.array([False])), np.array([], dtype=object),
+                             get_profile("deyang"), per_facility=False)
+    assert all(layer.geometry[0].is_empty for layer in layers.values())
+    bands = distance_bands(net, fac, minutes=[limit + 1e-6], profile="deyang", buffer_metres=5)
+    assert bands.geometry[0].area == pytest.approx(np.pi * 25, rel=0.05)
