@@ -195,3 +195,17 @@ def test_compare_shows_served_rising_with_capacity(runs, tmp_path):
     note = changes[changes["kind"] == "provision not compared"]
     assert "earlier folder has no provision_by_tier.csv" in note["detail"].iloc[0]
     assert (changes["kind"] == "coverage people").any()
+
+
+def test_above_the_facility_areas_cap_provision_is_left_out_and_said(data_dir, chengdu_pbf, tmp_path):
+    # Provision needs each complex's own circle: a POI dump past the cap would need billions of
+    # pairs, so it is skipped with a note, and every other table is still written.
+    inputs = RunInputs(network=chengdu_pbf, facilities=data_dir / "chengdu_facilities.csv",
+                       facility_areas="none")
+    with pytest.warns(UserWarning, match="provision under capacity not written"):
+        run = coverage_run(inputs, tmp_path / "capped", draw_map=False)
+    assert run.extras["provision"] is None
+    assert not (tmp_path / "capped" / "provision_by_tier.csv").exists()
+    assert (tmp_path / "capped" / "coverage_by_tier.csv").exists()
+    block = json.loads((tmp_path / "capped" / "manifest.json").read_text(encoding="utf-8"))["provision"]
+    assert block["solved"] is False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -186,10 +187,10 @@ def _coverage_run(inputs: RunInputs, folder: Path, *, manifest: Manifest | None,
     if inputs.services or "services" in result.facilities.columns:
         with manifest.timed("services"):
             access = _services(inputs, net, result, profile, manifest)
-    prov = _provision(result, manifest)
+    prov = _provision(result, manifest, inputs.facility_areas)
     with manifest.timed("gaps"):
         gaps = gap_hexagons(result)
-        short = short_hexagons(result, prov)
+        short = None if prov is None else short_hexagons(result, prov)
     with manifest.timed("isochrones"):
         iso = isochrone_layers(net, result.facilities, profile, facility_areas=inputs.facility_areas)
     manifest.set("facility_areas", facility_areas_note(
@@ -223,17 +224,26 @@ def _coverage_run(inputs: RunInputs, folder: Path, *, manifest: Manifest | None,
     return out_run
 
 
-def _provision(result, manifest: Manifest):
+def _provision(result, manifest: Manifest, facility_areas: str | int | None):
     """Provision under capacity per tier (stage ``provision``), kept in ``result.extras`` so the
     facility table carries it; the manifest's ``provision`` block gives the capacity rule, the
     figures per tier and each tier's model size and solve time."""
+    from ..engine.isochrones import facility_areas_note
     from ..engine.provision_tiers import provision
 
+    # Provision needs every complex's own circle, which is what --facility-areas governs: a POI
+    # dump of 100,000 points would need billions of pairs, so above the cap it is left out, said.
+    note = facility_areas_note(int((result.facilities["status"] == "ok").sum()), facility_areas)
+    if not note["written"]:
+        message = note["message"].replace("per-facility areas and pop_in_circle", "provision under capacity")
+        manifest.set("provision", {"solved": False, "message": message})
+        warnings.warn(message, UserWarning, stacklevel=2)
+        return None
     with manifest.timed("provision"):
         prov = provision(result)
     result.extras["provision"] = prov
     manifest.set("provision", {
-        "rule": prov.rule,
+        "solved": True, "rule": prov.rule,
         "by_tier": prov.by_tier().replace({np.nan: None}).to_dict(orient="records"),
         "models": {code: {**prov.stats[code], "solve_seconds": round(prov.seconds[code], 3)}
                    for code in prov.stats}})
