@@ -32,30 +32,10 @@ from scipy import sparse
 from scipy.sparse import csgraph
 
 from circles.engine.network import WalkNetwork
-from circles.engine.synthetic import make_city
+from circles.engine.synthetic import city_arrays, make_city
 
 CRS = pyproj.CRS.from_epsg(32648)  # as make_city
-ORIGIN = (404_000.0, 3_390_000.0)
 TARGET_S = 2.0
-
-
-def city_arrays(n_nodes: int, *, block_metres: float = 80.0, missing_share: float = 0.05,
-                diagonal_share: float = 0.03, jitter_metres: float = 8.0, seed: int = 0):
-    """The nodes and edges ``make_city`` builds its network from (same steps, same draws)."""
-    rng = np.random.default_rng(seed)
-    side = max(2, int(np.ceil(np.sqrt(n_nodes))))
-    ii, jj = np.meshgrid(np.arange(side), np.arange(side), indexing="ij")
-    idx = (ii * side + jj).ravel()
-    x = ORIGIN[0] + ii.ravel() * block_metres + rng.normal(0, jitter_metres, side * side)
-    y = ORIGIN[1] + jj.ravel() * block_metres + rng.normal(0, jitter_metres, side * side)
-    grid = idx.reshape(side, side)
-    u = np.concatenate([grid[:-1, :].ravel(), grid[:, :-1].ravel()])
-    v = np.concatenate([grid[1:, :].ravel(), grid[:, 1:].ravel()])
-    keep = rng.random(len(u)) >= missing_share
-    u, v = u[keep], v[keep]
-    cells = grid[:-1, :-1].ravel()
-    diag = cells[rng.random(len(cells)) < diagonal_share]
-    return x, y, np.concatenate([u, diag]), np.concatenate([v, diag + side + 1])
 
 
 def _best(func, repeat: int) -> tuple[float, float, object]:

@@ -7,7 +7,7 @@ import pyproj
 
 from .network import WalkNetwork
 
-__all__ = ["make_city", "random_points"]
+__all__ = ["city_arrays", "make_city", "random_points"]
 
 # Placed in UTM zone 48N around central Chengdu, so lon/lat outputs are plausible.
 _CRS = pyproj.CRS.from_epsg(32648)
@@ -40,6 +40,18 @@ def make_city(n_nodes: int, *, block_metres: float = 80.0, missing_share: float 
         The largest connected component, in UTM zone 48N.
 
     """
+    x, y, u, v = city_arrays(n_nodes, block_metres=block_metres, missing_share=missing_share,
+                             diagonal_share=diagonal_share, jitter_metres=jitter_metres, seed=seed)
+    side = max(2, int(np.ceil(np.sqrt(n_nodes))))
+    return WalkNetwork.from_lines(x=x, y=y, node_id=None, edge_u=u, edge_v=v, edge_geometry=None,
+                                  crs=_CRS, source=f"synthetic city ({side}x{side} grid, seed {seed})")
+
+
+def city_arrays(n_nodes: int, *, block_metres: float = 80.0, missing_share: float = 0.05,
+                diagonal_share: float = 0.03, jitter_metres: float = 8.0, seed: int = 0
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The node coordinates (UTM 48N metres) and edge ends :func:`make_city` builds from, before
+    the network drops loops, duplicates and small components (for benchmarks of that step)."""
     rng = np.random.default_rng(seed)
     side = max(2, int(np.ceil(np.sqrt(n_nodes))))
     ii, jj = np.meshgrid(np.arange(side), np.arange(side), indexing="ij")
@@ -53,10 +65,7 @@ def make_city(n_nodes: int, *, block_metres: float = 80.0, missing_share: float 
     u, v = u[keep], v[keep]
     cells = grid[:-1, :-1].ravel()
     diag = cells[rng.random(len(cells)) < diagonal_share]
-    u = np.concatenate([u, diag])
-    v = np.concatenate([v, diag + side + 1])
-    return WalkNetwork.from_lines(x=x, y=y, node_id=None, edge_u=u, edge_v=v, edge_geometry=None,
-                                  crs=_CRS, source=f"synthetic city ({side}x{side} grid, seed {seed})")
+    return x, y, np.concatenate([u, diag]), np.concatenate([v, diag + side + 1])
 
 
 def random_points(net: WalkNetwork, n: int, *, seed: int = 0, spread_metres: float = 40.0
