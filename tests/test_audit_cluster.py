@@ -279,7 +279,7 @@ def test_a_lost_worker_reruns_its_city(cities, reference, cluster, tmp_path, sca
     table = done["summary"].table.set_index("city")
     assert table.loc["broken", "status"] == "failed"
     assert "broken.csv" in table.loc["broken", "error"]
-    assert table.loc[["a", "b"], "status"].tolist() == ["done", "done"]
+    assert table.loc[["a", "b"], "status"].tolist() == ["done", "done"], table[["status", "error"]].to_string()
     assert table.loc[city, "retried"] == 1
     assert table.drop(index=[city, "broken"])["retried"].tolist() == [0]
     assert table.loc[city, "worker"] != victim

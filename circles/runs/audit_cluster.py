@@ -181,7 +181,9 @@ def _submit(client, job: CityJob, *, task: Callable, path_keys: Sequence[str], s
     for path, data in payload.items():
         if len(data) > scatter_bytes:
             try:
-                payload[path] = client.scatter(data, hash=True)
+                # A fresh key per attempt: a hashed key is shared by every city shipping the same
+                # file, and after a lost worker it can name data that is gone, again and again.
+                payload[path] = client.scatter(data, hash=False)
             except (OSError, TimeoutError):  # the worker chosen was lost as it came: send inline
                 continue
             job.held.append(payload[path])
