@@ -2,8 +2,8 @@
 
 A dissolved service area needs the faces (blocks) that its reached streets enclose. Every such
 face is a union of the whole network's faces, merged across the streets that are not reached
-whole, so the network is noded and polygonized once (:func:`street_faces`, cached with the
-network) and each area only labels faces: a connected-components pass over the face adjacency,
+whole, so the network is noded and its faces walked once (:func:`street_faces`, cached with
+the network; :mod:`circles.engine.face_walk`) and each area only labels faces: a connected-components pass over the face adjacency,
 instead of noding and polygonizing its own streets again. Everything is in the network CRS.
 """
 
@@ -19,6 +19,7 @@ import shapely
 from scipy import sparse
 from scipy.sparse import csgraph
 
+from .face_walk import walked_faces
 from .network import WalkNetwork
 
 __all__ = ["StreetFaces", "face_components", "street_faces"]
@@ -134,10 +135,9 @@ def _build(net: WalkNetwork) -> StreetFaces:
         links.append(cut)
     all_links = np.concatenate(links)
     p_link, p_edge, p_a, p_b, p_flip = (np.concatenate(c) for c in zip(*pairs, strict=True))
-    # Kept as polygonize draws them (shells clockwise): a negative buffer of the same block
-    # drawn the other way round can differ by square metres, and the old areas used these.
-    polys = shapely.get_parts(shapely.polygonize(all_links))
-    left, right = _sides(all_links, polys)
+    # Walked, not polygonized: the same blocks, and the block on each side of each link.
+    polys, left, right = walked_faces(all_links)
+    _loose_sides(all_links, polys, left, right)
     return StreetFaces(all_links, p_link, p_edge, p_a, p_b, p_flip, polys, left, right,
                        shapely.STRtree(all_links))
 
@@ -189,88 +189,13 @@ def _parents(net: WalkNetwork, geom: np.ndarray, flagged: np.ndarray, cut: np.nd
     return first + li, edge, np.minimum(a, b), np.maximum(a, b), flip
 
 
-def _sides(links: np.ndarray, polys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The face left and right of each link, from the faces' rings (their coordinates are the
-    links' own, so a link's first segment is found among the ring segments exactly)."""
-    n = len(links)
-    left = np.full(n, -1, dtype=np.int64)
-    right = np.full(n, -1, dtype=np.int64)
-    rings, r_face = shapely.get_rings(polys, return_index=True)
-    shell = np.ones(len(rings), dtype=bool)
-    shell[1:] = r_face[1:] != r_face[:-1]
-    # The face lies left of a counter-clockwise shell's segments and of a clockwise hole's.
-    face_left = shapely.is_ccw(rings) == shell
-    coords, r_idx = shapely.get_coordinates(rings, return_index=True)
-    same = r_idx[1:] == r_idx[:-1]
-    seg = np.hstack([coords[:-1][same], coords[1:][same]])
-    flip = ~face_left[r_idx[:-1][same]]
-    seg[flip] = seg[flip][:, [2, 3, 0, 1]]
-    seg_face = r_face[r_idx[:-1][same]]
-    l_seg = _first_segments(links)
-    found = np.flatnonzero(np.isfinite(l_seg[:, 0]))
-    for side, probe in ((left, l_seg[found]), (right, l_seg[found][:, [2, 3, 0, 1]])):
-        hit, where = _match_rows(seg, probe)
-        side[found[hit]] = seg_face[where]
-    # Links that bound no face (dead ends, bridges between parts) lie inside one face or outside.
+def _loose_sides(links: np.ndarray, polys: np.ndarray, left: np.ndarray,
+                 right: np.ndarray) -> None:
+    """Links that bound no face (dead ends, bridges between parts) lie inside one face or
+    outside: give them that face on both sides."""
     loose = np.flatnonzero((left < 0) & (right < 0))
     if len(loose) and len(polys):
         mid = shapely.line_interpolate_point(links[loose], 0.5, normalized=True)
         pi, fi = shapely.STRtree(polys).query(mid, predicate="within")
         left[loose[pi]] = fi
         right[loose[pi]] = fi
-    return left, right
-
-
-def _first_segments(links: np.ndarray) -> np.ndarray:
-    """Each link's first segment of non-zero length as ``x0, y0, x1, y1`` (NaN if none)."""
-    coords, idx = shapely.get_coordinates(links, return_index=True)
-    same = idx[1:] == idx[:-1]
-    moves = same & np.any(coords[1:] != coords[:-1], axis=1)
-    pos = np.flatnonzero(moves)
-    out = np.full((len(links), 4), np.nan)
-    if len(pos):
-        owner = idx[pos]
-        first = np.ones(len(pos), dtype=bool)
-        first[1:] = owner[1:] != owner[:-1]
-        pos, owner = pos[first], owner[first]
-        out[owner] = np.hstack([coords[pos], coords[pos + 1]])
-    return out
-
-
-def _match_rows(table: np.ndarray, probe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of ``probe`` found exactly in ``table`` (whose rows are distinct): their positions
-    in ``probe`` and rows in ``table``."""
-    if len(table) == 0 or len(probe) == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    t_key, p_key = _row_hash(table), _row_hash(probe)
-    order = np.argsort(t_key)
-    pos = np.minimum(np.searchsorted(t_key[order], p_key), len(table) - 1)
-    cand = order[pos]
-    hit = (t_key[cand] == p_key) & np.all(table[cand] == probe, axis=1)
-    if np.any((t_key[cand] == p_key) & ~hit):  # pragma: no cover - a hash collision
-        return _match_rows_sorted(table, probe)
-    return np.flatnonzero(hit), cand[hit]
-
-
-def _row_hash(rows: np.ndarray) -> np.ndarray:
-    """A 64-bit hash of each row of float64 coordinates, from their bits."""
-    bits = np.ascontiguousarray(rows, dtype=np.float64).view(np.uint64)
-    key = np.zeros(len(rows), dtype=np.uint64)
-    for j in range(bits.shape[1]):  # four columns
-        key = (key ^ bits[:, j]) * np.uint64(0x100000001B3)
-        key ^= key >> np.uint64(29)
-    return key
-
-
-def _match_rows_sorted(table: np.ndarray, probe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """As :func:`_match_rows`, by sorting all rows together (no hashing)."""
-    rows = np.concatenate([table, probe])
-    # A stable sort keeps a table row ahead of the probe rows equal to it.
-    order = np.lexsort(rows.T[::-1])
-    ranked = rows[order]
-    new_run = np.ones(len(rows), dtype=bool)
-    new_run[1:] = np.any(ranked[1:] != ranked[:-1], axis=1)
-    head = order[np.flatnonzero(new_run)][np.cumsum(new_run) - 1]
-    is_probe = order >= len(table)
-    hit = is_probe & (head < len(table))
-    return order[hit] - len(table), head[hit]
