@@ -72,11 +72,10 @@ def _ring(small: AreaParts, big: AreaParts) -> shapely.Geometry:
         cut = near & ~old
     else:
         old = cut = near
-    beyond = shapely.difference(big.grown, small.grown)
     # A new block's core can touch the smaller region along a line (a street reached at the
-    # smaller limit on one side of the block): those are cut by an overlay, the rest added.
-    if cut.any():
-        beyond = shapely.difference(beyond, shapely.multipolygons(holes[cut]))
+    # smaller limit on one side of the block): those go into the one overlay, as holes of the
+    # larger region (they lie strictly inside it), the rest are added after.
+    beyond = shapely.difference(_with_holes(big.grown, holes[cut]), small.grown)
     outer = _with_holes(beyond, holes[~old & ~near])
     reached = _hole_gains(small.holes, holes[old])
     return _join(np.concatenate([shapely.get_parts(outer), reached]))
