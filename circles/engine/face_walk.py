@@ -65,12 +65,7 @@ class _Ends:
                  out_a: np.ndarray, out_b: np.ndarray) -> None:
         self.coords, self.first, self.last, self.ok = coords, first, last, ok
         self.out_a, self.out_b = out_a, out_b  # angle leaving the first / the last point
-        ends = np.concatenate([coords[first], coords[last]])
-        order = np.lexsort((ends[:, 1], ends[:, 0]))
-        new = np.ones(len(ends), dtype=bool)
-        new[1:] = np.any(ends[order][1:] != ends[order][:-1], axis=1)
-        node = np.empty(len(ends), dtype=np.int64)
-        node[order] = np.cumsum(new) - 1
+        node = _node_ids(np.concatenate([coords[first], coords[last]]))
         self.node_a, self.node_b = node[:len(first)], node[len(first):]
         x, y = coords[:, 0] - coords[:, 0].mean(), coords[:, 1] - coords[:, 1].mean()
         cross = np.zeros(len(coords))
@@ -78,6 +73,16 @@ class _Ends:
         cross[last] = 0.0  # no segment from a link's last point to the next link's first
         total = np.concatenate([[0.0], np.cumsum(cross)])
         self.twice_area = total[last] - total[first]  # of the link walked forwards
+
+
+def _node_ids(points: np.ndarray) -> np.ndarray:
+    """The same id for equal points."""
+    order = np.lexsort((points[:, 1], points[:, 0]))
+    new = np.ones(len(points), dtype=bool)
+    new[1:] = np.any(points[order][1:] != points[order][:-1], axis=1)
+    node = np.empty(len(points), dtype=np.int64)
+    node[order] = np.cumsum(new) - 1
+    return node
 
 
 def _link_ends(links: np.ndarray) -> _Ends:
@@ -148,11 +153,12 @@ def _faces(links: np.ndarray, ends: _Ends, walk: _Walk) -> tuple[np.ndarray, np.
     odd = np.flatnonzero(bounded & pinched)
     rings = _rings(ends, walk, ~pinched)
     odd_faces = _pinched_faces(links, walk, odd)
-    shells = np.concatenate([shapely.reverse(rings[plain]), shapely.get_exterior_ring(odd_faces)])
+    shells = np.concatenate([rings[plain], shapely.get_exterior_ring(odd_faces)])
     face_of = np.full(walk.n_cycles, -1, dtype=np.int64)
     face_of[np.concatenate([plain, odd])] = np.arange(len(shells))
     holes = np.flatnonzero(~bounded)
-    face_of[holes] = _around(shapely.polygons(shells), _a_point(ends, walk, holes))
+    outlines = shapely.polygons(shells)
+    face_of[holes] = _around(outlines, _a_point(ends, walk, holes))
     holes = holes[face_of[holes] >= 0]
     # The pinched faces keep the holes polygonize gave them; the others get their cycles'.
     odd_rings, odd_index = shapely.get_rings(odd_faces, return_index=True)
@@ -160,12 +166,15 @@ def _faces(links: np.ndarray, ends: _Ends, walk: _Walk) -> tuple[np.ndarray, np.
     inner[np.unique(odd_index, return_index=True)[1]] = False
     island_rings, island = _pinched_holes(links, walk, holes[pinched[holes]])
     plain_holes = holes[~pinched[holes]]
-    ring = np.concatenate([shells, odd_rings[inner], shapely.reverse(rings[plain_holes]),
-                           island_rings])
-    face = np.concatenate([np.arange(len(shells)), len(plain) + odd_index[inner],
-                           face_of[plain_holes], face_of[island]])
+    ring = np.concatenate([odd_rings[inner], rings[plain_holes], island_rings])
+    face = np.concatenate([len(plain) + odd_index[inner], face_of[plain_holes], face_of[island]])
+    # Only the faces with holes are drawn again; most blocks are their outline.
+    holed = np.unique(face)
+    ring = np.concatenate([shells[holed], ring])
+    face = np.concatenate([holed, face])
     order = np.argsort(face, kind="stable")  # each face's shell first, then its holes
-    return shapely.polygons(ring[order], indices=face[order]), face_of
+    outlines[holed] = shapely.polygons(ring[order], indices=np.searchsorted(holed, face[order]))
+    return outlines, face_of
 
 
 def _pinched(walk: _Walk) -> np.ndarray:
@@ -178,16 +187,17 @@ def _pinched(walk: _Walk) -> np.ndarray:
 
 
 def _rings(ends: _Ends, walk: _Walk, want: np.ndarray) -> np.ndarray:
-    """Each wanted cycle's ring (the links' coordinates in walking order), else ``None``."""
+    """Each wanted cycle's ring, drawn against the walk (blocks clockwise, as polygonize draws
+    them; outlines of groups of blocks counter-clockwise), else ``None``."""
     out = np.full(walk.n_cycles, None, dtype=object)
     side = np.flatnonzero(want[walk.cycle])
     if len(side) == 0:
         return out
-    side = side[np.lexsort((_positions(walk)[side], walk.cycle[side]))]
+    side = side[np.lexsort((-_positions(walk)[side], walk.cycle[side]))]
     link = walk.live[side // 2]
-    forward = side % 2 == 0
-    start = np.where(forward, ends.first[link], ends.last[link])
-    step = np.where(forward, 1, -1)
+    backward = side % 2 == 0  # each side walked the other way
+    start = np.where(backward, ends.last[link], ends.first[link])
+    step = np.where(backward, -1, 1)
     count = ends.last[link] - ends.first[link]  # each side's points but its last
     offset = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
     points = ends.coords[np.repeat(start, count) + np.repeat(step, count) * offset]
