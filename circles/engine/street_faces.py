@@ -144,7 +144,10 @@ def _build(net: WalkNetwork) -> StreetFaces:
 
 def _crossing_edges(net: WalkNetwork, geom: np.ndarray) -> np.ndarray:
     """Edges that meet another edge anywhere but at shared end nodes (they must be noded)."""
-    flagged = ~shapely.is_simple(geom)
+    n_coords = shapely.get_num_coordinates(geom)
+    flagged = np.zeros(len(geom), dtype=bool)
+    bent = np.flatnonzero(n_coords > 2)  # a straight segment is simple
+    flagged[bent] = ~shapely.is_simple(geom[bent])
     a, b = shapely.STRtree(geom).query(geom)
     keep = a < b
     a, b = a[keep], b[keep]
@@ -154,7 +157,7 @@ def _crossing_edges(net: WalkNetwork, geom: np.ndarray) -> np.ndarray:
     hit = np.zeros(len(a), dtype=bool)
     hit[apart] = shapely.intersects(geom[a[apart]], geom[b[apart]])
     # Two straight segments from one node meet again only when they overlap; others, checked.
-    two = (shapely.get_num_coordinates(geom) == 2)
+    two = n_coords == 2
     check = shared & ~(two[a] & two[b] & ~_collinear(net, a, b))
     check_idx = np.flatnonzero(check)
     hit[check_idx] = ~shapely.relate_pattern(geom[a[check_idx]], geom[b[check_idx]], "FF*F*****")
