@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pyogrio
 import pytest
 import shapely
@@ -20,11 +21,24 @@ from scipy.spatial import cKDTree
 
 from circles import network_from_roads
 from circles.cli import main
+from circles.engine.synthetic import make_city
 from circles.errors import CirclesError
-from circles.outputs.basemap import LAYERS, basemap_layers, basemap_source, street_classes
+from circles.outputs.basemap import (
+    DECIMALS,
+    LAYERS,
+    SIMPLIFY_METRES,
+    STREET_CLASSES,
+    basemap_layers,
+    basemap_source,
+    street_classes,
+    street_lines,
+)
+from circles.outputs.basemap_streets import merged_lines
 from circles.outputs.maps import draw_run_map
 from circles.outputs.tables import read_csv
 from circles.readers.crs import wgs84_to_gcj02
+from circles.readers.osm import read_osm_features
+from circles.runs.load import load_network
 from circles.runs.pipeline import RunInputs, coverage_run, site_run
 
 KEY = "0123456789abcdef0123456789abcdef"
@@ -377,3 +391,84 @@ def test_a_run_draws_its_map_as_its_command_asked(run, tmp_path):
     assert "circles-basemap" in page
     (folder / "basemap.gpkg").unlink()  # a run from before the basemap: drawn without one
     assert "circles-basemap" not in draw_run_map(folder, tiles="none").read_text(encoding="utf-8")
+
+
+def _old_street_lines(geoms: np.ndarray, crs) -> list[bytes]:
+    """The oracle: GEOS line_merge of every edge, geopandas' to_crs, then a rounding (the basemap's
+    first way), as sorted normalized WKB."""
+    merged = shapely.get_parts(shapely.line_merge(shapely.multilinestrings(geoms)))
+    simple = shapely.simplify(merged, SIMPLIFY_METRES, preserve_topology=False)
+    out = gpd.GeoSeries(simple, crs=crs).to_crs(4326).values
+    out = shapely.transform(np.asarray(out), lambda c: np.round(c, DECIMALS))
+    return sorted(shapely.to_wkb(shapely.normalize(out[~shapely.is_empty(out)])))
+
+
+@pytest.mark.parametrize("which", ["chengdu", "grid"])
+def test_street_lines_are_line_merge_of_every_edge(which, chengdu_net):
+    """The edges with nothing to merge kept apart from line_merge: the same lines (normalized) per class."""
+    net = chengdu_net if which == "chengdu" else make_city(3_000, missing_share=0.3, seed=2)  # dead ends
+    attrs = net.edge_attrs.reset_index(drop=True)
+    classes = street_classes(attrs["highway"]) if "highway" in attrs else np.full(net.n_edges, "minor")
+    geoms = np.asarray(net.edge_geometry, dtype=object)
+    streets = street_lines(net)
+    assert len(streets) < net.n_edges  # something was merged
+    for name in STREET_CLASSES:
+        ours = streets.geometry.values[streets["class"].to_numpy() == name]
+        assert sorted(shapely.to_wkb(shapely.normalize(ours))) == _old_street_lines(geoms[classes == name],
+                                                                                     net.crs), name
+
+
+def test_merged_lines_at_junctions_and_degenerate_edges():
+    """A T whose stem alone is a chain (its far end has degree 2); a junction where two chains meet a
+    dead end (line_merge on the chains alone would go through it); a repeated point; a zero-length
+    edge; a closed chain of degree-2 nodes."""
+    lines = [[(0, 0), (10, 0)], [(10, 0), (20, 0)], [(10, 0), (10, 10)], [(10, 10), (10, 10), (15, 20)],
+             [(30, 30), (30, 30)], [(50, 0), (40, 0)], [(40, 0), (35, 5)], [(50, 0), (60, 0)],
+             [(60, 0), (65, 5)], [(50, 0), (50, -10)], [(100, 0), (110, 0)], [(110, 0), (105, 9), (100, 0)]]
+    geoms = np.array([shapely.LineString(line) for line in lines])
+    ours = merged_lines(geoms)
+    theirs = shapely.get_parts(shapely.line_merge(shapely.multilinestrings(geoms)))
+    assert sorted(shapely.to_wkb(shapely.normalize(ours))) == sorted(shapely.to_wkb(shapely.normalize(theirs)))
+    assert len(ours) == 7
+
+
+def test_basemap_areas_are_those_of_one_reading_per_kind(chengdu_pbf):
+    """One reading split by tags: the same water, green, residential and buildings as pyrosm's
+    get_landuse, get_pois and get_buildings read one by one."""
+    landuse = read_osm_features(chengdu_pbf, kind="landuse")
+    natural = read_osm_features(chengdu_pbf, kind="pois", custom_filter={
+        "natural": ["water", "wood", "scrub", "grassland", "heath", "wetland"],
+        "leisure": ["park", "garden", "nature_reserve", "golf_course", "dog_park"],
+        "waterway": ["riverbank", "dock", "river", "canal", "stream"]})
+    buildings = read_osm_features(chengdu_pbf, kind="buildings")
+    frames = pd.concat([landuse, natural], ignore_index=True)
+
+    def tag(key):
+        return frames[key].astype("string").fillna("")
+
+    polygon = frames.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
+    water = (tag("natural").eq("water") | tag("waterway").isin(["riverbank", "dock"])
+             | tag("landuse").isin(["reservoir", "basin"])).to_numpy()
+    river = tag("waterway").isin(["river", "canal", "stream"]).to_numpy() \
+        & frames.geom_type.isin(["LineString", "MultiLineString"]).to_numpy()
+    green = (tag("landuse").isin(["grass", "forest", "meadow", "village_green", "recreation_ground", "orchard",
+                                  "allotments", "plant_nursery", "greenfield", "vineyard"])
+             | tag("leisure").isin(["park", "garden", "nature_reserve", "golf_course", "dog_park"])
+             | tag("natural").isin(["wood", "scrub", "grassland", "heath", "wetland"])).to_numpy()
+    expected = {"water": frames.geometry.values[(water & polygon) | river],
+                "green": frames.geometry.values[green & polygon & ~water],
+                "residential": frames.geometry.values[tag("landuse").eq("residential").to_numpy() & polygon],
+                "buildings": buildings.geometry.values[buildings.geom_type.isin(["Polygon", "MultiPolygon"])]}
+    layers = basemap_layers(load_network(chengdu_pbf))
+    for name, geoms in expected.items():
+        assert len(geoms) > 10, name
+        simple = gpd.GeoSeries(geoms, crs=4326).to_crs(32648)
+        lines = simple.geom_type.isin(["LineString", "MultiLineString"]).to_numpy()
+        values = np.asarray(simple.values, dtype=object).copy()
+        values[lines] = shapely.simplify(values[lines], SIMPLIFY_METRES, preserve_topology=False)
+        values[~lines] = shapely.simplify(values[~lines], SIMPLIFY_METRES, preserve_topology=True)
+        values = shapely.transform(np.asarray(gpd.GeoSeries(values, crs=32648).to_crs(4326).values),
+                                   lambda c: np.round(c, DECIMALS))
+        ours = layers[name].geometry.values
+        assert sorted(shapely.to_wkb(shapely.normalize(ours))) == \
+            sorted(shapely.to_wkb(shapely.normalize(values[~shapely.is_empty(values)]))), name

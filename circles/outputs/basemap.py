@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import functools
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import folium
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyproj
 import shapely
 
 from ..readers.crs import utm_crs
+from .basemap_streets import merged_lines
 from .i18n import LANGS, t
 from .map_elements import KeyedGeoJson, swatch
 from .map_layers import feature_collection, in_pane
@@ -82,7 +85,10 @@ def street_classes(values) -> np.ndarray:
         One class per value; anything not recognised is ``minor``.
 
     """
-    text = pd.Series(np.asarray(values, dtype=object)).astype("string").fillna("").str.strip().str.lower()
+    # A network has a few distinct classes over many edges: each distinct one is read once.
+    codes, uniques = pd.factorize(pd.Series(np.asarray(values, dtype=object)).astype("string"),
+                                  use_na_sentinel=False)
+    text = pd.Series(uniques).astype("string").fillna("").str.strip().str.lower()
     text = text.str.removeprefix("osm:")
     major, foot = (_words(key) for key in ("road_words_major", "road_words_foot"))
     out = np.full(len(text), "minor", dtype=object)
@@ -91,7 +97,7 @@ def street_classes(values) -> np.ndarray:
     out[loose & text.str.contains(foot, regex=True).to_numpy()] = "foot"  # 步行街 on a 主干路 is a footpath
     out[text.isin(_MAJOR).to_numpy()] = "major"
     out[text.isin(_FOOT).to_numpy()] = "foot"
-    return out
+    return out[codes]
 
 
 def _words(key: str) -> str:
@@ -113,14 +119,22 @@ def _metric(geometry: gpd.GeoSeries) -> gpd.GeoSeries:
 def _display(geometry: gpd.GeoSeries) -> gpd.GeoSeries:
     """Simplified to :data:`SIMPLIFY_METRES`, in WGS-84, rounded to :data:`DECIMALS`; empty parts dropped."""
     metric = _metric(geometry)
-    lines = np.isin(metric.geom_type.to_numpy(), _LINES)
     simple = np.asarray(metric.values, dtype=object).copy()
-    # Lines need no topology kept (faster); polygons keep theirs, so no ring crosses itself.
-    simple[lines] = shapely.simplify(simple[lines], SIMPLIFY_METRES, preserve_topology=False)
+    kind = shapely.get_type_id(simple)
+    lines = np.isin(kind, (1, 5))  # LineString, MultiLineString
+    # Lines need no topology kept (faster); polygons keep theirs, so no ring crosses itself. A
+    # line of two points is its own simplification (a street grid's edges mostly are).
+    bends = lines & ((kind == 5) | (shapely.get_num_coordinates(simple) > 2))
+    simple[bends] = shapely.simplify(simple[bends], SIMPLIFY_METRES, preserve_topology=False)
     simple[~lines] = shapely.simplify(simple[~lines], SIMPLIFY_METRES, preserve_topology=True)
-    out = gpd.GeoSeries(simple, index=geometry.index, crs=metric.crs).to_crs(4326)
-    values = shapely.transform(np.asarray(out.values), lambda c: np.round(c, DECIMALS))
-    return gpd.GeoSeries(values, index=geometry.index, crs=4326)
+    # To WGS-84 and rounded in one pass over the coordinates (what to_crs then a rounding did).
+    to_wgs84 = pyproj.Transformer.from_crs(metric.crs, 4326, always_xy=True)
+
+    def _wgs84(xy: np.ndarray) -> np.ndarray:
+        lon, lat = to_wgs84.transform(xy[:, 0], xy[:, 1])
+        return np.round(np.column_stack([lon, lat]), DECIMALS)
+
+    return gpd.GeoSeries(shapely.transform(simple, _wgs84), index=geometry.index, crs=4326)
 
 
 def _frame(geometry: gpd.GeoSeries, **columns) -> gpd.GeoDataFrame:
@@ -156,7 +170,7 @@ def street_lines(net) -> gpd.GeoDataFrame:
     for name in STREET_CLASSES:
         mask = classes == name
         if mask.any():
-            merged = shapely.get_parts(shapely.line_merge(shapely.multilinestrings(geoms[mask])))
+            merged = merged_lines(geoms[mask])
             parts.append(merged)
             names += [name] * len(merged)
     if not parts:
@@ -191,9 +205,16 @@ def basemap_layers(net, source: str | Path | None = None) -> dict[str, gpd.GeoDa
         ``buildings``, every one present (empty when there is nothing to draw).
 
     """
-    layers = {"streets": street_lines(net)}
     path = basemap_source(net, source)
-    areas = _extract_areas(*_file_key(path)) if path is not None else {}
+    if path is None:
+        layers, areas = {"streets": street_lines(net)}, {}
+    else:
+        # The extract is read (Python and Cython, holding the GIL) while the streets are merged
+        # and simplified (GEOS, releasing it): on two cores the one hides the other.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            reading = pool.submit(_extract_areas, *_file_key(path))
+            layers = {"streets": street_lines(net)}
+            areas = reading.result()
     empty = gpd.GeoDataFrame(geometry=[], crs=4326)
     return layers | {name: areas[name].copy() if name in areas else empty.copy() for name in LAYERS[1:]}
 
@@ -217,12 +238,13 @@ def _extract_areas(path: str, _size: int, _mtime: int) -> dict[str, gpd.GeoDataF
     (path, size, time), as the runs of one process (a test session, an audit's cities) reread it."""
     from ..readers.osm import read_osm_features
 
-    landuse = read_osm_features(path, kind="landuse")
+    # One reading of the extract for every layer (it was one per kind: three parses, and most of
+    # the time), then split by tags as get_landuse, get_pois and get_buildings split it.
     tags = {"natural": [*_WATER_AREAS["natural"], *_GREEN_NATURAL], "leisure": list(_GREEN_LEISURE),
             "waterway": [*_WATER_AREAS["waterway"], *_WATER_LINES]}
-    natural = read_osm_features(path, kind="pois", custom_filter=tags)
-    buildings = read_osm_features(path, kind="buildings")
-    frames = pd.concat([landuse, natural], ignore_index=True) if len(natural) else landuse
+    every = read_osm_features(path, kind="pois", custom_filter={"landuse": True, "building": True, **tags})
+    landuse, natural, buildings = (every[mask] for mask in _kinds(every, tags))
+    frames = pd.concat([landuse, natural], ignore_index=True) if len(natural) else landuse.reset_index(drop=True)
 
     def tag(name: str) -> pd.Series:
         return frames[name].astype("string").fillna("") if name in frames else pd.Series("", index=frames.index)
@@ -241,6 +263,18 @@ def _extract_areas(path: str, _size: int, _mtime: int) -> dict[str, gpd.GeoDataF
     shapes = buildings[buildings.geom_type.isin(_POLYGONS)] if len(buildings) else buildings
     out["buildings"] = _frame(gpd.GeoSeries(shapes.geometry.to_numpy(), crs=4326))
     return out
+
+
+def _kinds(every: gpd.GeoDataFrame, tags: dict[str, list[str]]) -> tuple[np.ndarray, ...]:
+    """Which features of one reading are land use, natural areas (``tags``) and buildings: a
+    feature with several of them counts in each, as it did read once per kind."""
+    def has(key: str) -> np.ndarray:
+        return every[key].notna().to_numpy() if key in every else np.zeros(len(every), bool)
+
+    natural = np.zeros(len(every), bool)
+    for key, values in tags.items():
+        natural |= every[key].isin(values).to_numpy() if key in every else False
+    return has("landuse"), natural, has("building")
 
 
 def read_basemap(path: str | Path) -> dict[str, gpd.GeoDataFrame] | None:

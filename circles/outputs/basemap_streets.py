@@ -1,0 +1,86 @@
+"""The basemap's street lines: a network's edges merged through their degree-2 nodes, as GEOS's
+``line_merge`` merges them, without handing it the edges that have nothing to merge with.
+
+On a street grid most edges run between junctions (both ends of degree 3 or more, or dead ends):
+``line_merge`` would return each of them as it is, after building its graph of every edge. Only
+the edges with an end of degree 2 go to it here; the others are kept as they are (their repeated
+points are left to the display simplification, which drops them as ``line_merge`` would).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import shapely
+
+__all__ = ["merged_lines"]
+
+
+def merged_lines(geoms: np.ndarray) -> np.ndarray:
+    """``shapely.get_parts(shapely.line_merge(shapely.multilinestrings(geoms)))``, the same lines
+    (each possibly drawn the other way round), in a fraction of the time on a street grid.
+
+    Parameters
+    ----------
+    geoms
+        LineStrings (a network's edge geometries).
+
+    Returns
+    -------
+    numpy.ndarray
+        The merged lines: first those ``line_merge`` built, then the edges it had nothing to merge.
+
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    # line_merge leaves out lines of one distinct point (empty or zero length): so do we, and
+    # they count for no node's degree.
+    geoms = geoms[~shapely.is_empty(geoms) & (shapely.length(geoms) > 0)]
+    if not len(geoms):
+        return geoms
+    ends, degree, xy = _end_nodes(geoms)
+    chain = (degree[ends] == 2).any(axis=1)
+    if not chain.any():
+        return geoms
+    sub = np.bincount(ends[chain].ravel(), minlength=len(degree))
+    # A junction whose other edges are kept apart would look like a degree-2 node to line_merge:
+    # a stub to a point of its own (dropped again after) keeps its degree above 2.
+    fake = np.flatnonzero((sub == 2) & (degree != 2))
+    stubs = _stubs(xy, ends, fake, _stub_y(geoms))
+    merged = shapely.get_parts(shapely.line_merge(shapely.multilinestrings(
+        np.concatenate([geoms[chain], stubs]))))
+    if len(stubs):
+        merged = merged[shapely.bounds(merged)[:, 3] < _stub_y(geoms)]
+    return np.concatenate([merged, geoms[~chain]])
+
+
+def _end_nodes(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each line's first and last coordinate as node numbers (equal coordinates, one node, as
+    line_merge's graph joins them), each node's degree (line ends there), and the coordinates
+    of the ends (all first ends, then all last ends)."""
+    xy, index = shapely.get_coordinates(geoms, return_index=True)
+    start = np.searchsorted(index, np.arange(len(geoms)))
+    last = np.r_[start[1:], len(index)] - 1
+    both = np.concatenate([xy[start], xy[last]])
+    # A hash of each point (as one complex number: -0.0 equals 0.0, as in GEOS) finds equal
+    # points faster than sorting rows.
+    node, _ = pd.factorize(both[:, 0] + 1j * both[:, 1])
+    ends = np.column_stack([node[:len(geoms)], node[len(geoms):]])
+    return ends, np.bincount(node), both
+
+
+def _stub_y(geoms: np.ndarray) -> float:
+    """A y beyond every line (stubs end above it, nothing else reaches it)."""
+    _, _, _, maxy = shapely.total_bounds(geoms)
+    return float(maxy) + 1e6
+
+
+def _stubs(xy: np.ndarray, ends: np.ndarray, nodes: np.ndarray, y: float) -> np.ndarray:
+    """One straight line from each of ``nodes`` (at ``xy``, numbered by ``ends``) up past ``y``."""
+    if not len(nodes):
+        return np.zeros(0, dtype=object)
+    first = np.full(int(ends.max()) + 1, -1)
+    first[ends.T.ravel()[::-1]] = np.arange(xy.shape[0])[::-1]
+    start = xy[first[nodes]]
+    # Far ends one unit apart on a line no geometry reaches: no two stubs meet.
+    stop = np.column_stack([np.arange(len(nodes), dtype=float), np.full(len(nodes), y + 1.0)])
+    return shapely.linestrings(np.stack([start, stop], axis=1))
