@@ -22,6 +22,8 @@ import shapely
 from scipy import sparse
 from scipy.sparse import csgraph
 
+from ..readers.linework_arrays import codes, position_key
+
 __all__ = ["walked_faces"]
 
 
@@ -65,7 +67,7 @@ class _Ends:
                  out_a: np.ndarray, out_b: np.ndarray) -> None:
         self.coords, self.first, self.last, self.ok = coords, first, last, ok
         self.out_a, self.out_b = out_a, out_b  # angle leaving the first / the last point
-        node = _node_ids(np.concatenate([coords[first], coords[last]]))
+        node, _ = codes(position_key(np.concatenate([coords[first], coords[last]]), decimals=None))
         self.node_a, self.node_b = node[:len(first)], node[len(first):]
         x, y = coords[:, 0] - coords[:, 0].mean(), coords[:, 1] - coords[:, 1].mean()
         cross = np.zeros(len(coords))
@@ -73,16 +75,6 @@ class _Ends:
         cross[last] = 0.0  # no segment from a link's last point to the next link's first
         total = np.concatenate([[0.0], np.cumsum(cross)])
         self.twice_area = total[last] - total[first]  # of the link walked forwards
-
-
-def _node_ids(points: np.ndarray) -> np.ndarray:
-    """The same id for equal points."""
-    order = np.lexsort((points[:, 1], points[:, 0]))
-    new = np.ones(len(points), dtype=bool)
-    new[1:] = np.any(points[order][1:] != points[order][:-1], axis=1)
-    node = np.empty(len(points), dtype=np.int64)
-    node[order] = np.cumsum(new) - 1
-    return node
 
 
 def _link_ends(links: np.ndarray) -> _Ends:

@@ -10,8 +10,9 @@ points are left to the display simplification, which drops them as ``line_merge`
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import shapely
+
+from ..readers.linework_arrays import codes, position_key
 
 __all__ = ["merged_lines"]
 
@@ -61,9 +62,7 @@ def _end_nodes(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     start = np.searchsorted(index, np.arange(len(geoms)))
     last = np.r_[start[1:], len(index)] - 1
     both = np.concatenate([xy[start], xy[last]])
-    # A hash of each point (as one complex number: -0.0 equals 0.0, as in GEOS) finds equal
-    # points faster than sorting rows.
-    node, _ = pd.factorize(both[:, 0] + 1j * both[:, 1])
+    node, _ = codes(position_key(both, decimals=None))
     ends = np.column_stack([node[:len(geoms)], node[len(geoms):]])
     return ends, np.bincount(node), both
 

@@ -36,21 +36,26 @@ def bounds(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first, np.r_[first[1:] - 1, len(idx) - 1]
 
 
-def position_key(xy: np.ndarray) -> np.ndarray:
-    """One comparable value per position, rounded to the millimetre.
+def position_key(xy: np.ndarray, *, decimals: int | None = 3) -> np.ndarray:
+    """One comparable value per position, rounded to the millimetre (or exact).
 
     Parameters
     ----------
     xy
         Positions, one row each.
+    decimals
+        Rounded to these decimals (3: the millimetre in metres); ``None``: exact, as GEOS
+        compares points (-0.0 equals 0.0).
 
     Returns
     -------
     numpy.ndarray
-        Complex numbers ``x + iy``, equal for positions in the same millimetre.
+        Complex numbers ``x + iy``, equal for positions in the same millimetre (or equal).
 
     """
-    return np.round(xy[:, 0], 3) + 1j * np.round(xy[:, 1], 3)
+    if decimals is None:
+        return xy[:, 0] + 1j * xy[:, 1]
+    return np.round(xy[:, 0], decimals) + 1j * np.round(xy[:, 1], decimals)
 
 
 def codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
