@@ -10,15 +10,18 @@ import re
 import shutil
 from urllib.parse import urlsplit
 
+import folium
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import polyline
 import pyogrio
 import pytest
 import shapely
 from browser import browser_page
 from scipy.spatial import cKDTree
 
+import circles.outputs.basemap as basemap_module
 from circles import network_from_roads
 from circles.cli import main
 from circles.engine.synthetic import make_city
@@ -28,8 +31,11 @@ from circles.outputs.basemap import (
     LAYERS,
     SIMPLIFY_METRES,
     STREET_CLASSES,
+    basemap_layer,
     basemap_layers,
     basemap_source,
+    page_styles,
+    read_basemap,
     street_classes,
     street_lines,
 )
@@ -111,15 +117,27 @@ def _decoded(path) -> str:
     return re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), page)
 
 
-def _page_coordinates(page: str) -> np.ndarray:
-    """Every coordinate the page draws: its GeoJSON (folium's and the basemap's) and its markers."""
-    found, decoder = [], json.JSONDecoder()
+def _page_coordinates(page: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every coordinate the page draws: its GeoJSON's and markers' (rounded to 1e-6 degree),
+    and its encoded shapes' (the basemap, service areas and gaps: 1e-5), read from the raw page."""
+    exact, decoder = [np.zeros((0, 2))], json.JSONDecoder()
     for m in re.finditer(r'\{"features":\s*\[', page):
         data, _ = decoder.raw_decode(page, m.start())
-        found += [shapely.get_coordinates(shapely.geometry.shape(f["geometry"])) for f in data["features"]]
-    found += [np.array([[float(m.group(2)), float(m.group(1))]])
+        exact += [shapely.get_coordinates(shapely.geometry.shape(f["geometry"])) for f in data["features"]]
+    exact += [np.array([[float(m.group(2)), float(m.group(1))]])
               for m in re.finditer(r"L\.marker\(\s*\[([-\d.]+),\s*([-\d.]+)\]", page)]
-    return np.vstack(found)
+    coarse = [np.zeros((0, 2))]
+    for m in re.finditer(r"circlesShapes\(", page):
+        data, _ = decoder.raw_decode(page, m.end())
+        # Decoded by the polyline package, not by our code: (lat, lon) pairs.
+        coarse.append(np.array(polyline.decode(data["s"], data["d"])).reshape(-1, 2)[:, ::-1])
+    return np.vstack(exact), np.vstack(coarse)
+
+
+def _off(page: str, xy: np.ndarray) -> float:
+    """How far the farthest drawn coordinate is from ``xy`` rounded as the page rounds it."""
+    exact, coarse = _page_coordinates(page)
+    return max(cKDTree(np.round(xy, 6)).query(exact)[0].max(), cKDTree(np.round(xy, 5)).query(coarse)[0].max())
 
 
 def _run_coordinates(folder) -> np.ndarray:
@@ -137,7 +155,7 @@ def _run_coordinates(folder) -> np.ndarray:
 
 
 def _gcj(xy: np.ndarray) -> np.ndarray:
-    return np.round(np.column_stack(wgs84_to_gcj02(xy[:, 0], xy[:, 1])), 6)
+    return np.column_stack(wgs84_to_gcj02(xy[:, 0], xy[:, 1]))
 
 
 def test_basemap_file_has_its_layers_rounded_and_simplified(run, chengdu_net):
@@ -159,6 +177,40 @@ def test_basemap_file_has_its_layers_rounded_and_simplified(run, chengdu_net):
     assert streets.to_crs(32648).length.sum() / 1000 == pytest.approx(chengdu_net.km, rel=0.01)
     green = gpd.read_file(run / "basemap.gpkg", layer="green")
     assert green.geom_type.isin(["Polygon", "MultiPolygon"]).all()
+
+
+def _drawn_shapes(layers: dict) -> list[dict]:
+    """The encoded shapes a basemap layer writes into a page."""
+    m = folium.Map()
+    basemap_layer(layers).add_to(m)
+    page, decoder = m.get_root().render(), json.JSONDecoder()
+    return [decoder.raw_decode(page, x.end())[0] for x in re.finditer(r"circlesShapes\(", page)]
+
+
+def test_a_map_reads_only_the_basemap_it_draws(run, monkeypatch):
+    vertices = json.loads((run / "manifest.json").read_text(encoding="utf-8"))["basemap"]["vertices"]
+    every = read_basemap(run / "basemap.gpkg")
+    # Counted again from the file: streets by class, water areas apart from water lines.
+    streets = every["streets"]
+    counted = {c: int(shapely.get_num_coordinates(streets.geometry.values[streets["class"] == c]).sum())
+               for c in STREET_CLASSES}
+    water = every["water"].geometry.values
+    lines = np.isin(shapely.get_type_id(water), (1, 5))
+    counted |= {"water": int(shapely.get_num_coordinates(water[~lines]).sum()),
+                "water_line": int(shapely.get_num_coordinates(water[lines]).sum())}
+    counted |= {n: int(shapely.get_num_coordinates(every[n].geometry.values).sum())
+                for n in ("green", "residential", "buildings")}
+    assert vertices == {k: n for k, n in counted.items() if n}
+    # With room for the major streets and the water only, that is all a map reads, and it draws
+    # the page it drew from every layer.
+    monkeypatch.setattr(basemap_module, "BASEMAP_MAX_VERTICES", counted["major"] + counted["water"])
+    styles = page_styles(vertices)
+    assert styles == ["water", "major"]
+    some = read_basemap(run / "basemap.gpkg", styles=styles)
+    assert set(some) == {"streets", "water"}
+    assert set(some["streets"]["class"]) == {"major"}
+    assert _drawn_shapes(some) == _drawn_shapes(every)
+    assert len(_drawn_shapes(some)) == 2
 
 
 def test_street_classes():
@@ -246,6 +298,38 @@ def test_default_page_in_chromium(run):
     _check_rounding(texts, people="人", minutes="分钟")
 
 
+# Every vertex of the encoded shapes as the page's own decoder drew them (folium's GeoJSON layers
+# carry a .feature; the encoded shapes do not), and the tooltips they carry.
+_ENCODED = """() => {
+    const xy = [], tips = [];
+    function flat(x) { if (x instanceof L.LatLng) { xy.push([x.lng, x.lat]); } else { x.forEach(flat); } }
+    """ + _MAP + """.eachLayer(l => {
+        if (l instanceof L.Polyline && !l.feature) {
+            flat(l.getLatLngs());
+            if (l.getTooltip()) { tips.push(l.getTooltip().getContent()); }
+        }
+    });
+    return {xy, tips};
+}"""
+
+
+def test_encoded_shapes_decode_in_chromium(run):
+    """The browser draws every vertex the polyline package reads from the page, and nothing else."""
+    raw = (run / "map.html").read_text(encoding="utf-8")
+    _, coarse = _page_coordinates(raw)
+    with browser_page() as page:
+        page.goto((run / "map.html").as_uri())
+        page.wait_for_selector(".leaflet-control-layers-overlays label")
+        for label in page.locator(".leaflet-control-layers-overlays label input").all():
+            label.check()  # layers off at first are not on the map
+        drawn = page.evaluate(_ENCODED)
+    xy = np.array(drawn["xy"])
+    assert len(xy) == len(coarse) > 10_000
+    assert np.abs(np.sort(xy, axis=0) - np.sort(coarse, axis=0)).max() < 1e-9
+    assert any("人 未覆盖" in tip for tip in drawn["tips"])  # the gap hexagons' tooltips
+    assert any("服务范围" in tip for tip in drawn["tips"])  # the service areas'
+
+
 def _residue(texts: list[str], data: list[str], pattern) -> set[str]:
     found = set()
     for text in texts:
@@ -301,16 +385,16 @@ def test_the_layer_control_never_covers_the_title(run, size):
 
 def test_amap_draws_every_coordinate_in_gcj02(run, tmp_path):
     path = draw_run_map(run, tiles="amap", basemap=True, out=tmp_path / "amap.html")
+    raw = path.read_text(encoding="utf-8")
     page = _decoded(path)
-    drawn = _page_coordinates(page)
+    exact, coarse = _page_coordinates(raw)
     wgs = _run_coordinates(run)
-    distance, _ = cKDTree(_gcj(wgs)).query(drawn)
-    assert distance.max() < 1e-7  # each drawn figure is wgs84_to_gcj02 of a figure of the run's files
-    assert len(drawn) > 10_000  # the basemap's, the service areas', the gaps'...
-    tree = cKDTree(drawn)
+    assert _off(raw, _gcj(wgs)) < 1e-7  # each drawn figure is wgs84_to_gcj02 of a figure of the run's files
+    assert len(coarse) > 10_000  # the basemap's, the service areas', the gaps'...
+    tree = cKDTree(exact)
     for name in ("facilities.csv", "proposals.csv"):  # every marker is there, and not in WGS-84 (~300 m off)
         xy = read_csv(run / name)[["lon", "lat"]].to_numpy(float)
-        assert tree.query(_gcj(xy))[0].max() < 1e-7, name
+        assert tree.query(np.round(_gcj(xy), 6))[0].max() < 1e-7, name
         assert tree.query(xy)[0].min() > 1e-5, name
     proposals = read_csv(run / "proposals.csv")
     lon, lat = proposals["lon"].to_numpy(float), proposals["lat"].to_numpy(float)
@@ -322,11 +406,12 @@ def test_amap_draws_every_coordinate_in_gcj02(run, tmp_path):
     assert "© 高德地图" in page
     # A city's GCJ-02 server is drawn as Amap is; a WGS-84 one as the run's files are.
     url = "http://tiles.city.local/{z}/{x}/{y}.png"
-    city = _page_coordinates(_decoded(draw_run_map(run, tiles=url, tiles_crs="gcj02", basemap=True,
-                                                   out=tmp_path / "gcj.html")))
-    assert np.array_equal(city, drawn)
-    plain = _page_coordinates(_decoded(draw_run_map(run, tiles=url, out=tmp_path / "wgs.html")))
-    assert cKDTree(np.round(wgs, 6)).query(plain)[0].max() < 1e-7
+    city = _page_coordinates(draw_run_map(run, tiles=url, tiles_crs="gcj02", basemap=True,
+                                          out=tmp_path / "gcj.html").read_text(encoding="utf-8"))
+    assert np.array_equal(city[0], exact)
+    assert np.array_equal(city[1], coarse)
+    plain = draw_run_map(run, tiles=url, out=tmp_path / "wgs.html").read_text(encoding="utf-8")
+    assert _off(plain, wgs) < 1e-7
 
 
 def test_amap_page_requests_only_its_tiles(run, tmp_path):
@@ -361,13 +446,13 @@ def test_tianditu_needs_a_key(run, tmp_path, monkeypatch, capsys):
     assert "/cia_w/wmts?" in page
     assert f"tk={KEY}" in page
     monkeypatch.setenv("TIANDITU_KEY", KEY)
-    page = _decoded(draw_run_map(run, tiles="tianditu", lang="en", out=tmp_path / "t.html"))
+    path = draw_run_map(run, tiles="tianditu", lang="en", out=tmp_path / "t.html")
+    raw, page = path.read_text(encoding="utf-8"), _decoded(path)
     assert "t{s}.tianditu.gov.cn/vec_w/wmts?" in page
     assert "/cva_w/wmts?" in page
     assert "© Tianditu" in page
     # Tianditu is CGCS2000, WGS-84 at map scale: nothing is converted.
-    wgs = np.round(_run_coordinates(run), 6)
-    assert cKDTree(wgs).query(_page_coordinates(page))[0].max() < 1e-7
+    assert _off(raw, _run_coordinates(run)) < 1e-7
     assert "circles-basemap" not in page
     with pytest.raises(CirclesError, match="unknown tiles"):
         draw_run_map(run, tiles="google", out=tmp_path / "g.html")

@@ -24,12 +24,13 @@ import shapely
 from ..readers.crs import utm_crs
 from .basemap_streets import merged_lines
 from .i18n import LANGS, t
-from .map_elements import KeyedGeoJson, swatch
-from .map_layers import feature_collection, in_pane
+from .map_elements import swatch
+from .map_encoding import EncodedShapes
+from .map_layers import in_pane
 from .tiles import convert_geometry
 
 __all__ = ["BASEMAP_MAX_VERTICES", "DECIMALS", "LAYERS", "SIMPLIFY_METRES", "STREET_CLASSES", "basemap_layer",
-           "basemap_layers", "basemap_record", "basemap_source", "read_basemap", "street_classes", "street_lines"]
+           "basemap_layers", "basemap_record", "basemap_source", "page_styles", "read_basemap", "street_classes", "street_lines"]
 
 #: The layers of ``basemap.gpkg``; ``streets`` has a ``class`` column (:data:`STREET_CLASSES`).
 LAYERS = ("streets", "water", "green", "residential", "buildings")
@@ -38,9 +39,9 @@ STREET_CLASSES = ("major", "minor", "foot")
 SIMPLIFY_METRES = 2.0
 #: 1e-6° is ~0.1 m: finer digits only make the page bigger.
 DECIMALS = 6
-#: Vertices of the basemap a page draws at most (~20 bytes each): a whole province's buildings
-#: would make a page no browser opens. Layers past it are left out, buildings first; every
-#: layer stays in ``basemap.gpkg``.
+#: Vertices of the basemap a page draws at most (about 4 bytes each in the page, and each one
+#: drawn at every pan): a whole province's buildings would make a page no browser opens. Layers
+#: past it are left out, buildings first; every layer stays in ``basemap.gpkg``.
 BASEMAP_MAX_VERTICES = 600_000
 
 _MAJOR = frozenset({"motorway", "motorway_link", "trunk", "trunk_link", "primary", "primary_link",
@@ -220,8 +221,11 @@ def basemap_layers(net, source: str | Path | None = None) -> dict[str, gpd.GeoDa
 
 
 def basemap_record(layers: dict[str, gpd.GeoDataFrame], source: Path | None) -> dict:
-    """The manifest's ``basemap`` block: features per layer and where the areas came from."""
+    """The manifest's ``basemap`` block: features per layer, vertices per style (what
+    :func:`page_styles` weighs, so a map reads only what it draws) and where the areas came from."""
     record: dict = {name: len(layers.get(name, ())) for name in LAYERS}
+    record["vertices"] = {key: int(shapely.get_num_coordinates(geoms).sum())
+                          for key, geoms in _style_pieces(layers).items()}
     record["areas"] = str(source) if source is not None else \
         "skipped: the network is not from an OSM extract (streets only)"
     return record
@@ -277,16 +281,40 @@ def _kinds(every: gpd.GeoDataFrame, tags: dict[str, list[str]]) -> tuple[np.ndar
     return has("landuse"), natural, has("building")
 
 
-def read_basemap(path: str | Path) -> dict[str, gpd.GeoDataFrame] | None:
+def read_basemap(path: str | Path, *, styles: list[str] | None = None) -> dict[str, gpd.GeoDataFrame] | None:
     """The layers of a run's ``basemap.gpkg`` (those of :data:`LAYERS` it has), or ``None``
-    when there is no such file (a run from before the basemap)."""
+    when there is no such file (a run from before the basemap).
+
+    Parameters
+    ----------
+    path
+        The file.
+    styles
+        Read only the features drawn in these styles (:func:`page_styles`); default all.
+
+    Returns
+    -------
+    dict of str to geopandas.GeoDataFrame or None
+
+    """
     import pyogrio
 
     path = Path(path)
     if not path.exists():
         return None
     names = {str(n) for n, _ in pyogrio.list_layers(path)}
-    return {name: gpd.read_file(path, layer=name) for name in LAYERS if name in names}
+    if styles is None:
+        return {name: gpd.read_file(path, layer=name) for name in LAYERS if name in names}
+    wanted = set(styles)
+    classes = [c for c in STREET_CLASSES if c in wanted]
+    out = {}
+    if "streets" in names and classes:
+        out["streets"] = gpd.read_file(path, layer="streets",
+                                       where="class IN (" + ", ".join(f"'{c}'" for c in classes) + ")")
+    for name in LAYERS[1:]:
+        if name in names and wanted & ({name, "water_line"} if name == "water" else {name}):
+            out[name] = gpd.read_file(path, layer=name)
+    return out
 
 
 def _style_keys(name: str, gdf: gpd.GeoDataFrame, geoms: np.ndarray) -> np.ndarray:
@@ -298,8 +326,32 @@ def _style_keys(name: str, gdf: gpd.GeoDataFrame, geoms: np.ndarray) -> np.ndarr
     return np.full(len(geoms), name)
 
 
-def _page_features(layers: dict[str, gpd.GeoDataFrame], crs: str) -> tuple[list, list]:
-    """One multi-geometry per style key, bottom first, within the page's vertex budget."""
+def page_styles(vertices: dict[str, int]) -> list[str]:
+    """The styles a page draws, bottom first: by :data:`_PAGE_PRIORITY`, those whose vertices
+    fit in what :data:`BASEMAP_MAX_VERTICES` leaves.
+
+    Parameters
+    ----------
+    vertices
+        Vertices per style (``major``, ``minor``, ``foot``, ``water``, ``water_line``, ``green``,
+        ``residential``, ``buildings``), as the manifest's ``basemap`` block records them.
+
+    Returns
+    -------
+    list of str
+
+    """
+    budget, keys = BASEMAP_MAX_VERTICES, []
+    for key in _PAGE_PRIORITY:
+        n = int(vertices.get(key, 0))
+        if n and n <= budget:
+            keys.append(key)
+            budget -= n
+    return [k for k in _STYLES if k in keys]
+
+
+def _style_pieces(layers: dict[str, gpd.GeoDataFrame], crs: str = "wgs84") -> dict[str, np.ndarray]:
+    """The parts of every layer's features by style."""
     pieces: dict[str, np.ndarray] = {}
     for name, gdf in layers.items():
         if gdf is None or not len(gdf):
@@ -308,13 +360,13 @@ def _page_features(layers: dict[str, gpd.GeoDataFrame], crs: str) -> tuple[list,
         kinds = _style_keys(name, gdf, geoms)
         for key in np.unique(kinds):
             pieces[str(key)] = shapely.get_parts(geoms[kinds == key])
-    budget, keys = BASEMAP_MAX_VERTICES, []
-    for key in _PAGE_PRIORITY:
-        n = int(shapely.get_num_coordinates(pieces[key]).sum()) if key in pieces else 0
-        if n and n <= budget:
-            keys.append(key)
-            budget -= n
-    keys = [k for k in _STYLES if k in keys]
+    return pieces
+
+
+def _page_features(layers: dict[str, gpd.GeoDataFrame], crs: str) -> tuple[list, list]:
+    """One multi-geometry per style key, bottom first, within the page's vertex budget."""
+    pieces = _style_pieces(layers, crs)
+    keys = page_styles({k: int(shapely.get_num_coordinates(v).sum()) for k, v in pieces.items()})
     geoms = [shapely.multilinestrings(pieces[k]) if k in STREET_CLASSES or k == "water_line"
              else shapely.orient_polygons(shapely.multipolygons(pieces[k])) for k in keys]
     return keys, geoms
@@ -344,9 +396,8 @@ def basemap_layer(layers: dict[str, gpd.GeoDataFrame], *, lang: str = "zh", crs:
     """
     fg = folium.FeatureGroup(name=swatch(_STYLES["major"]["color"]) + t("streets", lang), show=show)
     keys, geoms = _page_features(layers, crs)
-    if keys:
-        data = feature_collection(gpd.GeoSeries(geoms, crs=4326), pd.DataFrame({"k": keys}))
-        for feature in data["features"]:
-            feature.pop("id", None)
-        fg.add_child(KeyedGeoJson(data, {k: _STYLES[k] for k in keys}, in_pane(fg, "basemap")))
+    pane = in_pane(fg, "basemap")
+    for key, geom in zip(keys, geoms, strict=True):  # a layer per style, bottom first
+        kind = "lines" if shapely.get_type_id(geom) == 5 else "polygons"
+        fg.add_child(EncodedShapes([geom], kind=kind, styles=[_STYLES[key]], pane=pane, interactive=False))
     return fg

@@ -5,13 +5,12 @@ tiles, the title box, a metric scale bar and the basemap's plain GeoJSON."""
 from __future__ import annotations
 
 import html
-import json
 
 import folium
 from branca.element import MacroElement
 from folium.template import Template
 
-__all__ = ["BOX", "PANES", "Attribution", "Bind", "ClickThrough", "KeyedGeoJson", "Legend", "PageWords", "Pane",
+__all__ = ["BOX", "PANES", "Attribution", "Bind", "ClickThrough", "Legend", "PageWords", "Pane",
            "ScaleBar", "Title", "swatch"]
 
 #: The style of the map's boxes (title, legends).
@@ -179,29 +178,6 @@ class ScaleBar(MacroElement):
     def __init__(self):
         super().__init__()
         self._name = "ScaleBar"
-
-
-class KeyedGeoJson(MacroElement):
-    """A GeoJSON layer styled by each feature's ``k`` property, drawn in ``pane`` and not
-    interactive (no hover or click to test on a canvas of thousands of lines): the basemap."""
-
-    _template = Template("""{% macro script(this, kwargs) %}
-        (function () {
-            var styles = {{ this.styles|tojson }};
-            L.geoJSON({{ this.json }}, {
-                pane: {{ this.pane|tojson }}, interactive: false,
-                style: function (f) { return styles[f.properties.k]; }
-            }).addTo({{ this._parent.get_name() }});
-        })();
-    {% endmacro %}""")
-
-    def __init__(self, data: dict, styles: dict[str, dict], pane: str):
-        super().__init__()
-        self._name = "KeyedGeoJson"
-        self.styles, self.pane = styles, pane
-        # Compact (no spaces: a tenth of the page for a city's streets), and safe inside <script>.
-        self.json = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c").replace(">", "\\u003e") \
-            .replace("&", "\\u0026")
 
 
 class PageWords(MacroElement):

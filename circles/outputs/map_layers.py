@@ -22,8 +22,9 @@ import shapely
 from ..readers.profiles import Profile, Tier
 from .i18n import html_lang, localized, t
 from .map_elements import BOX, Attribution, Bind, Legend, PageWords, Pane, ScaleBar, Title, swatch
+from .map_encoding import EncodedShapes
 from .offline import LEAFLET_CSS, LEAFLET_JS
-from .tiles import Tiles, convert_lonlat, tile_provider
+from .tiles import Tiles, convert_geometry, convert_lonlat, tile_provider
 
 __all__ = [
     "ATTRIBUTION",
@@ -42,6 +43,7 @@ __all__ = [
     "service_area_layer",
     "service_layers",
     "share_text",
+    "wgs84_values",
 ]
 
 ATTRIBUTION = "© OpenStreetMap contributors"
@@ -92,12 +94,15 @@ def minutes_text(value, lang: str) -> str:
     return f"{f:.1f} {t('minutes', lang)}" if np.isfinite(f) else ""
 
 
+def wgs84_values(geometry: gpd.GeoSeries) -> np.ndarray:
+    """The geometries in WGS-84 (a layer without a CRS is taken as WGS-84, as the run folders' are)."""
+    return np.asarray(convert_geometry(geometry, "wgs84").values)
+
+
 def feature_collection(geometry: gpd.GeoSeries, props: pd.DataFrame) -> dict:
     """A FeatureCollection in WGS-84 with coordinates rounded to 6 decimals (~0.1 m), which
     keeps polygon layers about 40 % smaller with no visible change."""
-    if geometry.crs is None:  # a layer written without a CRS: the run folders' are WGS-84
-        geometry = geometry.set_crs(4326)
-    geoms = shapely.transform(np.asarray(geometry.to_crs(4326).values), lambda c: np.round(c, 6))
+    geoms = shapely.transform(wgs84_values(geometry), lambda c: np.round(c, 6))
     gdf = gpd.GeoDataFrame(props.reset_index(drop=True), geometry=list(geoms), crs=4326)
     return json.loads(gdf.to_json(drop_id=False))
 
@@ -223,10 +228,8 @@ def service_area_layer(gdf: gpd.GeoDataFrame, tier: Tier, *, lang: str = "zh", c
     label = f"{esc(localized(tier, 'name', lang))} · {t('service_area', lang)}{minutes}"
     fg = folium.FeatureGroup(name=swatch(colour) + label, show=show)
     if len(gdf):
-        data = feature_collection(gdf.geometry, pd.DataFrame({"label": [label] * len(gdf)}))
-        folium.GeoJson(data, style_function=lambda _f, c=colour: {
-            "color": c, "weight": 1, "fillColor": c, "fillOpacity": 0.25},
-            tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False)).add_to(fg)
+        fg.add_child(EncodedShapes(wgs84_values(gdf.geometry), kind="polygons", tooltips=label, styles=[
+            {"color": colour, "weight": 1, "fillColor": colour, "fillOpacity": 0.25}]))
     return fg
 
 
@@ -364,11 +367,9 @@ def gaps_layer(gdf: gpd.GeoDataFrame, *, lang: str = "zh", tier: Tier | None = N
                  f"{t('mean_walk', lang)}: " + (f"{m:.1f} {t('minutes', lang)}" if np.isfinite(m)
                                                  else t("unreachable", lang))
                  for u, p, m in zip(values, pop, minutes, strict=True)]
-        props = pd.DataFrame({"label": label, "colour": np.asarray(colours)[idx]}, index=gdf.index)
-        folium.GeoJson(feature_collection(gdf.geometry, props), style_function=lambda f: {
-            "color": f["properties"]["colour"], "weight": 0.5, "fillColor": f["properties"]["colour"],
-            "fillOpacity": 0.6}, tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False),
-            pane=in_pane(fg, "gaps")).add_to(fg)
+        styles = [{"color": c, "weight": 0.5, "fillColor": c, "fillOpacity": 0.6} for c in colours]
+        fg.add_child(EncodedShapes(wgs84_values(gdf.geometry), kind="polygons", styles=styles,
+                                   style_index=idx, tooltips=label, pane=in_pane(fg, "gaps")))
     labels = [f"{lo:,.0f}–{hi:,.0f}" for lo, hi in itertools.pairwise(edges)]
     fg.add_child(Legend(Legend.rows(name, colours, labels, t("legend_gaps", lang))))
     return fg

@@ -18,7 +18,7 @@ import pandas as pd
 from ..errors import CirclesError
 from ..readers.profiles import Profile, get_profile
 from ..readers.units import unit_levels
-from .basemap import basemap_layer, read_basemap, street_lines
+from .basemap import basemap_layer, page_styles, read_basemap, street_lines
 from .i18n import LANGS, localized, t
 from .map_layers import (
     ATTRIBUTION,
@@ -346,7 +346,14 @@ def _run_layers(run: Path, profile: Profile, manifest: dict) -> MapLayers:
                      units=units, services=services, scorecard=_read_scorecard(run, manifest, levels),
                      standards_by_unit=_read_csv(run / "standards_by_unit.csv", dtype={"unit": str}),
                      capacity_short=read_capacity_short(run / "capacity_short.gpkg"),
-                     basemap=read_basemap(run / "basemap.gpkg"))
+                     basemap=read_basemap(run / "basemap.gpkg", styles=_basemap_styles(manifest)))
+
+
+def _basemap_styles(manifest: dict) -> list[str] | None:
+    """The basemap styles the page will draw, from the vertices the run counted (a city's streets
+    past the page's budget are not read back at all); ``None`` (read all) for an older run."""
+    vertices = (manifest.get("basemap") or {}).get("vertices")
+    return page_styles(vertices) if isinstance(vertices, dict) else None
 
 
 def _read_units(run: Path) -> tuple[gpd.GeoDataFrame | None, list[gpd.GeoDataFrame]]:
