@@ -39,7 +39,7 @@ from circles.outputs.basemap import (
     street_classes,
     street_lines,
 )
-from circles.outputs.basemap_streets import merged_lines
+from circles.outputs.basemap_streets import TILE_DEGREES, merged_lines
 from circles.outputs.maps import draw_run_map
 from circles.outputs.tables import read_csv
 from circles.readers.crs import wgs84_to_gcj02
@@ -501,6 +501,24 @@ def test_street_lines_are_line_merge_of_every_edge(which, chengdu_net):
         ours = streets.geometry.values[streets["class"].to_numpy() == name]
         assert sorted(shapely.to_wkb(shapely.normalize(ours))) == _old_street_lines(geoms[classes == name],
                                                                                      net.crs), name
+
+
+def test_basemap_file_bundles_the_street_lines_per_class_and_tile(run, chengdu_net):
+    """basemap.gpkg holds every display line once, in bundles of one class and one tile."""
+    streets = gpd.read_file(run / "basemap.gpkg", layer="streets")
+    lines = street_lines(chengdu_net)
+    assert len(streets) < len(lines) / 3
+    parts, which = shapely.get_parts(streets.geometry.values, return_index=True)
+    for name in STREET_CLASSES:
+        mine = parts[streets["class"].to_numpy()[which] == name]
+        want = lines.geometry.values[lines["class"].to_numpy() == name]
+        assert sorted(shapely.to_wkb(shapely.normalize(mine))) == sorted(shapely.to_wkb(shapely.normalize(want)))
+    minx, miny, maxx, maxy = shapely.bounds(parts).T
+    tile = np.floor(np.column_stack([minx + maxx, miny + maxy]) / 2 / TILE_DEGREES)
+    keys = pd.DataFrame({"bundle": which, "x": tile[:, 0], "y": tile[:, 1]})
+    assert keys.drop_duplicates()["bundle"].is_unique  # one tile a bundle
+    bundles = keys.assign(c=streets["class"].to_numpy()[which]).drop_duplicates("bundle")
+    assert not bundles.duplicated(["x", "y", "c"]).any()  # one bundle a class and tile
 
 
 def test_merged_lines_at_junctions_and_degenerate_edges():

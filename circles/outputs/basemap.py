@@ -22,7 +22,7 @@ import pyproj
 import shapely
 
 from ..readers.crs import utm_crs
-from .basemap_streets import merged_lines
+from .basemap_streets import merged_lines, tiled_lines
 from .i18n import LANGS, t
 from .map_elements import swatch
 from .map_encoding import EncodedShapes
@@ -179,6 +179,13 @@ def street_lines(net) -> gpd.GeoDataFrame:
     return _frame(gpd.GeoSeries(np.concatenate(parts), crs=net.crs), **{"class": names})
 
 
+def _street_tiles(net) -> gpd.GeoDataFrame:
+    """:func:`street_lines` bundled per class and tile (:func:`tiled_lines`), as ``basemap.gpkg`` holds them."""
+    lines = street_lines(net)
+    geoms, classes = tiled_lines(lines.geometry.to_numpy(), lines["class"].to_numpy())
+    return gpd.GeoDataFrame({"class": classes}, geometry=geoms, crs=4326)
+
+
 def basemap_source(net, source: str | Path | None = None) -> Path | None:
     """The OSM extract the basemap's areas come from: ``source``, else the network's own when it was
     read from an extract; ``None`` for a road-line or saved network."""
@@ -202,19 +209,20 @@ def basemap_layers(net, source: str | Path | None = None) -> dict[str, gpd.GeoDa
     Returns
     -------
     dict of str to geopandas.GeoDataFrame
-        ``streets`` (with ``class``: major, minor, foot), ``water``, ``green``, ``residential`` and
+        ``streets`` (with ``class``: major, minor, foot; a multi-line per class and ~500 m tile),
+        ``water``, ``green``, ``residential`` and
         ``buildings``, every one present (empty when there is nothing to draw).
 
     """
     path = basemap_source(net, source)
     if path is None:
-        layers, areas = {"streets": street_lines(net)}, {}
+        layers, areas = {"streets": _street_tiles(net)}, {}
     else:
         # The extract is read (Python and Cython, holding the GIL) while the streets are merged
         # and simplified (GEOS, releasing it): on two cores the one hides the other.
         with ThreadPoolExecutor(max_workers=1) as pool:
             reading = pool.submit(_extract_areas, *_file_key(path))
-            layers = {"streets": street_lines(net)}
+            layers = {"streets": _street_tiles(net)}
             areas = reading.result()
     empty = gpd.GeoDataFrame(geometry=[], crs=4326)
     return layers | {name: areas[name].copy() if name in areas else empty.copy() for name in LAYERS[1:]}

@@ -14,7 +14,10 @@ import shapely
 
 from ..readers.linework_arrays import codes, position_key
 
-__all__ = ["merged_lines"]
+__all__ = ["TILE_DEGREES", "merged_lines", "tiled_lines"]
+
+#: The side of the tiles streets are bundled in for ``basemap.gpkg``: 0.005 degree, about 500 m.
+TILE_DEGREES = 0.005
 
 
 def merged_lines(geoms: np.ndarray) -> np.ndarray:
@@ -52,6 +55,42 @@ def merged_lines(geoms: np.ndarray) -> np.ndarray:
     if len(stubs):
         merged = merged[shapely.bounds(merged)[:, 3] < _stub_y(geoms)]
     return np.concatenate([merged, geoms[~chain]])
+
+
+def tiled_lines(lines: np.ndarray, classes: np.ndarray, *, degrees: float = TILE_DEGREES
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Lines (WGS-84) bundled into one multi-line per class and tile of the lines' midpoints.
+
+    A GeoPackage writes a feature at a time: a city's 2 million street lines took 12 s, the same
+    lines in a few thousand bundles take a fraction of that, and a map or a print draws them the same.
+
+    Parameters
+    ----------
+    lines
+        LineStrings, WGS-84.
+    classes
+        Each line's class.
+    degrees
+        The tiles' side.
+
+    Returns
+    -------
+    geoms, classes : numpy.ndarray
+        A MultiLineString per class and tile that has lines, and its class.
+
+    """
+    lines, classes = np.asarray(lines, dtype=object), np.asarray(classes, dtype=object)
+    if not len(lines):
+        return lines, classes
+    minx, miny, maxx, maxy = shapely.bounds(lines).T
+    tx = np.floor((minx + maxx) / 2 / degrees).astype(np.int64)
+    ty = np.floor((miny + maxy) / 2 / degrees).astype(np.int64)
+    kind, names = codes(classes)
+    group, _ = codes(position_key(np.column_stack([tx * len(names) + kind, ty]).astype(float), decimals=None))
+    order = np.argsort(group, kind="stable")
+    first = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0])
+    bundles = shapely.multilinestrings(lines[order], indices=group[order])
+    return bundles, names[kind[order][first]]
 
 
 def _end_nodes(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
