@@ -28,8 +28,17 @@ the old way of drawing the same layers, kept in ``street_buffers``: the reached 
 each area noded, polygonized and buffered as one group, and each ring a shapely difference of
 two areas. The check: each layer's symmetric difference from the peer's, over its area.
 
+The ``facility areas`` part (``--facility-areas 250k chengdu``) times the per-facility areas
+the way a run draws them (each of the 250k city's 500 facilities at its tier's limit; on Chengdu
+200 snapped facilities at 5, 10 and 15 minutes), from the network's faces
+(``facility_isochrones``) beside the previous way in the same run (``by_faces=False``: each
+facility's reached streets noded, polygonized and buffered), best of ``--repeat`` after a
+warm-up; the network's faces are built first and timed apart (a run builds them for the tier
+areas). The check: each area's symmetric difference from the previous one, over its area.
+
 Usage: python scripts/bench_isochrones.py [--quick] [--cities chengdu 100k 1m]
        python scripts/bench_isochrones.py --cities --polygons 250k [1m] [--no-peer] [--repeat 2]
+       python scripts/bench_isochrones.py --cities --facility-areas 250k chengdu [--repeat 3]
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ import argparse
 import resource
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -357,6 +367,68 @@ def polygons(size: str, profile, *, peer: bool, repeat: int) -> None:
           f"{'ok' if worst <= 1e-6 else 'OVER'}")
 
 
+def _own_tier_areas(net, anchors, tiers, profile, *, by_faces: bool):
+    """Each facility's area at its own tier's limit, as ``tier_isochrones`` draws them."""
+    from circles.engine.isochrones import facility_isochrones
+    from circles.engine.routing import tier_codes
+
+    codes = tier_codes(tiers, profile)
+    out = np.empty(len(anchors), dtype=object)
+    for tier in profile.tiers:
+        own = np.flatnonzero(codes == tier.code)
+        if len(own):
+            out[own] = facility_isochrones(net, anchors.subset(own),
+                                           limit_metres=profile.threshold_metres(tier.code),
+                                           buffer_metres=BUFFER_M, by_faces=by_faces).geometry
+    return out
+
+
+def _three_limit_areas(net, anchors, profile, *, by_faces: bool):
+    from circles.engine.isochrones import facility_isochrones
+
+    limits = [profile.threshold_metres(t.code) for t in profile.tiers]
+    return facility_isochrones(net, anchors, limit_metres=limits, buffer_metres=BUFFER_M,
+                               by_faces=by_faces).geometry.to_numpy()
+
+
+def facility_polygons(city: str, profile, *, repeat: int) -> None:
+    """Per-facility areas from the network's faces beside the previous way, same run."""
+    import shapely
+
+    from circles.engine.street_faces import street_faces
+
+    if city == "chengdu":
+        from circles import load_network
+        from circles.engine.routing import Anchors
+        from circles.engine.synthetic import random_points
+
+        net = load_network(PBF)
+        fx, fy = random_points(net, 200, seed=5)
+        anchors = Anchors.from_points(net, fx, fy, max_metres=300)
+        label = "Chengdu, 200 facilities, each at 5, 10 and 15 min"
+        draw = partial(_three_limit_areas, net, anchors, profile)
+    else:
+        net, anchors, tiers = _polygon_city(250_000, 500)
+        label = "250k nodes, 500 facilities, each at its tier's limit"
+        draw = partial(_own_tier_areas, net, anchors, tiers, profile)
+    print(f"\nPer-facility areas: {label} (best of {repeat}; other work shares this machine)")
+    t_faces, _ = _once(lambda: street_faces(net).cores(BUFFER_M))
+    _line("network faces and block cores, once per network", t_faces,
+          "(a run has them from the tier areas)")
+    t_new, new = _best(partial(draw, by_faces=True), repeat)
+    t_old, old = _best(partial(draw, by_faces=False), repeat)
+    _line("ours: from the network's faces", t_new)
+    _line("previous: each facility's streets noded and buffered", t_old,
+          f"ours is {t_old / t_new:.1f}x faster")
+    diff = shapely.area(shapely.symmetric_difference(new, old))
+    area = shapely.area(old)
+    rel = np.where(area > 0, diff / np.maximum(area, 1e-12), diff)
+    print(f"  {'check: symmetric difference / area, largest':58s} {rel.max():9.2e}  "
+          f"(median {np.median(rel):.1e}; {len(rel)} areas, all valid: "
+          f"{bool(shapely.is_valid(new).all())}, same empty: "
+          f"{bool((shapely.is_empty(new) == shapely.is_empty(old)).all())})")
+
+
 def main() -> None:
     from circles.readers.profiles import get_profile
 
@@ -366,6 +438,8 @@ def main() -> None:
                         default=["chengdu", "100k", "1m"], help="which networks to run")
     parser.add_argument("--polygons", nargs="*", choices=("250k", "1m"), default=[],
                         help="the dissolved tier areas and rings on these synthetic cities")
+    parser.add_argument("--facility-areas", nargs="*", choices=("250k", "chengdu"), default=[],
+                        help="per-facility areas from the faces beside the previous way")
     parser.add_argument("--no-peer", action="store_true", help="polygons: skip the old way")
     parser.add_argument("--repeat", type=int, default=2, help="polygons: runs of ours, best kept")
     args = parser.parse_args()
@@ -383,6 +457,8 @@ def main() -> None:
         synthetic(1_000_000, profile, (200, 2000), peer_sample=0)
     for size in args.polygons:
         polygons(size, profile, peer=not args.no_peer and size == "250k", repeat=args.repeat)
+    for city in args.facility_areas:
+        facility_polygons(city, profile, repeat=args.repeat)
     print(f"\npeak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.1f} GB")
 
 

@@ -131,8 +131,8 @@ def facility_areas_note(n_facilities: int, value: str | int | None = None
 
 def facility_isochrones(net: WalkNetwork, facilities: Anchors, *,
                         limit_metres: float | Sequence[float], buffer_metres: float = 30.0,
-                        ids: ArrayLike | None = None, metres_per_minute: float | None = None
-                        ) -> gpd.GeoDataFrame:
+                        ids: ArrayLike | None = None, metres_per_minute: float | None = None,
+                        by_faces: bool = True) -> gpd.GeoDataFrame:
     """One service-area polygon per facility (and per limit).
 
     Parameters
@@ -150,6 +150,10 @@ def facility_isochrones(net: WalkNetwork, facilities: Anchors, *,
         Facility ids for the ``id`` column (default: the row numbers).
     metres_per_minute
         Walking speed, to add ``minutes``.
+    by_faces
+        Draw the areas from the network's faces (:mod:`circles.engine.facility_areas`: the
+        same polygons, faster for many facilities); ``False`` nodes and polygonizes each
+        facility's streets, the previous way (kept for comparison).
 
     Returns
     -------
@@ -176,7 +180,8 @@ def facility_isochrones(net: WalkNetwork, facilities: Anchors, *,
     src_origin = (src[:, None] * m + np.arange(m)[None, :]).ravel()
     src_rows = np.repeat(src, m)
     geom = reached_areas(net, ReachedNodes(origin, dist.col[rr], dist.data[rr]), limits, src_origin,
-                         facilities.subset(src_rows), buffer_metres=buffer_metres, n_groups=k)
+                         facilities.subset(src_rows), buffer_metres=buffer_metres, n_groups=k,
+                         by_faces=by_faces)
     status = anchor_status(net, facilities)
     out = pd.DataFrame({"facility": fac_r,
                         "id": np.repeat(np.arange(k) if ids is None else np.asarray(ids), m),

@@ -6,6 +6,11 @@ from the nodes each origin reaches, every reached edge is cut at the exact point
 geometry where the limit is met (:mod:`circles.engine.street_pieces`), the pieces of one origin
 are noded and buffered by a street width, and blocks nobody can reach stay holes. Everything is
 in the network CRS and in metres.
+
+Where the network's faces are at hand, the per-facility areas are drawn from them instead
+(:mod:`circles.engine.facility_areas`, the same polygons for hundreds of facilities at once);
+noding each group's own streets stays for the groups whose walks cross a street, and as the
+reference the faces are checked against.
 """
 
 from __future__ import annotations
@@ -17,8 +22,16 @@ import numpy as np
 import shapely
 
 from .anchors import Anchors
+from .facility_areas import built_faces, face_areas, walks_fit
 from .network import WalkNetwork
-from .street_pieces import ReachedNodes, edge_substrings, reached_pieces, source_walks
+from .street_faces import StreetFaces
+from .street_pieces import (
+    ReachedNodes,
+    ReachedPieces,
+    edge_substrings,
+    reached_pieces,
+    source_walks,
+)
 
 __all__ = ["ReachedNodes", "reached_areas"]
 
@@ -28,7 +41,7 @@ _THREADS = 2  # GEOS releases the GIL in shapely's vectorised functions
 
 def reached_areas(net: WalkNetwork, reached: ReachedNodes, limits: np.ndarray,
                   src_origin: np.ndarray, src: Anchors, *, buffer_metres: float,
-                  n_groups: int) -> np.ndarray:
+                  n_groups: int, by_faces: bool = False) -> np.ndarray:
     """Buffered reached streets of each group (a facility, or all facilities) at each limit.
 
     Parameters
@@ -45,6 +58,10 @@ def reached_areas(net: WalkNetwork, reached: ReachedNodes, limits: np.ndarray,
         The street buffer.
     n_groups
         Number of groups.
+    by_faces
+        Draw the areas from the network's faces (:mod:`circles.engine.facility_areas`) where
+        they are built or worth building and the group's walks fit them; else (and for the
+        other groups) node, polygonize and buffer each group's streets.
 
     Returns
     -------
@@ -53,19 +70,57 @@ def reached_areas(net: WalkNetwork, reached: ReachedNodes, limits: np.ndarray,
 
     """
     m = len(limits)
+    n = n_groups * m
     lim_o = np.tile(limits, n_groups)
     pieces = reached_pieces(net, reached, lim_o, src_origin, src)
-    lines = edge_substrings(net, pieces.edge, pieces.t0, pieces.t1)
     # The off-network walk from each source to its street belongs to its area too.
     rows, walks = source_walks(net, src, lim_o[src_origin])
-    p_origin = np.concatenate([pieces.origin, src_origin[rows]])
-    lines = np.concatenate([lines, walks])
-    areas = _street_areas(p_origin, lines, n_groups * m, buffer_metres).reshape(n_groups, m)
+    w_origin = src_origin[rows]
+    faces = built_faces(net, len(pieces.edge)) if by_faces else None
+    fit = np.zeros(n, dtype=bool) if faces is None else walks_fit(faces, w_origin, walks, n)
+    areas = np.empty(n, dtype=object)
+    if faces is not None and fit.any():
+        areas[fit] = _by_faces(net, faces, pieces, (w_origin, walks), fit, buffer_metres)
+    if not fit.all():
+        p, w = ~fit[pieces.origin], ~fit[w_origin]
+        lines = np.concatenate([edge_substrings(net, pieces.edge[p], pieces.t0[p], pieces.t1[p]),
+                                walks[w]])
+        areas[~fit] = _street_areas(np.searchsorted(np.flatnonzero(~fit), np.concatenate(
+            [pieces.origin[p], w_origin[w]])), lines, int((~fit).sum()), buffer_metres)
+    by_group = areas.reshape(n_groups, m)
     # A larger limit reaches a superset of the streets, so its area contains the smaller one's;
     # a union with it makes that hold exactly, where the buffers' arcs are drawn differently.
     for j in range(1, m):
-        areas[:, j] = _threaded(shapely.union, areas[:, j], areas[:, j - 1])
-    return areas.ravel()
+        by_group[:, j] = _threaded(shapely.union, by_group[:, j], by_group[:, j - 1])
+    return by_group.ravel()
+
+
+def _by_faces(net: WalkNetwork, faces: StreetFaces, pieces: ReachedPieces,
+              walks: tuple[np.ndarray, np.ndarray], fit: np.ndarray, r: float) -> np.ndarray:
+    """The areas of the ``fit`` groups from the network's faces, on two threads."""
+    dense = np.cumsum(fit) - 1
+    p, w = fit[pieces.origin], fit[walks[0]]
+    group = dense[pieces.origin[p]]
+    order = np.argsort(group, kind="stable")
+    sub = ReachedPieces(group[order], pieces.edge[p][order], pieces.t0[p][order],
+                        pieces.t1[p][order])
+    w_group, w_lines = dense[walks[0][w]], walks[1][w]
+    out = np.array([shapely.Polygon()] * int(fit.sum()), dtype=object)
+    if len(sub.origin) == 0:
+        return out
+    chunks = _chunks(sub.origin)
+
+    def work(chunk: np.ndarray) -> np.ndarray:
+        lo, hi = np.searchsorted(sub.origin, [chunk[0], chunk[-1] + 1])
+        part = ReachedPieces(np.searchsorted(chunk, sub.origin[lo:hi]), sub.edge[lo:hi],
+                             sub.t0[lo:hi], sub.t1[lo:hi])
+        keep = np.isin(w_group, chunk)
+        return face_areas(net, faces, part, (np.searchsorted(chunk, w_group[keep]),
+                                             w_lines[keep]), len(chunk), r)
+
+    with ThreadPoolExecutor(len(chunks)) as pool:  # GEOS and NumPy free the GIL
+        out[np.concatenate(chunks)] = np.concatenate(list(pool.map(work, chunks)))
+    return out
 
 
 def _threaded(func: Callable[..., np.ndarray], *arrays: np.ndarray) -> np.ndarray:
@@ -84,11 +139,7 @@ def _street_areas(group: np.ndarray, lines: np.ndarray, n: int, buffer_metres: f
         return out
     order = np.argsort(group, kind="stable")
     group, lines = group[order], lines[order]
-    present = np.unique(group)
-    # Cut the groups into contiguous runs of about equal work for the threads.
-    counts = np.searchsorted(group, present, side="right") - np.searchsorted(group, present)
-    cuts = np.searchsorted(np.cumsum(counts), np.arange(1, _THREADS) * counts.sum() / _THREADS)
-    chunks = [c for c in np.split(present, cuts) if len(c)]
+    chunks = _chunks(group)
 
     def work(chunk: np.ndarray) -> np.ndarray:
         lo = np.searchsorted(group, chunk[0])
@@ -99,6 +150,15 @@ def _street_areas(group: np.ndarray, lines: np.ndarray, n: int, buffer_metres: f
     with ThreadPoolExecutor(len(chunks)) as pool:
         out[np.concatenate(chunks)] = np.concatenate(list(pool.map(work, chunks)))
     return out
+
+
+def _chunks(group: np.ndarray) -> list[np.ndarray]:
+    """The groups present in ``group`` (sorted), in contiguous runs of about equal rows for
+    the threads."""
+    present = np.unique(group)
+    counts = np.searchsorted(group, present, side="right") - np.searchsorted(group, present)
+    cuts = np.searchsorted(np.cumsum(counts), np.arange(1, _THREADS) * counts.sum() / _THREADS)
+    return [c for c in np.split(present, cuts) if len(c)]
 
 
 def _buffered(group: np.ndarray, lines: np.ndarray, n: int, r: float) -> np.ndarray:
