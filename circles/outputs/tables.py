@@ -53,12 +53,27 @@ def _sub_text(df: pd.DataFrame, pattern: re.Pattern, repl: str, *, headers: bool
             continue
         if isinstance(s.dtype, pd.CategoricalDtype):
             s = s.astype(object)
-        new = s.str.replace(pattern, repl, regex=True)
-        # Non-string cells of a mixed column come back missing from .str: keep them as they were.
-        out.isetitem(i, new.where(new.notna(), s))
+        out.isetitem(i, _sub_cells(s, pattern, repl))
     if headers:
         out.columns = [pattern.sub(repl, c) if isinstance(c, str) else c for c in df.columns]
     out.attrs = dict(df.attrs)
+    return out
+
+
+def _sub_cells(s: pd.Series, pattern: re.Pattern, repl: str) -> pd.Series:
+    """``s`` with ``pattern`` replaced in its string cells: matched on the distinct values only
+    (a city's 250,000 demand points repeat a few tier and unit names), the others left as they are."""
+    code, distinct = pd.factorize(s)
+    values = pd.Series(distinct, dtype=object)
+    # Non-string cells of a mixed column come back missing from .str: they never match.
+    hit = values.str.contains(pattern, regex=True).fillna(False).to_numpy(bool)
+    if not hit.any():
+        return s
+    fixed = values.to_numpy(object).copy()
+    fixed[hit] = values[hit].str.replace(pattern, repl, regex=True).to_numpy(object)
+    rows = np.flatnonzero((code >= 0) & hit[np.maximum(code, 0)])
+    out = s.copy()
+    out.iloc[rows] = fixed[code[rows]]
     return out
 
 
