@@ -11,6 +11,7 @@ from ._version import __version__
 from .engine.isochrones import facility_areas_note
 from .errors import CirclesError
 from .outputs import console
+from .outputs.map_facility_areas import MAP_FACILITY_AREAS_MAX
 from .outputs.maps import draw_run_map
 from .outputs.runfolder import Manifest, abandon_unfinished, held_runs
 from .outputs.tiles import tile_provider
@@ -103,7 +104,8 @@ def _cmd_explore(args: argparse.Namespace) -> int:
 
 
 def _cmd_map(args: argparse.Namespace) -> int:
-    page = {k: getattr(args, k) for k in ("lang", "tiles", "tiles_key", "tiles_crs", "basemap", "online", "offline")}
+    page = {k: getattr(args, k) for k in ("lang", "tiles", "tiles_key", "tiles_crs", "basemap", "online", "offline",
+                                          "facility_areas")}
     print(console.written(draw_run_map(args.dir, **page)))
     if args.png:
         from .outputs.print_map import print_run_map  # Matplotlib is loaded only for a print
@@ -264,6 +266,8 @@ def _folder_args(sub) -> None:
                     help="Leaflet inlined (the default; also for a run made with --online)")
     mp.add_argument("--lang", choices=("zh", "en"), default=None, help="language (default: the profile's)")
     _page_options(mp, key=True)
+    mp.add_argument("--facility-areas", action=argparse.BooleanOptionalAction, default=None,
+                    help=f"draw each facility's own service area (default: for up to {MAP_FACILITY_AREAS_MAX} facilities)")
     mp.add_argument("--png", action="store_true", help="also print map.png: A3 landscape at 200 dpi")
 
 

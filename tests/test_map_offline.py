@@ -5,6 +5,7 @@ other language, figures rounded. A real Chengdu run, checked in headless Chromiu
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -211,6 +212,39 @@ def test_a_map_reads_only_the_basemap_it_draws(run, monkeypatch):
     assert set(some["streets"]["class"]) == {"major"}
     assert _drawn_shapes(some) == _drawn_shapes(every)
     assert len(_drawn_shapes(some)) == 2
+
+
+def test_each_facility_area_is_drawn_up_to_a_count_then_on_request(run, tmp_path, monkeypatch):
+    import circles.outputs.map_facility_areas as own_areas
+    import circles.outputs.maps as maps_module
+
+    areas = gpd.read_file(run / "isochrones.gpkg", layer="facilities")
+    areas = areas[~areas.geometry.is_empty]
+    names = read_csv(run / "facilities.csv").set_index("facility_id")["name"]
+
+    def drawn(path) -> list[str]:
+        """The tooltips of the per-facility areas a page draws (one per area)."""
+        page = path.read_text(encoding="utf-8")
+        tips = [json.JSONDecoder().raw_decode(page, m.end())[0]
+                for m in re.finditer(r"circlesShapes\(\{.*?\}, \w+, \[.*?\], ", page)]
+        return [tip for group in tips if isinstance(group, list) for tip in group
+                if re.search(r" · [\d.]+ 分钟$", tip)]  # "name · tier · 15 分钟"
+
+    # 33 facilities: drawn by default, a layer per tier, each area named by its facility.
+    assert _decoded(run / "map.html").count("各设施服务范围") == len(set(areas["tier"]))  # layer names
+    tips = drawn(run / "map.html")
+    assert len(tips) == len(areas)
+    for fid, minutes in zip(areas["id"], areas["minutes"], strict=True):
+        assert any(html.escape(names[fid]) in tip and f"{minutes:g} 分钟" in tip for tip in tips), fid
+    assert drawn(draw_run_map(run, facility_areas=False, out=tmp_path / "none.html")) == []
+    # Above the stated count: only on request (the CLI's --facility-areas).
+    monkeypatch.setattr(own_areas, "MAP_FACILITY_AREAS_MAX", 10)
+    monkeypatch.setattr(maps_module, "MAP_FACILITY_AREAS_MAX", 10)
+    assert drawn(draw_run_map(run, out=tmp_path / "default.html")) == []
+    folder = tmp_path / "copy"
+    shutil.copytree(run, folder)
+    assert main(["map", str(folder), "--facility-areas"]) == 0
+    assert len(drawn(folder / "map.html")) == len(areas)
 
 
 def test_street_classes():

@@ -21,6 +21,7 @@ _HTML_LANG = {"zh": "zh-CN", "en": "en"}
 _MAP = {
     "title": {"zh": "十五分钟生活圈覆盖", "en": "15-minute service circle coverage"},
     "service_area": {"zh": "服务范围", "en": "service area"},
+    "facility_areas": {"zh": "各设施服务范围", "en": "each facility's service area"},
     "facilities": {"zh": "设施", "en": "facilities"},
     "shown_of": {"zh": "共 {total} 个，显示 {shown} 个，全部见 facilities.csv",
                  "en": "{shown} of {total} shown; all in facilities.csv"},

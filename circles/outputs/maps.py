@@ -13,6 +13,7 @@ from pathlib import Path
 
 import folium
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 from ..errors import CirclesError
@@ -20,6 +21,7 @@ from ..readers.profiles import Profile, get_profile
 from ..readers.units import unit_levels
 from .basemap import basemap_layer, page_styles, read_basemap, street_lines
 from .i18n import LANGS, localized, t
+from .map_facility_areas import MAP_FACILITY_AREAS_MAX, facility_area_layers, read_facility_areas
 from .map_layers import (
     ATTRIBUTION,
     base_map,
@@ -71,6 +73,7 @@ class MapLayers:
     standards_by_unit: pd.DataFrame | None = None
     capacity_short: gpd.GeoDataFrame | None = None
     basemap: dict[str, gpd.GeoDataFrame] | None = None
+    facility_areas: gpd.GeoDataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ class MapPage:
     tiles_crs: str | None = None
     online: bool = False
     basemap: bool | None = None
+    facility_areas: bool | None = None
 
 
 # The page options a run's parameters may carry (its command's --tiles..., an audit city's keys).
@@ -136,12 +140,16 @@ def coverage_map(*, profile: Profile, layers: MapLayers | None = None, page: Map
         columns, shaded by the rules failed), ``standards_by_unit`` (its rows, for the popups;
         see :func:`scorecard_layer`), ``capacity_short`` (hexagons with ``tier`` and
         ``covered_unserved_pop``: a layer per tier, the one of the tier whose gaps are on shown;
-        see :func:`short_layers`) and ``basemap`` (:func:`circles.outputs.basemap.basemap_layers`).
+        see :func:`short_layers`), ``basemap`` (:func:`circles.outputs.basemap.basemap_layers`)
+        and ``facility_areas`` (one area per facility with ``tier``, ``minutes`` and ``name``: a
+        layer per tier, off at first).
     page
         How the page is drawn, or as keywords: ``bounds`` (WGS-84; default: from the layers),
         ``title`` (escaped), ``lang`` (``zh`` or ``en``), ``tiles`` with ``tiles_key`` and
         ``tiles_crs`` (see :func:`circles.outputs.tiles.tile_provider`; default none),
-        ``basemap`` (draw the basemap layer; default: only when there are no tiles) and
+        ``basemap`` (draw the basemap layer; default: only when there are no tiles),
+        ``facility_areas`` (draw each facility's area; default: for up to
+        :data:`~circles.outputs.map_facility_areas.MAP_FACILITY_AREAS_MAX` facilities) and
         ``online`` (for :func:`save_map`: Leaflet from its CDN).
     **keywords
         The fields of :class:`MapLayers` and :class:`MapPage`; they override ``layers`` and ``page``.
@@ -154,6 +162,10 @@ def coverage_map(*, profile: Profile, layers: MapLayers | None = None, page: Map
 
     """
     layers, page = _options(layers, page, keywords)
+    own = layers.facility_areas
+    if own is not None and (page.facility_areas is False or (
+            page.facility_areas is None and len(own) > MAP_FACILITY_AREAS_MAX)):
+        layers = replace(layers, facility_areas=None)
     provider = tile_provider(page.tiles, key=page.tiles_key, crs=page.tiles_crs)
     crs = provider.crs if provider is not None else "wgs84"
     minx, miny, maxx, maxy = page.bounds or _bounds(layers)
@@ -193,6 +205,7 @@ def _overlays(layers: MapLayers, profile: Profile, lang: str) -> list[folium.Fea
     areas = layers.areas or {}
     groups += [service_area_layer(areas[tier.code], tier, lang=lang) for tier in profile.tiers
                if areas.get(tier.code) is not None]
+    groups += facility_area_layers(layers.facility_areas, profile, lang=lang)
     if layers.facilities is not None and len(layers.facilities):
         groups += facilities_layer(layers.facilities, profile, lang=lang)
     if layers.services is not None and len(layers.services):
@@ -287,7 +300,9 @@ def draw_run_map(run_dir: str | Path, *, out: str | Path | None = None, **option
         Where to write (default ``run_dir/map.html``).
     **options
         The page's options (:class:`MapPage`): ``lang`` (default: the profile's), ``tiles``,
-        ``tiles_key`` (default: ``TIANDITU_KEY``), ``tiles_crs``, ``basemap``, ``online``;
+        ``tiles_key`` (default: ``TIANDITU_KEY``), ``tiles_crs``, ``basemap``, ``online``,
+        ``facility_areas`` (each facility's area: ``True`` however many, ``False`` none; default
+        for up to :data:`~circles.outputs.map_facility_areas.MAP_FACILITY_AREAS_MAX`);
         ``offline=True`` is ``online=False``. Those not given (or ``None``) are the run's own:
         its command's ``--tiles``, ``--tiles-crs``, ``--online`` and ``--basemap``, or its audit
         city's keys, else the defaults (self-contained, no tiles, the basemap).
@@ -307,8 +322,8 @@ def draw_run_map(run_dir: str | Path, *, out: str | Path | None = None, **option
     manifest = read_run_manifest(run)  # refuses a missing, unfinished, running or corrupt run
     profile = get_profile(manifest.get("profile") or manifest.get("parameters", {}).get("profile"))
     page = _run_page(manifest, options, profile)
-    m = coverage_map(profile=profile, layers=_run_layers(run, profile, manifest),
-                     page=replace(page, title=_run_title(run, manifest, profile, page.lang)))
+    layers = _run_layers(run, profile, manifest, facility_areas=page.facility_areas)
+    m = coverage_map(profile=profile, layers=layers, page=replace(page, title=_run_title(run, manifest, profile, page.lang)))
     return save_map(m, Path(out) if out else run / "map.html", online=page.online)
 
 
@@ -329,8 +344,8 @@ def _run_page(manifest: dict, options: dict, profile: Profile) -> MapPage:
     return replace(page, lang=lang, online=bool(page.online))
 
 
-def _run_layers(run: Path, profile: Profile, manifest: dict) -> MapLayers:
-    """The layers a run folder has files for."""
+def _run_layers(run: Path, profile: Profile, manifest: dict, *, facility_areas: bool | None = None) -> MapLayers:
+    """The layers a run folder has files for (the per-facility areas only when the page draws them)."""
     import pyogrio
 
     facilities = _read_csv(run / "facilities.csv")
@@ -346,7 +361,8 @@ def _run_layers(run: Path, profile: Profile, manifest: dict) -> MapLayers:
                      units=units, services=services, scorecard=_read_scorecard(run, manifest, levels),
                      standards_by_unit=_read_csv(run / "standards_by_unit.csv", dtype={"unit": str}),
                      capacity_short=read_capacity_short(run / "capacity_short.gpkg"),
-                     basemap=read_basemap(run / "basemap.gpkg", styles=_basemap_styles(manifest)))
+                     basemap=read_basemap(run / "basemap.gpkg", styles=_basemap_styles(manifest)),
+                     facility_areas=read_facility_areas(run / "isochrones.gpkg", facilities, wanted=facility_areas))
 
 
 def _basemap_styles(manifest: dict) -> list[str] | None:
@@ -456,5 +472,10 @@ def result_map(result, *, isochrones: dict | None = None, gaps: gpd.GeoDataFrame
         short = short_hexagons(result, prov)
     if basemap is None:
         basemap = {"streets": street_lines(result.network)}
+    own = (isochrones or {}).get("facilities")
+    if own is not None and "name" not in own:  # row ``facility`` of the result's facilities
+        names = result.facilities["name"].fillna("").astype(str).to_numpy() if "name" in result.facilities \
+            else np.full(len(result.facilities), "", dtype=object)
+        own = own.assign(name=names[own["facility"].to_numpy(int)])
     return coverage_map(profile=profile, areas=isochrones or {}, facilities=fac, gaps=gaps, proposals=proposals,
-                        capacity_short=short, basemap=basemap or None, **page)
+                        capacity_short=short, basemap=basemap or None, facility_areas=own, **page)
