@@ -17,6 +17,7 @@ Everything is in the network CRS and in metres.
 
 from __future__ import annotations
 
+import threading
 import weakref
 from dataclasses import dataclass
 
@@ -37,6 +38,7 @@ _EPS_M = 1e-9
 _JOIN_M = 1e-6  # a walk's join point may miss its street by rounding, never by this
 _BOX_M = 1e-6  # a face on the edge of a box of whole streets is inside it within rounding
 _INDEX: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
 
 
 def built_faces(net: WalkNetwork, n_pieces: int) -> StreetFaces | None:
@@ -107,7 +109,7 @@ def face_areas(net: WalkNetwork, faces: StreetFaces, pieces: ReachedPieces,
     out_w = lab.outside[g_whole]
     boundary = (side_l == out_w) != (side_r == out_w)
     loose = side_l == side_r
-    partial = ~np.isin(st.group * len(faces.links) + st.link, whole)
+    partial = ~_member(whole, st.group.astype(np.int64) * len(faces.links) + st.link)
     # The walks join the loose streets' chains, as noding all the lines together merges them.
     lines = np.concatenate([edge_substrings(net, faces.pair_edge[st.row[partial]], st.lo[partial],
                                             st.hi[partial]), faces.links[l_whole[loose]], walks[1]])
@@ -177,17 +179,18 @@ class _FaceIndex:
 
 def _index(net: WalkNetwork, faces: StreetFaces) -> _FaceIndex:
     """The network's :class:`_FaceIndex`, built on first use and kept with the network."""
-    found = _INDEX.get(net)
-    if found is None:
-        sides = np.concatenate([faces.left, faces.right])
-        link = np.tile(np.arange(len(faces.links)), 2)
-        on = sides >= 0
-        inc = sparse.csr_matrix((np.ones(on.sum(), dtype=np.int8), (sides[on], link[on])),
-                                shape=(faces.n_faces, len(faces.links)))
-        found = _FaceIndex(shapely.bounds(faces.faces), shapely.STRtree(faces.faces),
-                           shapely.bounds(faces.links), inc)
-        _INDEX[net] = found  # a network's faces never change once built
-    return found
+    with _LOCK:  # the threads of one call share it
+        found = _INDEX.get(net)
+        if found is None:
+            sides = np.concatenate([faces.left, faces.right])
+            link = np.tile(np.arange(len(faces.links)), 2)
+            on = sides >= 0
+            inc = sparse.csr_matrix((np.ones(on.sum(), dtype=np.int8), (sides[on], link[on])),
+                                    shape=(faces.n_faces, len(faces.links)))
+            found = _FaceIndex(shapely.bounds(faces.faces), shapely.STRtree(faces.faces),
+                               shapely.bounds(faces.links), inc)
+            _INDEX[net] = found  # a network's faces never change once built
+        return found
 
 
 class _Labels:
@@ -198,7 +201,7 @@ class _Labels:
                  ) -> None:
         n_links, n_faces = len(faces.links), faces.n_faces
         self.n_faces = n_faces
-        self.key = self._candidates(index, whole // n_links, whole % n_links, n_groups)
+        self.key = self._candidates(index, whole // n_links, whole % n_links)
         n = len(self.key)
         g, f = self.key // n_faces, self.key % n_faces
         # Every link around every candidate face, and the face across it.
@@ -208,9 +211,7 @@ class _Labels:
         link = index.face_links.indices[pos]
         gg = np.repeat(g, deg)
         a = np.repeat(np.arange(n), deg)
-        found = np.searchsorted(whole, gg * n_links + link)
-        is_whole = whole[np.minimum(found, len(whole) - 1)] == gg * n_links + link if len(
-            whole) else np.zeros(len(link), dtype=bool)
+        is_whole = _member(whole, gg * n_links + link)
         here = np.repeat(f, deg)
         across = np.where(faces.left[link] == here, faces.right[link], faces.left[link])
         b = self._node(gg, across)
@@ -220,8 +221,7 @@ class _Labels:
         self.outside = self.labels[n + np.arange(n_groups)]
         self.inside = np.flatnonzero(self.labels[:n] != self.outside[g])
 
-    def _candidates(self, index: _FaceIndex, g: np.ndarray, link: np.ndarray, n_groups: int
-                    ) -> np.ndarray:
+    def _candidates(self, index: _FaceIndex, g: np.ndarray, link: np.ndarray) -> np.ndarray:
         """``group * n_faces + face`` of the faces inside each group's box of whole links
         (no other face can be enclosed by them), sorted."""
         if len(g) == 0:
@@ -241,14 +241,20 @@ class _Labels:
     def _node(self, g: np.ndarray, face: np.ndarray) -> np.ndarray:
         """The graph node of each (group, face): its candidate pair, else the group's outside."""
         key = g.astype(np.int64) * self.n_faces + face
-        pos = np.searchsorted(self.key, key)
-        hit = (face >= 0) & (pos < len(self.key))
-        hit[hit] = self.key[pos[hit]] == key[hit]
-        return np.where(hit, pos, len(self.key) + g)
+        hit = (face >= 0) & _member(self.key, key)
+        return np.where(hit, np.searchsorted(self.key, key), len(self.key) + g)
 
     def of(self, g: np.ndarray, face: np.ndarray) -> np.ndarray:
         """The block (component) of each (group, face)."""
         return self.labels[self._node(g, face)]
+
+
+def _member(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Whether each of ``keys`` is in ``sorted_keys``."""
+    if len(sorted_keys) == 0:
+        return np.zeros(len(keys), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return sorted_keys[pos] == keys
 
 
 def _polygonized(lines: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
