@@ -19,7 +19,12 @@ from circles.engine.anchors import Anchors
 from circles.engine.isochrones import facility_isochrones
 from circles.engine.network import WalkNetwork
 from circles.engine.routing import reach
-from circles.engine.street_faces import face_components, street_faces
+from circles.engine.street_faces import (
+    face_components,
+    link_stretches,
+    street_faces,
+    whole_link_keys,
+)
 from circles.engine.street_pieces import ReachedNodes, reached_pieces, source_walks
 from circles.engine.synthetic import make_city, random_points
 
@@ -98,8 +103,8 @@ def test_the_box_of_whole_streets_labels_blocks_as_the_whole_network_does():
     dist = reach(net, fac, limit_metres=limit).tocoo()
     pieces = reached_pieces(net, ReachedNodes(dist.row, dist.col, dist.data),
                             np.full(len(fac), limit), np.arange(len(fac)), fac)
-    st = facility_areas._stretches(faces, pieces.origin, pieces.edge, pieces.t0, pieces.t1)
-    whole = facility_areas._whole_keys(faces, st)
+    st = link_stretches(faces, pieces.origin, pieces.edge, pieces.t0, pieces.t1)
+    whole = whole_link_keys(faces, st)
     lab = facility_areas._Labels(faces, facility_areas._index(net, faces), whole, len(fac))
     inside = lab.key[lab.inside]
     n_links = len(faces.links)

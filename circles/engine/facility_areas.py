@@ -26,12 +26,11 @@ import shapely
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from . import street_faces as _street_faces
 from .network import WalkNetwork
-from .street_faces import StreetFaces, street_faces
-from .street_pieces import ReachedPieces, edge_substrings, merge_intervals
+from .street_faces import StreetFaces, faces_built, link_stretches, street_faces, whole_link_keys
+from .street_pieces import ReachedPieces, edge_substrings
 
-__all__ = ["built_faces", "face_areas", "walks_fit"]
+__all__ = ["built_faces", "cluster_union", "face_areas", "walks_fit"]
 
 _QUAD_SEGS = 4  # as the street buffers: arcs drawn the same way give the same area
 _EPS_M = 1e-9
@@ -44,7 +43,7 @@ _LOCK = threading.Lock()
 def built_faces(net: WalkNetwork, n_pieces: int) -> StreetFaces | None:
     """The network's faces when they are already built or worth building for ``n_pieces``
     reached stretches (noding that many costs more than finding the faces of the network)."""
-    if n_pieces >= net.n_edges or _street_faces._CACHE.get(net) is not None:
+    if n_pieces >= net.n_edges or faces_built(net):
         return street_faces(net)
     return None
 
@@ -56,6 +55,21 @@ def walks_fit(faces: StreetFaces, group: np.ndarray, walks: np.ndarray, n_groups
 
     The join point is interpolated along the street, so it may miss it by rounding: the last
     micrometre of each walk is left out of the test.
+
+    Parameters
+    ----------
+    faces
+        The network's faces (their links' tree).
+    group, walks
+        Each walk (a two-point line from a source to its street) and its group.
+    n_groups
+        The number of groups.
+
+    Returns
+    -------
+    numpy.ndarray
+        One flag per group.
+
     """
     fit = np.ones(n_groups, dtype=bool)
     if len(walks) == 0:
@@ -99,9 +113,9 @@ def face_areas(net: WalkNetwork, faces: StreetFaces, pieces: ReachedPieces,
     zero = pieces.t1 <= pieces.t0
     # Pieces of zero length (a limit met exactly at a node) are points: buffered as discs.
     points = edge_substrings(net, pieces.edge[zero], pieces.t0[zero], pieces.t1[zero])
-    st = _stretches(faces, pieces.origin[~zero], pieces.edge[~zero], pieces.t0[~zero],
+    st = link_stretches(faces, pieces.origin[~zero], pieces.edge[~zero], pieces.t0[~zero],
                     pieces.t1[~zero])
-    whole = _whole_keys(faces, st)
+    whole = whole_link_keys(faces, st)
     lab = _Labels(faces, _index(net, faces), whole, n_groups)
     g_whole, l_whole = whole // len(faces.links), whole % len(faces.links)
     side_l = lab.of(g_whole, faces.left[l_whole])
@@ -119,51 +133,6 @@ def face_areas(net: WalkNetwork, faces: StreetFaces, pieces: ReachedPieces,
     cores, c_group = _cores(faces, lab, r)
     return _assembled(enclosed, _Loose(chains, ch_group, points, pieces.origin[zero]), cores,
                       c_group, r)
-
-
-@dataclass(frozen=True)
-class _Stretches:
-    """Reached stretches cut to the links: group, link, ``lo``/``hi`` (metres of the edge) and
-    the link-parent row."""
-
-    group: np.ndarray
-    link: np.ndarray
-    lo: np.ndarray
-    hi: np.ndarray
-    row: np.ndarray
-
-
-def _stretches(faces: StreetFaces, group: np.ndarray, edge: np.ndarray, t0: np.ndarray,
-               t1: np.ndarray) -> _Stretches:
-    """Each reached stretch cut to the links of its edge."""
-    order = np.argsort(faces.pair_edge, kind="stable")
-    pe = faces.pair_edge[order]
-    first = np.searchsorted(pe, edge)
-    count = np.searchsorted(pe, edge, side="right") - first
-    piece = np.repeat(np.arange(len(edge)), count)
-    row = order[np.repeat(first, count) + np.arange(count.sum())
-                - np.repeat(np.cumsum(count) - count, count)]
-    lo = np.maximum(t0[piece], faces.pair_a[row])
-    hi = np.minimum(t1[piece], faces.pair_b[row])
-    keep = lo < hi
-    return _Stretches(group[piece[keep]], faces.pair_link[row[keep]], lo[keep], hi[keep],
-                      row[keep])
-
-
-def _whole_keys(faces: StreetFaces, st: _Stretches) -> np.ndarray:
-    """``group * n_links + link`` of each link a group reaches over its whole length (by one
-    stretch or several together), sorted."""
-    if len(st.link) == 0:
-        return np.zeros(0, dtype=np.int64)
-    span = np.zeros(len(faces.links))
-    np.maximum.at(span, faces.pair_link, faces.pair_b - faces.pair_a)
-    # In link metres, so the stretches of two edges that overlap on a link merge too.
-    a, b, flip = faces.pair_a[st.row], faces.pair_b[st.row], faces.pair_flip[st.row]
-    key, s0, s1 = merge_intervals(st.group.astype(np.int64) * len(faces.links) + st.link,
-                                  np.where(flip, b - st.hi, st.lo - a),
-                                  np.where(flip, b - st.lo, st.hi - a))
-    link = key % len(faces.links)
-    return key[(s0 <= _EPS_M) & (s1 >= span[link] - _EPS_M)]
 
 
 @dataclass(frozen=True)
@@ -379,7 +348,7 @@ def _grouped(polys: np.ndarray, group: np.ndarray, n: int, *, disjoint: bool = F
     if len(polys) == 0:
         return out
     if not disjoint:
-        polys, group = _cluster_union(polys, group)
+        polys, group = cluster_union(polys, group)
     parts, which = shapely.get_parts(polys, return_index=True)
     group = group[which]
     order = np.argsort(group, kind="stable")
@@ -388,9 +357,21 @@ def _grouped(polys: np.ndarray, group: np.ndarray, n: int, *, disjoint: bool = F
     return out
 
 
-def _cluster_union(polys: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Disjoint polygons covering each group's union: only a group's polygons whose boxes
-    meet are unioned."""
+def cluster_union(polys: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Disjoint polygons covering each group's union: only a group's polygons whose boxes meet
+    are unioned.
+
+    Parameters
+    ----------
+    polys, group
+        Polygons and the group of each (a facility, or 0 for one dissolved area).
+
+    Returns
+    -------
+    polys, group : numpy.ndarray
+        The unions of the clusters (and the single polygons as they are), and their groups.
+
+    """
     # Clusters of meeting boxes: testing which polygons meet costs more than the unions save.
     a, b = _same_group_pairs(polys, group, polys, group)
     graph = sparse.coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(len(polys),) * 2)

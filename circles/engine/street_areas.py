@@ -24,16 +24,20 @@ from dataclasses import dataclass
 
 import numpy as np
 import shapely
-from scipy import sparse
-from scipy.sparse import csgraph
 
 from .anchors import Anchors
+from .facility_areas import cluster_union, walks_fit
 from .network import WalkNetwork
-from .street_faces import StreetFaces, face_components, street_faces
+from .street_faces import (
+    StreetFaces,
+    face_components,
+    link_stretches,
+    street_faces,
+    whole_link_keys,
+)
 from .street_pieces import (
     ReachedNodes,
     edge_substrings,
-    merge_intervals,
     reached_pieces,
     source_walks,
 )
@@ -107,7 +111,7 @@ def dissolved_parts(net: WalkNetwork, dist: np.ndarray, limits: np.ndarray, sour
                                 np.array([limit]), np.zeros(len(src), dtype=np.int64), src)
         _, walks = source_walks(net, src, np.full(len(src), limit))
         walks = _unique_lines(walks)
-        if _walks_fit(faces, walks):
+        if walks_fit(faces, np.zeros(len(walks), dtype=np.int64), walks, 1)[0]:
             return _from_faces(net, faces, pieces.edge, pieces.t0, pieces.t1, walks,
                                buffer_metres)
         # A walk crosses a street or another walk: node everything, as for one facility.
@@ -129,33 +133,15 @@ def _unique_lines(lines: np.ndarray) -> np.ndarray:
     return lines[np.sort(first)]
 
 
-def _walks_fit(faces: StreetFaces, walks: np.ndarray) -> bool:
-    """Whether every walk meets the streets and the other walks only where it joins its street.
-
-    Then it bounds no block, and the blocks are the network's own faces merged. The join point
-    is interpolated along the street, so it may miss the street by rounding: the last
-    micrometre of each walk is left out of the test.
-    """
-    if len(walks) == 0:
-        return True
-    ends = shapely.get_coordinates(walks).reshape(-1, 2, 2)
-    step = ends[:, 1] - ends[:, 0]
-    length = np.hypot(*step.T)
-    keep = np.minimum(_JOIN_M / np.maximum(length, 1e-300), 0.5)
-    short = shapely.linestrings(np.stack([ends[:, 0], ends[:, 1] - step * keep[:, None]], axis=1))
-    if len(faces.tree.query(short, predicate="intersects")[0]):
-        return False
-    a, b = shapely.STRtree(short).query(short, predicate="intersects")
-    return bool((a == b).all())
-
-
 def _from_faces(net: WalkNetwork, faces: StreetFaces, edge: np.ndarray, t0: np.ndarray,
                 t1: np.ndarray, walks: np.ndarray, r: float) -> AreaParts:
     """The area of the reached stretches from the network's faces, labelled."""
     zero = t1 <= t0
     points = edge_substrings(net, edge[zero], t0[zero], t1[zero])
-    link, lo, hi, row = _on_links(faces, edge[~zero], t0[~zero], t1[~zero])
-    whole = _whole_links(faces, link, lo, hi, row)
+    st = link_stretches(faces, np.zeros(int((~zero).sum()), dtype=np.int64), edge[~zero], t0[~zero], t1[~zero])
+    link, lo, hi, row = st.link, st.lo, st.hi, st.row
+    whole = np.zeros(len(faces.links), dtype=bool)
+    whole[whole_link_keys(faces, st)] = True  # one group: the keys are the links
     labels, outside = face_components(faces, whole)
     side_l = labels[np.where(faces.left < 0, faces.n_faces, faces.left)]
     side_r = labels[np.where(faces.right < 0, faces.n_faces, faces.right)]
@@ -188,39 +174,6 @@ def _chains(lines: np.ndarray, inner: np.ndarray) -> tuple[np.ndarray, np.ndarra
     chain_out = np.zeros(len(chains), dtype=bool)
     chain_out[ci] = True
     return chains, chain_out
-
-
-def _on_links(faces: StreetFaces, edge: np.ndarray, t0: np.ndarray, t1: np.ndarray
-              ) -> tuple[np.ndarray, ...]:
-    """Each reached stretch cut to the links of its edge: link, ``lo``, ``hi`` (edge metres)
-    and the link-parent row."""
-    order = np.argsort(faces.pair_edge, kind="stable")
-    pe = faces.pair_edge[order]
-    first = np.searchsorted(pe, edge)
-    count = np.searchsorted(pe, edge, side="right") - first
-    piece = np.repeat(np.arange(len(edge)), count)
-    row = order[np.repeat(first, count) + np.arange(count.sum())
-                - np.repeat(np.cumsum(count) - count, count)]
-    lo = np.maximum(t0[piece], faces.pair_a[row])
-    hi = np.minimum(t1[piece], faces.pair_b[row])
-    keep = lo < hi
-    return faces.pair_link[row[keep]], lo[keep], hi[keep], row[keep]
-
-
-def _whole_links(faces: StreetFaces, link: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                 row: np.ndarray) -> np.ndarray:
-    """True for each link reached over its whole length (by one stretch or several together)."""
-    whole = np.zeros(len(faces.links), dtype=bool)
-    if len(link) == 0:
-        return whole
-    span = np.zeros(len(faces.links))
-    np.maximum.at(span, faces.pair_link, faces.pair_b - faces.pair_a)
-    # In link metres, so the stretches of two edges that overlap on a link merge too.
-    a, b, flip = faces.pair_a[row], faces.pair_b[row], faces.pair_flip[row]
-    key, s0, s1 = merge_intervals(link, np.where(flip, b - hi, lo - a), np.where(flip, b - lo, hi - a))
-    full = (s0 <= _EPS_M) & (s1 >= span[key] - _EPS_M)
-    whole[key[full]] = True
-    return whole
 
 
 def _polygonized(lines: np.ndarray) -> shapely.Geometry:
@@ -301,32 +254,14 @@ def _parts(enclosed: shapely.Geometry, loose: _Loose, cores: np.ndarray, r: floa
     chains = shapely.buffer(loose.chains, r, quad_segs=_QUAD_SEGS)
     stray = shapely.buffer(loose.stray, r, quad_segs=_QUAD_SEGS)
     grown = shapely.buffer(enclosed, r, quad_segs=_QUAD_SEGS)
-    extra = _cluster_union(np.concatenate([chains[loose.outer], stray]))
+    buffered = np.concatenate([chains[loose.outer], stray])
+    extra = cluster_union(buffered, np.zeros(len(buffered), dtype=np.int64))[0]
     if len(extra):
         grown = shapely.union(grown, shapely.multipolygons(shapely.get_parts(extra)))
     # A chain outside every block can still graze a core: where a block's edge turns inwards
     # the core's arc and the chain's round end are drawn with different chords.
     holes, which = _holes(cores, np.concatenate([chains, stray]))
     return AreaParts(grown, holes), which
-
-
-def _cluster_union(polys: np.ndarray) -> np.ndarray:
-    """Disjoint polygons covering the union of ``polys``: only overlapping ones are unioned."""
-    if len(polys) < 2:
-        return polys
-    a, b = shapely.STRtree(polys).query(polys, predicate="intersects")
-    graph = sparse.coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(len(polys),) * 2)
-    _, label = csgraph.connected_components(graph, directed=False)
-    size = np.bincount(label)[label]
-    alone = polys[size == 1]
-    group = np.flatnonzero(size > 1)
-    if len(group) == 0:
-        return alone
-    order = group[np.argsort(label[group], kind="stable")]
-    _, dense = np.unique(label[order], return_inverse=True)
-    joined = shapely.union_all(shapely.geometrycollections(polys[order], indices=dense)[:, None],
-                               axis=1)
-    return np.concatenate([alone, joined])
 
 
 def _holes(cores: np.ndarray, buffers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -21,8 +21,12 @@ from scipy.sparse import csgraph
 
 from .face_walk import walked_faces
 from .network import WalkNetwork
+from .street_pieces import merge_intervals
 
-__all__ = ["StreetFaces", "face_components", "street_faces"]
+__all__ = ["LinkStretches", "StreetFaces", "face_components", "faces_built", "link_stretches", "street_faces",
+           "whole_link_keys"]
+
+_EPS_M = 1e-9
 
 _QUAD_SEGS = 4  # as the street buffers: the arcs must be drawn the same way
 _THREADS = 2
@@ -91,6 +95,83 @@ def street_faces(net: WalkNetwork) -> StreetFaces:
             found = _build(net)
             _CACHE[net] = found  # a network's arrays never change once it is built
         return found
+
+
+def faces_built(net: WalkNetwork) -> bool:
+    """Whether the network's :class:`StreetFaces` are built already (then they cost nothing)."""
+    with _LOCK:
+        return _CACHE.get(net) is not None
+
+
+@dataclass(frozen=True)
+class LinkStretches:
+    """Reached stretches cut to the links: group, link, ``lo``/``hi`` (metres of the edge) and
+    the link-parent row (of ``pair_*``)."""
+
+    group: np.ndarray
+    link: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    row: np.ndarray
+
+
+def link_stretches(faces: StreetFaces, group: np.ndarray, edge: np.ndarray, t0: np.ndarray,
+                   t1: np.ndarray) -> LinkStretches:
+    """Reached stretches of edges cut to the links the edges are noded into.
+
+    Parameters
+    ----------
+    faces
+        The network's faces.
+    group, edge, t0, t1
+        Each stretch's group (a facility, or 0 for all), edge and ``[t0, t1]`` metres from its ``u``.
+
+    Returns
+    -------
+    LinkStretches
+        One row per stretch and link it lies on, of positive length.
+
+    """
+    order = np.argsort(faces.pair_edge, kind="stable")
+    pe = faces.pair_edge[order]
+    first = np.searchsorted(pe, edge)
+    count = np.searchsorted(pe, edge, side="right") - first
+    piece = np.repeat(np.arange(len(edge)), count)
+    row = order[np.repeat(first, count) + np.arange(count.sum())
+                - np.repeat(np.cumsum(count) - count, count)]
+    lo = np.maximum(t0[piece], faces.pair_a[row])
+    hi = np.minimum(t1[piece], faces.pair_b[row])
+    keep = lo < hi
+    return LinkStretches(group[piece[keep]], faces.pair_link[row[keep]], lo[keep], hi[keep], row[keep])
+
+
+def whole_link_keys(faces: StreetFaces, st: LinkStretches) -> np.ndarray:
+    """The links each group reaches over their whole length (by one stretch or several together).
+
+    Parameters
+    ----------
+    faces
+        The network's faces.
+    st
+        :func:`link_stretches`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``group * n_links + link``, sorted (with one group, the links themselves).
+
+    """
+    if len(st.link) == 0:
+        return np.zeros(0, dtype=np.int64)
+    span = np.zeros(len(faces.links))
+    np.maximum.at(span, faces.pair_link, faces.pair_b - faces.pair_a)
+    # In link metres, so the stretches of two edges that overlap on a link merge too.
+    a, b, flip = faces.pair_a[st.row], faces.pair_b[st.row], faces.pair_flip[st.row]
+    key, s0, s1 = merge_intervals(st.group.astype(np.int64) * len(faces.links) + st.link,
+                                  np.where(flip, b - st.hi, st.lo - a),
+                                  np.where(flip, b - st.lo, st.hi - a))
+    link = key % len(faces.links)
+    return key[(s0 <= _EPS_M) & (s1 >= span[link] - _EPS_M)]
 
 
 def face_components(faces: StreetFaces, cut: np.ndarray) -> tuple[np.ndarray, int]:
