@@ -202,3 +202,28 @@ def test_faces_are_built_only_when_worth_it(n_pieces, built):
     assert (facility_areas.built_faces(net, n_pieces) is not None) == built
     street_faces(net)
     assert facility_areas.built_faces(net, 0) is not None
+
+
+def test_a_run_lets_go_of_what_drew_its_areas():
+    """isochrone_layers drops the faces, their index and the kept areas; drawn again, the same layers."""
+    import pandas as pd
+
+    from circles.engine import isochrones
+    from circles.engine.street_faces import faces_built
+    from circles.readers.profiles import get_profile
+    from circles.runs.pipeline import isochrone_layers
+
+    net = make_city(4_000, seed=9)
+    x, y = random_points(net, 9, seed=10)
+    anchors = Anchors.from_points(net, x, y, max_metres=300)
+    fac = pd.DataFrame({"facility_id": [f"F{i}" for i in range(9)], "tier": ["district", "community", "station"] * 3,
+                        "edge": anchors.edge, "along_m": anchors.along_m, "offset_m": anchors.offset_m,
+                        "x": anchors.x, "y": anchors.y, "status": "ok"})
+    first = isochrone_layers(net, fac, get_profile("deyang"))
+    assert not faces_built(net)
+    assert net not in isochrones._PARTS
+    assert net not in facility_areas._INDEX
+    again = isochrone_layers(net, fac, get_profile("deyang"))
+    assert first.keys() == again.keys()
+    for name in first:
+        assert shapely.equals_exact(first[name].geometry.values, again[name].geometry.values, 0.0).all(), name

@@ -30,7 +30,7 @@ from .network import WalkNetwork
 from .street_faces import StreetFaces, faces_built, link_stretches, street_faces, whole_link_keys
 from .street_pieces import ReachedPieces, edge_substrings
 
-__all__ = ["built_faces", "cluster_union", "face_areas", "walks_fit"]
+__all__ = ["built_faces", "cluster_union", "face_areas", "forget_index", "walks_fit"]
 
 _QUAD_SEGS = 4  # as the street buffers: arcs drawn the same way give the same area
 _EPS_M = 1e-9
@@ -144,6 +144,12 @@ class _FaceIndex:
     face_tree: shapely.STRtree
     link_bounds: np.ndarray
     face_links: sparse.csr_matrix
+
+
+def forget_index(net: WalkNetwork) -> None:
+    """Drop the network's face index (built again on next use)."""
+    with _LOCK:
+        _INDEX.pop(net, None)
 
 
 def _index(net: WalkNetwork, faces: StreetFaces) -> _FaceIndex:

@@ -35,19 +35,28 @@ from numpy.typing import ArrayLike
 from ..errors import DataError
 from .anchors import Anchors, anchor_status, check_anchors
 from .area_rings import area_polygon, ring_polygons
+from .facility_areas import forget_index
 from .network import WalkNetwork
 from .routing import nearest, reach, tier_codes
 from .street_areas import AreaParts, dissolved_parts
 from .street_buffers import ReachedNodes, reached_areas
-from .street_faces import street_faces
+from .street_faces import forget_faces, street_faces
 
 if TYPE_CHECKING:
     import pyproj
 
     from ..readers.profiles import Profile, Tier
 
-__all__ = ["FACILITY_AREAS_DEFAULT", "distance_bands", "facility_area_cap", "facility_areas_note",
-           "facility_isochrones", "tier_isochrones", "to_wgs84"]
+__all__ = [
+    "FACILITY_AREAS_DEFAULT",
+    "distance_bands",
+    "facility_area_cap",
+    "facility_areas_note",
+    "facility_isochrones",
+    "forget_areas",
+    "tier_isochrones",
+    "to_wgs84",
+]
 
 #: Per-facility areas are drawn for up to this many facilities unless asked otherwise: their cost
 #: grows with the count (a POI dump of 100,000 facilities needs hours and gigabytes), while the
@@ -58,6 +67,16 @@ _THREADS = 2
 _PARTS_KEPT = 3  # dissolved areas kept per network: a run reuses one (a city's are 100s of MB)
 _PARTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _PARTS_LOCK = threading.Lock()
+
+
+def forget_areas(net: WalkNetwork) -> None:
+    """Drop what drawing areas keeps with a network: its faces, their index and the last
+    dissolved areas. A run calls it once its layers are drawn: at 1M nodes they hold gigabytes
+    that the writing, the basemap and the map do not need. Drawn again, they are rebuilt."""
+    with _PARTS_LOCK:
+        _PARTS.pop(net, None)
+    forget_faces(net)
+    forget_index(net)
 
 
 def to_wgs84(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

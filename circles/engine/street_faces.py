@@ -23,7 +23,7 @@ from .face_walk import walked_faces
 from .network import WalkNetwork
 from .street_pieces import merge_intervals
 
-__all__ = ["LinkStretches", "StreetFaces", "face_components", "faces_built", "link_stretches", "street_faces",
+__all__ = ["LinkStretches", "StreetFaces", "face_components", "faces_built", "forget_faces", "link_stretches", "street_faces",
            "whole_link_keys"]
 
 _EPS_M = 1e-9
@@ -95,6 +95,13 @@ def street_faces(net: WalkNetwork) -> StreetFaces:
             found = _build(net)
             _CACHE[net] = found  # a network's arrays never change once it is built
         return found
+
+
+def forget_faces(net: WalkNetwork) -> None:
+    """Drop the network's :class:`StreetFaces` (a 1M-node city's blocks and cores hold about a
+    gigabyte); they are built again on next use."""
+    with _LOCK:
+        _CACHE.pop(net, None)
 
 
 def faces_built(net: WalkNetwork) -> bool:

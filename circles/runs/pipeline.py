@@ -111,7 +111,13 @@ def isochrone_layers(net, fac, profile, *, facility_areas: str | int | None = No
     """The isochrone layers of a run: a dissolved layer per tier, the rings and, for up to
     ``facility_areas`` facilities (``all``, ``none`` or a count; default
     :data:`circles.isochrones.FACILITY_AREAS_DEFAULT`), the per-facility areas."""
-    from ..engine.isochrones import distance_bands, facility_areas_note, tier_isochrones, to_wgs84
+    from ..engine.isochrones import (
+        distance_bands,
+        facility_areas_note,
+        forget_areas,
+        tier_isochrones,
+        to_wgs84,
+    )
 
     anchors, ok = facility_anchor_frame(fac)
     layers = tier_isochrones(net, anchors, fac["tier"].to_numpy()[ok], profile,
@@ -121,6 +127,7 @@ def isochrone_layers(net, fac, profile, *, facility_areas: str | int | None = No
         # The rings view: 0-5, 5-10, 10-15 minutes from the nearest facility of any tier.
         minutes = sorted(profile.threshold_minutes(t) for t in profile.tiers)
         layers["bands"] = distance_bands(net, anchors, minutes=minutes, profile=profile)
+    forget_areas(net)  # the layers are drawn: what drew them is not needed again by this run
     return {name: to_wgs84(gdf) for name, gdf in layers.items()}
 
 
