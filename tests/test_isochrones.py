@@ -209,6 +209,26 @@ def test_tier_isochrones_dissolve_with_nesting(chengdu_net):
         assert shapely.symmetric_difference(dissolved, union).area < 1e-3 * union.area
 
 
+def test_only_the_tier_every_facility_serves_is_kept_for_the_rings(chengdu_net):
+    """The station tier (every facility, 5 min) is the rings' first band: kept and reused; the
+    other tiers' areas are not kept (never asked for again)."""
+    from circles.engine import isochrones
+    from circles.readers.profiles import get_profile
+
+    profile = get_profile("deyang")
+    net = chengdu_net
+    isochrones.forget_areas(net)
+    x, y = random_points(net, 12, seed=16)
+    fac = Anchors.from_points(net, x, y, max_metres=profile.snap_cap_metres)
+    tiers = np.array([t.code for t in profile.tiers] * 4)
+    layers = tier_isochrones(net, fac, tiers, profile, per_facility=False)
+    kept = isochrones._PARTS[net]
+    assert [key[1] for key in kept] == [profile.threshold_metres("station")]
+    bands = distance_bands(net, fac, minutes=[5, 10, 15], profile=profile)
+    assert shapely.equals_exact(bands.geometry[0], layers["station"].geometry[0], 0.0)
+    isochrones.forget_areas(net)
+
+
 # --- scale of inputs: per-facility figures up to a stated count ------------------------------
 
 def test_facility_area_setting_is_all_none_or_a_count():

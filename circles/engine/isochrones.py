@@ -211,30 +211,31 @@ def facility_isochrones(net: WalkNetwork, facilities: Anchors, *,
     return gpd.GeoDataFrame(out, geometry=geom, crs=net.crs)
 
 
-def _dissolved(net: WalkNetwork, sources: Anchors, limits: np.ndarray, buffer_metres: float
-               ) -> list[AreaParts]:
+def _dissolved(net: WalkNetwork, sources: Anchors, limits: np.ndarray, buffer_metres: float, *,
+               keep: bool = True) -> list[AreaParts]:
     """The area within each limit of the nearest source (one multi-source pass for all).
 
-    The last few are kept with the network: a run draws the station tier's area (every
-    facility, 5 minutes) and then the 0-5 minute ring, the same area.
+    The last few are kept with the network (unless not to ``keep``): a run draws the station
+    tier's area (every facility, 5 minutes) and then the 0-5 minute ring, the same area. The
+    other tiers' areas are never asked for again, and at 1M nodes each holds most of a gigabyte.
     """
     digest = _anchors_digest(sources)
     keys = [(digest, float(x), float(buffer_metres)) for x in np.asarray(limits, dtype=float)]
     with _PARTS_LOCK:
         kept = _PARTS.setdefault(net, OrderedDict())
-        missing = sorted({k[1] for k in keys if k not in kept})
+        found = {k: kept[k] for k in keys if k in kept}  # held here: another thread may evict them
+    missing = sorted({k[1] for k in keys if k not in found})
     if missing:
         dist, _ = nearest(net, sources, limit_metres=max(missing))
         done = dissolved_parts(net, dist, np.array(missing), sources, buffer_metres=buffer_metres)
-        with _PARTS_LOCK:
-            for limit, parts in zip(missing, done, strict=True):
-                kept[(digest, limit, float(buffer_metres))] = parts
-            found = {k: kept[k] for k in keys}
-            while len(kept) > _PARTS_KEPT:
-                kept.popitem(last=False)
-        return [found[k] for k in keys]
-    with _PARTS_LOCK:
-        return [kept[k] for k in keys]
+        new = {(digest, limit, float(buffer_metres)): parts for limit, parts in zip(missing, done, strict=True)}
+        found.update(new)
+        if keep:
+            with _PARTS_LOCK:
+                kept.update(new)
+                while len(kept) > _PARTS_KEPT:
+                    kept.popitem(last=False)
+    return [found[k] for k in keys]
 
 
 def _anchors_digest(anchors: Anchors) -> str:
@@ -307,9 +308,10 @@ def _tier_areas(net: WalkNetwork, facilities: Anchors, codes: np.ndarray, profil
     def one(tier: Tier) -> np.ndarray:
         eligible = np.isin(codes, list(profile.eligible(tier.code))) & facilities.ok
         geom = np.empty(1, dtype=object)
+        # Only the tier every facility serves is drawn again (the rings' first band).
         geom[0] = area_polygon(_dissolved(net, facilities.subset(eligible),
                                           np.array([float(profile.threshold_metres(tier.code))]),
-                                          buffer)[0])
+                                          buffer, keep=bool(eligible[facilities.ok].all()))[0])
         return geom
 
     street_faces(net).cores(buffer)  # built once, before the threads share them
