@@ -63,6 +63,8 @@ def test_lines_and_repeated_vertices():
     assert np.allclose(shapely.get_coordinates(drawn[0][0]), [(104, 30), (104.001, 30)])
     with pytest.raises(ValueError, match="polygons or lines"):
         encode_shapes([line], kind="points")
+    with pytest.raises(ValueError, match="EPSG:4326"):  # metres, not degrees
+        encode_shapes([shapely.LineString([(400_000, 3_400_000), (400_100, 3_400_000)])], kind="lines")
 
 
 def test_page_text_is_kept_raw():

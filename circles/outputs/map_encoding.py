@@ -89,6 +89,9 @@ def encode_shapes(geoms, *, kind: str, decimals: int = DECIMALS) -> dict:
     else:
         paths, owner = parts, np.arange(len(parts))
     xy, path = shapely.get_coordinates(paths, return_index=True)
+    if len(xy) and np.abs(xy).max() > 360:  # metres would overflow the digits, and mean a lost CRS
+        raise ValueError("encode_shapes takes WGS-84 degrees; these coordinates reach "
+                         f"{np.abs(xy).max():,.0f}: convert the layer to EPSG:4326 first")
     q = np.round(xy[:, ::-1] * 10.0 ** decimals).astype(np.int64)  # (lat, lon), as polylines are
     keep = _distinct_vertices(q, path, closed=kind == "polygons")
     per_path = np.bincount(path[keep], minlength=len(paths))
