@@ -337,7 +337,7 @@ def _lp_value(A: np.ndarray, w: np.ndarray, p: int) -> float:
     res = linprog(np.concatenate([np.zeros(n_c), -w]),
                   A_ub=sparse.hstack([-sparse.csr_matrix(A.T, dtype=float), sparse.eye(n_d)]),
                   b_ub=np.zeros(n_d), A_eq=np.concatenate([np.ones(n_c), np.zeros(n_d)])[None],
-                  b_eq=[p], bounds=(0, 1), method="highs")
+                  b_eq=[p], bounds=(0, 1), method="highs-ipm")  # with crossover: the vertex, 50x faster here
     return -res.fun
 
 
