@@ -30,7 +30,7 @@ from .network import WalkNetwork
 from .street_faces import StreetFaces, faces_built, link_stretches, street_faces, whole_link_keys
 from .street_pieces import ReachedPieces, edge_substrings
 
-__all__ = ["built_faces", "cluster_union", "face_areas", "forget_index", "walks_fit"]
+__all__ = ["built_faces", "cluster_union", "cores_less", "face_areas", "forget_index", "walks_fit"]
 
 _QUAD_SEGS = 4  # as the street buffers: arcs drawn the same way give the same area
 _EPS_M = 1e-9
@@ -401,18 +401,39 @@ def _holes(cores: np.ndarray, c_group: np.ndarray, buffers: np.ndarray, b_group:
     (and their groups)."""
     if len(cores) == 0:
         return cores, c_group
-    cores = cores.copy()
+    ci = bi = np.zeros(0, dtype=np.int64)
     if len(buffers):
         ci, bi = _same_group_pairs(cores, c_group, buffers, b_group)
         meet = shapely.intersects(cores[ci], buffers[bi])
         ci, bi = ci[meet], bi[meet]
-        if len(ci):
-            order = np.lexsort((bi, ci))
-            ci, bi = ci[order], bi[order]
-            here, dense = np.unique(ci, return_inverse=True)
-            reach = shapely.union_all(shapely.geometrycollections(buffers[bi], indices=dense)[:, None],
-                                      axis=1)
-            cores[here] = shapely.difference(cores[here], reach)
+    parts, which = cores_less(cores, buffers, ci, bi)
+    return parts, c_group[which]
+
+
+def cores_less(cores: np.ndarray, buffers: np.ndarray, ci: np.ndarray, bi: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Block cores less the buffers that reach into them, in parts of positive area.
+
+    Parameters
+    ----------
+    cores, buffers
+        Polygons.
+    ci, bi
+        The pairs (core, buffer) that meet.
+
+    Returns
+    -------
+    parts, core : numpy.ndarray
+        The parts left, and the core each came from.
+
+    """
+    cores = cores.copy()
+    if len(ci):
+        order = np.lexsort((bi, ci))
+        ci, bi = ci[order], bi[order]
+        here, dense = np.unique(ci, return_inverse=True)
+        reach = shapely.union_all(shapely.geometrycollections(buffers[bi], indices=dense)[:, None], axis=1)
+        cores[here] = shapely.difference(cores[here], reach)
     parts, which = shapely.get_parts(cores, return_index=True)
     keep = shapely.area(parts) > 0
-    return parts[keep], c_group[which[keep]]
+    return parts[keep], which[keep]

@@ -26,7 +26,7 @@ import numpy as np
 import shapely
 
 from .anchors import Anchors
-from .facility_areas import cluster_union, walks_fit
+from .facility_areas import cluster_union, cores_less, walks_fit
 from .network import WalkNetwork
 from .street_faces import (
     StreetFaces,
@@ -269,16 +269,7 @@ def _holes(cores: np.ndarray, buffers: np.ndarray) -> tuple[np.ndarray, np.ndarr
     core of each part)."""
     if len(cores) == 0:
         return cores, np.zeros(0, dtype=np.int64)
-    cores = cores.copy()
+    ci = bi = np.zeros(0, dtype=np.int64)
     if len(buffers):
         ci, bi = shapely.STRtree(buffers).query(cores, predicate="intersects")
-        if len(ci):
-            order = np.lexsort((bi, ci))
-            ci, bi = ci[order], bi[order]
-            here, dense = np.unique(ci, return_inverse=True)
-            reach = shapely.union_all(shapely.geometrycollections(buffers[bi], indices=dense)[:, None],
-                                      axis=1)
-            cores[here] = shapely.difference(cores[here], reach)
-    parts, which = shapely.get_parts(cores, return_index=True)
-    keep = shapely.area(parts) > 0
-    return parts[keep], which[keep]
+    return cores_less(cores, buffers, ci, bi)
