@@ -245,6 +245,10 @@ def test_each_facility_area_is_drawn_up_to_a_count_then_on_request(run, tmp_path
     shutil.copytree(run, folder)
     assert main(["map", str(folder), "--facility-areas"]) == 0
     assert len(drawn(folder / "map.html")) == len(areas)
+    # Asked for where the run wrote none: said, not silently left out.
+    (folder / "isochrones.gpkg").unlink()
+    with pytest.warns(UserWarning, match="--facility-areas all"):
+        draw_run_map(folder, facility_areas=True)
 
 
 def test_street_classes():

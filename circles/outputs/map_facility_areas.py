@@ -8,6 +8,7 @@ A run writes one area per facility into ``isochrones.gpkg`` (layer ``facilities`
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import folium
@@ -50,10 +51,13 @@ def read_facility_areas(path: str | Path, facilities: pd.DataFrame | None, *,
     import pyogrio
 
     path = Path(path)
-    if wanted is False or not path.exists():
+    if wanted is False:
         return None
-    layers = {str(n) for n, _ in pyogrio.list_layers(path)}
-    if "facilities" not in layers:
+    if not path.exists() or "facilities" not in {str(n) for n, _ in pyogrio.list_layers(path)}:
+        if wanted:  # asked for by name: say why there are none rather than draw a map without them
+            warnings.warn(f"{path}: no per-facility areas (layer 'facilities'); the run writes them for up to "
+                          "--facility-areas facilities: rerun it with --facility-areas all to draw them",
+                          UserWarning, stacklevel=2)
         return None
     if wanted is None and pyogrio.read_info(path, layer="facilities")["features"] > MAP_FACILITY_AREAS_MAX:
         return None
