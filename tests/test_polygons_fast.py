@@ -199,3 +199,52 @@ def test_nothing_reached_is_an_empty_area(limit):
     assert all(layer.geometry[0].is_empty for layer in layers.values())
     bands = distance_bands(net, fac, minutes=[limit + 1e-6], profile="deyang", buffer_metres=5)
     assert bands.geometry[0].area == pytest.approx(np.pi * 25, rel=0.05)
+
+
+def _grid_of_squares(step: float, size: float, n: int, *, hole: float = 0.0) -> shapely.Geometry:
+    """``n`` x ``n`` disjoint squares (each with a square hole when ``hole`` > 0)."""
+    polys = []
+    for i in range(n):
+        for j in range(n):
+            x, y = i * step, j * step
+            shell = [(x, y), (x + size, y), (x + size, y + size), (x, y + size)]
+            c = size / 2
+            holes = [[(x + c - hole, y + c - hole), (x + c + hole, y + c - hole),
+                      (x + c + hole, y + c + hole), (x + c - hole, y + c + hole)]] if hole else []
+            polys.append(shapely.Polygon(shell, holes))
+    return shapely.MultiPolygon(polys)
+
+
+def test_parts_difference_equals_one_overlay_on_a_hand_made_case():
+    from circles.engine.area_rings import parts_difference
+
+    a = _grid_of_squares(100.0, 80.0, 6, hole=10.0)  # 6 x 6 squares of 80 m, holes of 20 m
+    b = shapely.MultiPolygon(shapely.get_parts(shapely.buffer(
+        shapely.points([(40, 40), (250, 250), (500, 90)]), 60.0)))  # three discs of 60 m
+    got = parts_difference(a, b)
+    assert shapely.is_valid(got)
+    want = shapely.difference(a, b)
+    assert _rel(got, want) <= 1e-12
+    # By hand: the discs' areas inside the squares less the holes' parts they cover.
+    assert shapely.area(got) == pytest.approx(shapely.area(a) - shapely.area(shapely.intersection(a, b)))
+    # An untouched part comes back as it was; nothing from b alone appears.
+    assert shapely.area(shapely.difference(got, a)) == 0
+    assert parts_difference(a, shapely.MultiPolygon()).equals(a)
+    assert shapely.is_empty(parts_difference(a, shapely.buffer(a, 1.0)))
+
+
+def test_parts_difference_equals_one_overlay_on_a_city_area(chengdu_net):
+    """The 10-minute area less the 5-minute one, part by part and as one shapely overlay."""
+    from circles.engine.area_rings import area_polygon, parts_difference
+    from circles.engine.street_areas import dissolved_parts
+
+    profile = get_profile("deyang")
+    fac = _snapped(chengdu_net, 20, seed=33)
+    limits = np.array([5, 10]) * profile.metres_per_minute
+    dist, _ = nearest(chengdu_net, fac, limit_metres=float(limits[-1]))
+    small, big = (area_polygon(p) for p in dissolved_parts(
+        chengdu_net, dist, limits, fac, buffer_metres=profile.street_buffer_metres))
+    assert shapely.get_num_geometries(big) > 1  # parts to go through one by one
+    got = parts_difference(big, small)
+    assert shapely.is_valid(got)
+    assert _rel(got, shapely.difference(big, small)) <= REL

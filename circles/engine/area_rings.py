@@ -18,10 +18,11 @@ import shapely
 
 from .street_areas import AreaParts
 
-__all__ = ["area_polygon", "ring_polygons"]
+__all__ = ["area_polygon", "parts_difference", "ring_polygons"]
 
 _THREADS = 2
 _TOUCH_M = 1e-6  # a hole this close to the smaller grown region is cut by an overlay
+_NOISE_M2 = 1e-6  # pieces under a square millimetre: an overlay's noise where two edges coincide
 
 
 def area_polygon(parts: AreaParts) -> shapely.Geometry:
@@ -75,10 +76,42 @@ def _ring(small: AreaParts, big: AreaParts) -> shapely.Geometry:
     # A new block's core can touch the smaller region along a line (a street reached at the
     # smaller limit on one side of the block): those go into the one overlay, as holes of the
     # larger region (they lie strictly inside it), the rest are added after.
-    beyond = shapely.difference(_with_holes(big.grown, holes[cut]), small.grown)
+    beyond = parts_difference(_with_holes(big.grown, holes[cut]), small.grown)
     outer = _with_holes(beyond, holes[~old & ~near])
     reached = _hole_gains(small.holes, holes[old])
     return _join(np.concatenate([shapely.get_parts(outer), reached]))
+
+
+def parts_difference(a: shapely.Geometry, b: shapely.Geometry) -> shapely.Geometry:
+    """``a`` less ``b``, part by part of ``a``: the same area as one overlay of the two.
+
+    GEOS's overlay of two city-wide multipolygons slows much more than linearly with their size
+    (a 1M-node city's 15-minute area less its 10-minute one: 33 s), while the parts of a grown
+    region are small and disjoint: each part less the parts of ``b`` that meet it, all in one
+    vectorized call, takes a tenth of that. The parts' results are disjoint as the parts are.
+
+    Parameters
+    ----------
+    a, b
+        (Multi)polygons whose parts are disjoint, in one metric CRS.
+
+    Returns
+    -------
+    shapely.Geometry
+        A polygon or multipolygon (empty when nothing is left), without the pieces under a
+        square millimetre that coinciding edges leave.
+
+    """
+    mine, theirs = shapely.get_parts(a), shapely.get_parts(b)
+    out = mine.copy()
+    if len(mine) and len(theirs):
+        ai, bi = shapely.STRtree(theirs).query(mine, predicate="intersects")
+        order = np.lexsort((bi, ai))
+        ai, bi = ai[order], bi[order]
+        here, dense = np.unique(ai, return_inverse=True)
+        out[here] = shapely.difference(mine[here], shapely.multipolygons(theirs[bi], indices=dense))
+    parts = shapely.get_parts(out)
+    return _join(parts[shapely.area(parts) >= _NOISE_M2])
 
 
 def _points_tree(points: np.ndarray) -> shapely.STRtree:
@@ -135,7 +168,7 @@ def _with_holes(region: shapely.Geometry, holes: np.ndarray) -> shapely.Geometry
     out = _join(polys)
     rest = np.concatenate([holes[~simple], add[~placed]])
     if len(rest):  # a hole with an island in it (or on the edge, by rounding): an overlay
-        out = shapely.difference(out, shapely.multipolygons(rest))
+        out = parts_difference(out, shapely.multipolygons(rest))
     return out
 
 
