@@ -14,6 +14,7 @@ import pandas as pd
 from ..outputs.runfolder import Manifest
 from ..readers.files import require_file
 from ..readers.units import unit_levels
+from .background import in_background
 from .inputs import RunInputs, default_facilities
 
 if TYPE_CHECKING:
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
 
 # RunInputs and default_facilities live in runs.inputs; named here too for ``circles.pipeline``.
 __all__ = ["RunInputs", "RunOutput", "coverage_run", "default_facilities", "facility_anchor_frame",
-           "isochrone_layers", "load_facilities", "load_inputs", "site_run"]
+           "isochrone_layers", "load_demand", "load_facilities", "load_inputs",
+           "load_network_facilities", "site_run"]
 
 
 @dataclass
@@ -44,10 +46,14 @@ def load_inputs(inputs: RunInputs, manifest: Manifest, *, progress=None):
         ``(net, profile, facilities, demand, units)``.
 
     """
-    from ..readers.files import default_network_path
-    from ..readers.osm import is_osm_file
+    net, profile, fac = load_network_facilities(inputs, manifest, progress=progress)
+    return (net, profile, fac, *load_demand(inputs, manifest, net, profile))
+
+
+def load_network_facilities(inputs: RunInputs, manifest: Manifest, *, progress=None):
+    """The first half of :func:`load_inputs`: ``(net, profile, facilities)``, the facilities snapped."""
     from ..readers.profiles import get_profile
-    from .load import load_network, read_population
+    from .load import load_network
 
     with manifest.timed("network"):
         net = load_network(inputs.network, progress=progress, **inputs.network_options)
@@ -55,7 +61,15 @@ def load_inputs(inputs: RunInputs, manifest: Manifest, *, progress=None):
     profile = get_profile(inputs.profile)
     if inputs.profile is not None and Path(str(inputs.profile)).exists():
         manifest.add_input("profile", inputs.profile)
-    fac = load_facilities(inputs, net, profile, manifest)
+    return net, profile, load_facilities(inputs, net, profile, manifest)
+
+
+def load_demand(inputs: RunInputs, manifest: Manifest, net, profile):
+    """The second half of :func:`load_inputs`: ``(demand, units)``."""
+    from ..readers.files import default_network_path
+    from ..readers.osm import is_osm_file
+    from .load import read_population
+
     src = str(net.report.get("source") or "")
     osm_path = src if src and is_osm_file(src) else str(default_network_path())
     manifest.add_input("population", inputs.population)
@@ -78,7 +92,7 @@ def load_inputs(inputs: RunInputs, manifest: Manifest, *, progress=None):
             frames.append(gpd.read_file(require_file(path, what="units"), engine="pyogrio"))
         units = unit_levels(frames if len(frames) > 1 else frames[0], unit_column=inputs.unit_column,
                             files=[str(p) for p in paths] if len(frames) > 1 else [str(paths[0])])
-    return net, profile, fac, demand, units
+    return demand, units
 
 
 def load_facilities(inputs: RunInputs, net, profile, manifest: Manifest):
@@ -129,6 +143,11 @@ def isochrone_layers(net, fac, profile, *, facility_areas: str | int | None = No
         layers["bands"] = distance_bands(net, anchors, minutes=minutes, profile=profile)
     forget_areas(net)  # the layers are drawn: what drew them is not needed again by this run
     return {name: to_wgs84(gdf) for name, gdf in layers.items()}
+
+
+def _timed_isochrones(net, fac, profile, manifest: Manifest, facility_areas) -> dict:
+    with manifest.timed("isochrones"):
+        return isochrone_layers(net, fac, profile, facility_areas=facility_areas)
 
 
 def coverage_run(inputs: RunInputs, out, *, manifest: Manifest | None = None, progress=None,
@@ -182,11 +201,17 @@ def _coverage_run(inputs: RunInputs, folder: Path, *, manifest: Manifest | None,
     from ..engine.gaps import gap_hexagons, short_hexagons
     from ..engine.isochrones import facility_areas_note
     from ..engine.standards import check_standards
-    from ..outputs.tables import write_coverage_run
+    from ..outputs.tables import write_coverage_run, write_layers
 
     facility_areas_note(0, inputs.facility_areas)  # a bad setting fails before any work
     manifest = manifest or Manifest("coverage", dict(vars(inputs).items()))
-    net, profile, fac, demand, units = load_inputs(inputs, manifest, progress=progress)
+    net, profile, fac = load_network_facilities(inputs, manifest, progress=progress)
+    # The service areas need only the network and the snapped facilities (compute_coverage snaps
+    # them again to the same anchors), and they are most of a city's time: drawn on a thread of
+    # their own while the population is read, coverage computed and the tables written.
+    drawing = in_background(_timed_isochrones, net, fac, profile, manifest, inputs.facility_areas,
+                            name="circles-isochrones")
+    demand, units = load_demand(inputs, manifest, net, profile)
     with manifest.timed("coverage"):
         result = compute_coverage(net, fac, demand, profile=profile, units=units,
                                   unit_column=inputs.unit_column, facility_areas=inputs.facility_areas)
@@ -198,13 +223,11 @@ def _coverage_run(inputs: RunInputs, folder: Path, *, manifest: Manifest | None,
     with manifest.timed("gaps"):
         gaps = gap_hexagons(result)
         short = None if prov is None else short_hexagons(result, prov)
-    with manifest.timed("isochrones"):
-        iso = isochrone_layers(net, result.facilities, profile, facility_areas=inputs.facility_areas)
     manifest.set("facility_areas", facility_areas_note(
         int((result.facilities["status"] == "ok").sum()), inputs.facility_areas))
     with manifest.timed("write"):
-        files = write_coverage_run(result, folder, isochrones=iso, gaps=gaps,
-                                   standards=check_standards(result), capacity_short=short)
+        files = write_coverage_run(result, folder, gaps=gaps, standards=check_standards(result),
+                                   capacity_short=short)
         if access is not None:
             files += _write_services(access, folder)
         if units is not None and profile.rules:
@@ -212,6 +235,10 @@ def _coverage_run(inputs: RunInputs, folder: Path, *, manifest: Manifest | None,
         if "functions" in result.facilities.columns and any(profile.functions.values()):
             files += _write_functions(result, folder, manifest)
     files += _write_basemap(net, folder, manifest)
+    iso = drawing.result()
+    with manifest.timed("write"):
+        if iso:
+            files.append(write_layers(iso, folder / "isochrones.gpkg"))
     manifest.count(nodes=net.n_nodes, facilities=len(fac),
                    facilities_ok=int((result.facilities["status"] == "ok").sum()),
                    demand_points=len(result.demand), population=round(result.input_pop, 1))
