@@ -7,8 +7,9 @@ with lon/lat) and as many resident points as nodes (a population points CSV, 1-2
 
 - ours: ``circles coverage --network city.osm.pbf --facilities facilities.csv --population
   population.csv --out run`` as a subprocess: its wall time and peak RSS (``os.wait4``'s
-  ``ru_maxrss`` of that child alone), the per-stage timings of the run's ``manifest.json`` and
-  the size of ``map.html``;
+  ``ru_maxrss`` of that child alone), the per-stage timings of the run's ``manifest.json`` (the
+  run draws its isochrones on a thread beside the other stages, so they overlap and ``total``
+  is the wall time) and the size of ``map.html``;
 - the floor: a reference pipeline without polygons in its own subprocess (read the network, snap
   facilities and residents, the nearest facility of each tier from every resident by
   ``compute_coverage`` (``nearest_by_tier`` on the same CSR graph), the covered sums per tier,
@@ -103,6 +104,8 @@ def _report(size: str, out: Path, wall: float, peak: float) -> None:
     manifest = out / "manifest.json"
     if manifest.exists():
         print(f"stages (s): {json.loads(manifest.read_text()).get('timings_s')}")
+        # The isochrones are drawn on their own thread beside the stages from population to basemap.
+        print("  (isochrones overlap the stages from population to basemap; total is the wall time)")
     page = out / "map.html"
     map_mb = page.stat().st_size / 1e6 if page.exists() else float("nan")
     print(f"{'map.html':<46}{map_mb:>7.2f} MB")
