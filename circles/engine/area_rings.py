@@ -16,6 +16,7 @@ from itertools import pairwise
 import numpy as np
 import shapely
 
+from .facility_areas import cores_less
 from .street_areas import AreaParts
 
 __all__ = ["area_polygon", "parts_difference", "ring_polygons"]
@@ -103,14 +104,10 @@ def parts_difference(a: shapely.Geometry, b: shapely.Geometry) -> shapely.Geomet
 
     """
     mine, theirs = shapely.get_parts(a), shapely.get_parts(b)
-    out = mine.copy()
+    ai = bi = np.zeros(0, dtype=np.int64)
     if len(mine) and len(theirs):
         ai, bi = shapely.STRtree(theirs).query(mine, predicate="intersects")
-        order = np.lexsort((bi, ai))
-        ai, bi = ai[order], bi[order]
-        here, dense = np.unique(ai, return_inverse=True)
-        out[here] = shapely.difference(mine[here], shapely.multipolygons(theirs[bi], indices=dense))
-    parts = shapely.get_parts(out)
+    parts, _ = cores_less(mine, theirs, ai, bi, disjoint=True)
     return _join(parts[shapely.area(parts) >= _NOISE_M2])
 
 

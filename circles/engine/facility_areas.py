@@ -410,8 +410,8 @@ def _holes(cores: np.ndarray, c_group: np.ndarray, buffers: np.ndarray, b_group:
     return parts, c_group[which]
 
 
-def cores_less(cores: np.ndarray, buffers: np.ndarray, ci: np.ndarray, bi: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray]:
+def cores_less(cores: np.ndarray, buffers: np.ndarray, ci: np.ndarray, bi: np.ndarray, *,
+               disjoint: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Block cores less the buffers that reach into them, in parts of positive area.
 
     Parameters
@@ -420,6 +420,9 @@ def cores_less(cores: np.ndarray, buffers: np.ndarray, ci: np.ndarray, bi: np.nd
         Polygons.
     ci, bi
         The pairs (core, buffer) that meet.
+    disjoint
+        The buffers do not overlap (the parts of one multipolygon): each core's are gathered
+        into a multipolygon instead of unioned.
 
     Returns
     -------
@@ -432,7 +435,10 @@ def cores_less(cores: np.ndarray, buffers: np.ndarray, ci: np.ndarray, bi: np.nd
         order = np.lexsort((bi, ci))
         ci, bi = ci[order], bi[order]
         here, dense = np.unique(ci, return_inverse=True)
-        reach = shapely.union_all(shapely.geometrycollections(buffers[bi], indices=dense)[:, None], axis=1)
+        if disjoint:
+            reach = shapely.multipolygons(buffers[bi], indices=dense)
+        else:
+            reach = shapely.union_all(shapely.geometrycollections(buffers[bi], indices=dense)[:, None], axis=1)
         cores[here] = shapely.difference(cores[here], reach)
     parts, which = shapely.get_parts(cores, return_index=True)
     keep = shapely.area(parts) > 0
