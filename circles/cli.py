@@ -20,6 +20,7 @@ from .readers.services import load_catalogue
 from .runs import runners
 from .runs.audit import run_audit
 from .runs.audit_progress import CityProgress
+from .runs.background import limit_malloc_arenas
 from .runs.inputs import RunInputs
 from .runs.pipeline import coverage_run
 
@@ -279,6 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     before = held_runs()
+    limit_malloc_arenas()  # before the runs' threads start
     try:
         with console.warnings_as_notes():
             return _COMMANDS[args.command](args)

@@ -58,3 +58,20 @@ def test_a_background_job_hands_back_its_result_and_its_error():
     job = in_background(fails)
     with pytest.raises(ValueError, match="row 3: bad"):
         job.result(timeout=10)
+
+
+def test_malloc_arenas_capped_on_glibc_unless_the_environment_says(tmp_path):
+    """The cap is set through glibc's mallopt on Linux (what a 1M-node run's peak gains by it is
+    bench_city's figure); a MALLOC_ARENA_MAX the user set is left as it is."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from circles.runs.background import limit_malloc_arenas; print(limit_malloc_arenas())"
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    glibc = sys.platform.startswith("linux") and os.confstr("CS_GNU_LIBC_VERSION")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(bool(glibc))
+    out = subprocess.run([sys.executable, "-c", code], env=env | {"MALLOC_ARENA_MAX": "4"},
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

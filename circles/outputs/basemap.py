@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -120,6 +121,13 @@ def _metric(geometry: gpd.GeoSeries) -> gpd.GeoSeries:
 def _display(geometry: gpd.GeoSeries) -> gpd.GeoSeries:
     """Simplified to :data:`SIMPLIFY_METRES`, in WGS-84, rounded to :data:`DECIMALS`; empty parts dropped."""
     metric = _metric(geometry)
+    simple = _simplified(metric)
+    # To WGS-84 and rounded in one pass over the coordinates (what to_crs then a rounding did).
+    return gpd.GeoSeries(shapely.transform(simple, _to_wgs84(metric.crs)), index=geometry.index, crs=4326)
+
+
+def _simplified(metric: gpd.GeoSeries) -> np.ndarray:
+    """The geometries (in metres) simplified to :data:`SIMPLIFY_METRES` for display."""
     simple = np.asarray(metric.values, dtype=object).copy()
     kind = shapely.get_type_id(simple)
     lines = np.isin(kind, (1, 5))  # LineString, MultiLineString
@@ -128,14 +136,18 @@ def _display(geometry: gpd.GeoSeries) -> gpd.GeoSeries:
     bends = lines & ((kind == 5) | (shapely.get_num_coordinates(simple) > 2))
     simple[bends] = shapely.simplify(simple[bends], SIMPLIFY_METRES, preserve_topology=False)
     simple[~lines] = shapely.simplify(simple[~lines], SIMPLIFY_METRES, preserve_topology=True)
-    # To WGS-84 and rounded in one pass over the coordinates (what to_crs then a rounding did).
-    to_wgs84 = pyproj.Transformer.from_crs(metric.crs, 4326, always_xy=True)
+    return simple
 
-    def _wgs84(xy: np.ndarray) -> np.ndarray:
-        lon, lat = to_wgs84.transform(xy[:, 0], xy[:, 1])
+
+def _to_wgs84(crs) -> Callable[[np.ndarray], np.ndarray]:
+    """Coordinates in ``crs`` to WGS-84 lon/lat, rounded to :data:`DECIMALS`."""
+    transformer = pyproj.Transformer.from_crs(crs, 4326, always_xy=True)
+
+    def wgs84(xy: np.ndarray) -> np.ndarray:
+        lon, lat = transformer.transform(xy[:, 0], xy[:, 1])
         return np.round(np.column_stack([lon, lat]), DECIMALS)
 
-    return gpd.GeoSeries(shapely.transform(simple, _wgs84), index=geometry.index, crs=4326)
+    return wgs84
 
 
 def _frame(geometry: gpd.GeoSeries, **columns) -> gpd.GeoDataFrame:
@@ -163,26 +175,34 @@ def street_lines(net) -> gpd.GeoDataFrame:
         ``class`` and the line geometry.
 
     """
+    lines, names = _merged_streets(net)
+    if not len(lines):
+        return gpd.GeoDataFrame({"class": []}, geometry=[], crs=4326)
+    return _frame(gpd.GeoSeries(lines, crs=net.crs), **{"class": names})
+
+
+def _merged_streets(net) -> tuple[np.ndarray, np.ndarray]:
+    """The network's edges merged through their degree-2 nodes class by class (network CRS),
+    and each line's class."""
     attrs = net.edge_attrs.reset_index(drop=True)
     column = next((c for c in ("highway", "road_class") if c in attrs and len(attrs) == net.n_edges), None)
     classes = street_classes(attrs[column]) if column else np.full(net.n_edges, "minor", dtype=object)
     geoms = np.asarray(net.edge_geometry, dtype=object)
-    parts, names = [], []
+    parts, names = [np.zeros(0, dtype=object)], []
     for name in STREET_CLASSES:
         mask = classes == name
         if mask.any():
-            merged = merged_lines(geoms[mask])
-            parts.append(merged)
-            names += [name] * len(merged)
-    if not parts:
-        return gpd.GeoDataFrame({"class": []}, geometry=[], crs=4326)
-    return _frame(gpd.GeoSeries(np.concatenate(parts), crs=net.crs), **{"class": names})
+            parts.append(merged_lines(geoms[mask]))
+            names += [name] * len(parts[-1])
+    return np.concatenate(parts), np.array(names, dtype=object)
 
 
 def _street_tiles(net) -> gpd.GeoDataFrame:
-    """:func:`street_lines` bundled per class and tile (:func:`tiled_lines`), as ``basemap.gpkg`` holds them."""
-    lines = street_lines(net)
-    geoms, classes = tiled_lines(lines.geometry.to_numpy(), lines["class"].to_numpy())
+    """:func:`street_lines` bundled per class and tile (:func:`tiled_lines`), as ``basemap.gpkg``
+    holds them: bundled from the simplified lines' coordinates, with no display line of its own."""
+    lines, names = _merged_streets(net)
+    metric = _metric(gpd.GeoSeries(lines, crs=net.crs))
+    geoms, classes = tiled_lines(_simplified(metric), names, to_display=_to_wgs84(metric.crs))
     return gpd.GeoDataFrame({"class": classes}, geometry=geoms, crs=4326)
 
 

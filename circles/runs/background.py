@@ -1,13 +1,48 @@
-"""Work a run does beside its other stages: one daemon thread per job, its outcome in a Future."""
+"""Work a run does beside its other stages: one daemon thread per job, its outcome in a Future;
+and the memory such threads cost, capped for a command's process."""
 
 from __future__ import annotations
 
+import ctypes
+import os
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-__all__ = ["in_background"]
+__all__ = ["in_background", "limit_malloc_arenas"]
+
+_M_ARENA_MAX = -8  # glibc's mallopt parameter number
+
+
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """Cap the malloc arenas of this process (glibc), unless ``MALLOC_ARENA_MAX`` already does.
+
+    glibc gives each thread that meets contention an arena of its own (up to eight per core), and
+    memory freed in one arena is not reused by another: a run's threads drawing areas beside
+    coverage kept about 0.85 GB more at a 1M-node city's peak (6.07 GB against 5.21 GB with two
+    arenas), at no cost in time. The command line calls this once, before any thread starts; a
+    library caller may too (it changes the whole process).
+
+    Parameters
+    ----------
+    arenas
+        The most arenas.
+
+    Returns
+    -------
+    bool
+        Whether the cap was set (``False`` off glibc, or when the environment sets it).
+
+    """
+    if not sys.platform.startswith("linux") or os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_ARENA_MAX, int(arenas)))
 
 
 def in_background(fn: Callable[..., Any], /, *args: Any, name: str = "circles-background",
