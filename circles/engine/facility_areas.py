@@ -59,7 +59,7 @@ def walks_fit(faces: StreetFaces, group: np.ndarray, walks: np.ndarray, n_groups
     Parameters
     ----------
     faces
-        The network's faces (their links' tree).
+        The network's faces (their tree of the streets).
     group, walks
         Each walk (a two-point line from a source to its street) and its group.
     n_groups

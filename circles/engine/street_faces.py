@@ -54,7 +54,8 @@ class StreetFaces:
     left, right : numpy.ndarray
         The face on each side of each link (``-1``: the unbounded outside).
     tree : shapely.STRtree
-        The links, for finding what a source's walk crosses.
+        The network's edges (``WalkNetwork.edge_tree``; the links lie on them), for finding
+        which sources' walks cross a street.
 
     """
 
@@ -226,8 +227,9 @@ def _build(net: WalkNetwork) -> StreetFaces:
     # Walked, not polygonized: the same blocks, and the block on each side of each link.
     polys, left, right = walked_faces(all_links)
     _loose_sides(all_links, polys, left, right)
-    return StreetFaces(all_links, p_link, p_edge, p_a, p_b, p_flip, polys, left, right,
-                       shapely.STRtree(all_links))
+    # A walk crosses a link exactly when it crosses the edge the link lies on: the network's own
+    # tree serves (a second tree of 2M links held 0.13 GB more at 1M nodes).
+    return StreetFaces(all_links, p_link, p_edge, p_a, p_b, p_flip, polys, left, right, net.edge_tree)
 
 
 def _crossing_edges(net: WalkNetwork, geom: np.ndarray) -> np.ndarray:
