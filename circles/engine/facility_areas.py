@@ -26,6 +26,7 @@ import shapely
 from scipy import sparse
 from scipy.sparse import csgraph
 
+from .geos_threads import in_halves
 from .network import WalkNetwork
 from .street_faces import StreetFaces, faces_built, link_stretches, street_faces, whole_link_keys
 from .street_pieces import ReachedPieces, edge_substrings
@@ -389,10 +390,14 @@ def cluster_union(polys: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.
         return polys, group
     many = many[np.argsort(label[many], kind="stable")]
     _, first, dense = np.unique(label[many], return_index=True, return_inverse=True)
-    joined = shapely.union_all(shapely.geometrycollections(polys[many], indices=dense)[:, None],
-                               axis=1)
+    joined = in_halves(_union_each, shapely.geometrycollections(polys[many], indices=dense))
     return (np.concatenate([polys[alone], joined]),
             np.concatenate([group[alone], group[many[first]]]))
+
+
+def _union_each(collections: np.ndarray) -> np.ndarray:
+    """The union of each collection's parts."""
+    return shapely.union_all(collections[:, None], axis=1)
 
 
 def _holes(cores: np.ndarray, c_group: np.ndarray, buffers: np.ndarray, b_group: np.ndarray
@@ -439,7 +444,7 @@ def cores_less(cores: np.ndarray, buffers: np.ndarray, ci: np.ndarray, bi: np.nd
             reach = shapely.multipolygons(buffers[bi], indices=dense)
         else:
             reach = shapely.union_all(shapely.geometrycollections(buffers[bi], indices=dense)[:, None], axis=1)
-        cores[here] = shapely.difference(cores[here], reach)
+        cores[here] = in_halves(shapely.difference, cores[here], reach)
     parts, which = shapely.get_parts(cores, return_index=True)
     keep = shapely.area(parts) > 0
     return parts[keep], which[keep]

@@ -15,7 +15,6 @@ reference the faces are checked against.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -23,6 +22,7 @@ import shapely
 
 from .anchors import Anchors
 from .facility_areas import built_faces, face_areas, walks_fit
+from .geos_threads import THREADS, in_halves
 from .network import WalkNetwork
 from .street_faces import StreetFaces
 from .street_pieces import (
@@ -36,7 +36,7 @@ from .street_pieces import (
 __all__ = ["ReachedNodes", "reached_areas"]
 
 _QUAD_SEGS = 4  # arc segments per quarter circle at ends and bends: 30 m buffer, <= 0.6 m off
-_THREADS = 2  # GEOS releases the GIL in shapely's vectorised functions
+_THREADS = THREADS
 
 
 def reached_areas(net: WalkNetwork, reached: ReachedNodes, limits: np.ndarray,
@@ -91,7 +91,7 @@ def reached_areas(net: WalkNetwork, reached: ReachedNodes, limits: np.ndarray,
     # A larger limit reaches a superset of the streets, so its area contains the smaller one's;
     # a union with it makes that hold exactly, where the buffers' arcs are drawn differently.
     for j in range(1, m):
-        by_group[:, j] = _threaded(shapely.union, by_group[:, j], by_group[:, j - 1])
+        by_group[:, j] = in_halves(shapely.union, by_group[:, j], by_group[:, j - 1])
     return by_group.ravel()
 
 
@@ -121,14 +121,6 @@ def _by_faces(net: WalkNetwork, faces: StreetFaces, pieces: ReachedPieces,
     with ThreadPoolExecutor(len(chunks)) as pool:  # GEOS and NumPy free the GIL
         out[np.concatenate(chunks)] = np.concatenate(list(pool.map(work, chunks)))
     return out
-
-
-def _threaded(func: Callable[..., np.ndarray], *arrays: np.ndarray) -> np.ndarray:
-    """``func`` over equal-length object arrays, in halves on two threads (GEOS frees the GIL)."""
-    parts = [np.array_split(a, _THREADS) for a in arrays]
-    with ThreadPoolExecutor(_THREADS) as pool:
-        done = pool.map(lambda i: func(*(p[i] for p in parts)), range(_THREADS))
-        return np.concatenate(list(done))
 
 
 def _street_areas(group: np.ndarray, lines: np.ndarray, n: int, buffer_metres: float

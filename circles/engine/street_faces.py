@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +19,7 @@ from scipy import sparse
 from scipy.sparse import csgraph
 
 from .face_walk import walked_faces
+from .geos_threads import in_halves
 from .network import WalkNetwork
 from .street_pieces import merge_intervals
 
@@ -29,7 +29,6 @@ __all__ = ["LinkStretches", "StreetFaces", "face_components", "faces_built", "fo
 _EPS_M = 1e-9
 
 _QUAD_SEGS = 4  # as the street buffers: the arcs must be drawn the same way
-_THREADS = 2
 _NEAR_M = 1e-6  # a noded piece lies on its parent edge within this
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
@@ -80,11 +79,8 @@ class StreetFaces:
         """Each face shrunk by ``radius``: what stays out of reach when its streets are reached."""
         with _LOCK:
             if radius not in self._cores:
-                halves = np.array_split(self.faces, _THREADS)
-                with ThreadPoolExecutor(_THREADS) as pool:  # GEOS frees the GIL
-                    done = pool.map(lambda f: shapely.buffer(f, -radius, quad_segs=_QUAD_SEGS),
-                                    halves)
-                    self._cores[radius] = np.concatenate(list(done))
+                self._cores[radius] = in_halves(shapely.buffer, self.faces, distance=-radius,
+                                                quad_segs=_QUAD_SEGS)
             return self._cores[radius]
 
 
