@@ -248,3 +248,17 @@ def test_parts_difference_equals_one_overlay_on_a_city_area(chengdu_net):
     got = parts_difference(big, small)
     assert shapely.is_valid(got)
     assert _rel(got, shapely.difference(big, small)) <= REL
+
+
+def test_in_halves_equals_one_call():
+    from circles.engine.geos_threads import in_halves
+
+    rng = np.random.default_rng(5)
+    for n in (10, 5001):
+        pts = shapely.points(rng.uniform(0, 1000, (n, 2)))
+        discs = shapely.buffer(pts, 20.0)
+        got = in_halves(shapely.difference, discs, shapely.buffer(pts, 5.0))
+        assert len(got) == n
+        assert shapely.equals_exact(got, shapely.difference(discs, shapely.buffer(pts, 5.0)), 0.0).all()
+        assert shapely.equals_exact(in_halves(shapely.buffer, pts, distance=3.0, quad_segs=2),
+                                    shapely.buffer(pts, 3.0, quad_segs=2), 0.0).all()
