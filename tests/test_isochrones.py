@@ -226,6 +226,7 @@ def test_only_the_tier_every_facility_serves_is_kept_for_the_rings(chengdu_net):
     assert [key[1] for key in kept] == [profile.threshold_metres("station")]
     bands = distance_bands(net, fac, minutes=[5, 10, 15], profile=profile)
     assert shapely.equals_exact(bands.geometry[0], layers["station"].geometry[0], 0.0)
+    assert not kept  # the rings were its last use, and they keep none of their own
     isochrones.forget_areas(net)
 
 

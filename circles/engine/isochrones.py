@@ -215,15 +215,19 @@ def _dissolved(net: WalkNetwork, sources: Anchors, limits: np.ndarray, buffer_me
                keep: bool = True) -> list[AreaParts]:
     """The area within each limit of the nearest source (one multi-source pass for all).
 
-    The last few are kept with the network (unless not to ``keep``): a run draws the station
+    The last few are kept with the network when to ``keep`` them: a run draws the station
     tier's area (every facility, 5 minutes) and then the 0-5 minute ring, the same area. The
     other tiers' areas are never asked for again, and at 1M nodes each holds most of a gigabyte.
+    Otherwise this is their last use, and those found kept are let go.
     """
     digest = _anchors_digest(sources)
     keys = [(digest, float(x), float(buffer_metres)) for x in np.asarray(limits, dtype=float)]
     with _PARTS_LOCK:
         kept = _PARTS.setdefault(net, OrderedDict())
         found = {k: kept[k] for k in keys if k in kept}  # held here: another thread may evict them
+        if not keep:
+            for k in found:
+                kept.pop(k, None)
     missing = sorted({k[1] for k in keys if k not in found})
     if missing:
         dist, _ = nearest(net, sources, limit_metres=max(missing))
@@ -382,8 +386,9 @@ def distance_bands(net: WalkNetwork, facilities: Anchors, *, minutes: Sequence[f
                         field="minutes", fix="give limits such as 5, 10, 15")
     speed = float(profile.metres_per_minute)
     buffer = float(profile.street_buffer_metres if buffer_metres is None else buffer_metres)
-    # Each ring is the larger area less the smaller, from their grown regions and holes.
-    rings = ring_polygons(_dissolved(net, facilities, mins * speed, buffer))
+    # Each ring is the larger area less the smaller, from their grown regions and holes (their
+    # last use: none is kept).
+    rings = ring_polygons(_dissolved(net, facilities, mins * speed, buffer, keep=False))
     lo = np.concatenate([[0.0], mins[:-1]])
     out = pd.DataFrame({"band": [f"{a:g}-{b:g}" for a, b in zip(lo, mins, strict=True)], "from_minutes": lo,
                         "to_minutes": mins, "from_metres": lo * speed, "to_metres": mins * speed,
