@@ -20,7 +20,7 @@ from .readers.services import load_catalogue
 from .runs import runners
 from .runs.audit import run_audit
 from .runs.audit_progress import CityProgress
-from .runs.background import limit_malloc_arenas
+from .runs.background import limit_malloc_arenas, release_memory_every
 from .runs.inputs import RunInputs
 from .runs.pipeline import coverage_run
 
@@ -281,6 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     before = held_runs()
     limit_malloc_arenas()  # before the runs' threads start
+    release_memory_every(1.0)  # a city's polygons free gigabytes in small pieces
     try:
         with console.warnings_as_notes():
             return _COMMANDS[args.command](args)

@@ -75,3 +75,25 @@ def test_malloc_arenas_capped_on_glibc_unless_the_environment_says(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env | {"MALLOC_ARENA_MAX": "4"},
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_freed_memory_is_given_back_on_glibc():
+    """A glibc heap keeps what is freed below live blocks; malloc_trim gives those pages back. Every
+    tenth block is kept alive so the freed ones cannot merge into the heap's top (which free()
+    returns by itself): then only the trim gives them back."""
+    import os
+    import sys
+    import threading
+
+    from circles.runs.background import release_freed_memory, release_memory_every
+
+    glibc = bool(sys.platform.startswith("linux") and os.confstr("CS_GNU_LIBC_VERSION"))
+    blocks = [bytes(9000) for _ in range(20_000)]  # above pymalloc's sizes: glibc's own
+    kept = blocks[::10]
+    del blocks
+    assert release_freed_memory() is glibc
+    assert len(kept) == 2000
+    release_memory_every(5.0)
+    assert release_memory_every(5.0) is False  # one thread per process
+    names = {t.name for t in threading.enumerate()}
+    assert ("circles-release-memory" in names) is glibc

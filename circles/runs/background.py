@@ -1,5 +1,5 @@
 """Work a run does beside its other stages: one daemon thread per job, its outcome in a Future;
-and the memory such threads cost, capped for a command's process."""
+and the memory such threads cost, capped and given back for a command's process."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ import ctypes
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-__all__ = ["in_background", "limit_malloc_arenas"]
+__all__ = ["in_background", "limit_malloc_arenas", "release_freed_memory", "release_memory_every"]
 
 _M_ARENA_MAX = -8  # glibc's mallopt parameter number
+_RELEASING = False  # release_memory_every started
 
 
 def limit_malloc_arenas(arenas: int = 2) -> bool:
@@ -43,6 +45,60 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
     except (OSError, AttributeError):
         return False
     return bool(mallopt(_M_ARENA_MAX, int(arenas)))
+
+
+def release_freed_memory() -> bool:
+    """Give the memory this process has freed back to the system (glibc's ``malloc_trim``).
+
+    glibc returns freed memory to the system only from the top of its heaps; what GEOS and
+    NumPy free below live blocks stays with the process. A city's polygons free gigabytes of
+    small pieces, so without this the process keeps its high-water mark to the end.
+
+    Returns
+    -------
+    bool
+        Whether any memory was given back (``False`` off glibc).
+
+    """
+    trim = _malloc_trim()
+    return bool(trim(0)) if trim is not None else False
+
+
+def release_memory_every(seconds: float = 1.0) -> bool:
+    """Call :func:`release_freed_memory` every ``seconds`` on a daemon thread, for the life of
+    the process (glibc only).
+
+    Between the stages of a 1M-node run and inside them (a ring's areas freed while the next
+    is made), this kept its peak 0.8 GB lower (5.31 against 4.49 GB), at no cost in time: one
+    call takes milliseconds. The command line starts it once; a library caller may too.
+
+    Returns
+    -------
+    bool
+        Whether the thread was started (``False`` off glibc, or when it is running already).
+
+    """
+    global _RELEASING
+    if _malloc_trim() is None or _RELEASING:
+        return False
+    _RELEASING = True
+
+    def work() -> None:
+        while True:
+            release_freed_memory()
+            time.sleep(seconds)
+
+    threading.Thread(target=work, name="circles-release-memory", daemon=True).start()
+    return True
+
+
+def _malloc_trim():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
+        return None
 
 
 def in_background(fn: Callable[..., Any], /, *args: Any, name: str = "circles-background",
