@@ -262,3 +262,26 @@ def test_in_halves_equals_one_call():
         assert shapely.equals_exact(got, shapely.difference(discs, shapely.buffer(pts, 5.0)), 0.0).all()
         assert shapely.equals_exact(in_halves(shapely.buffer, pts, distance=3.0, quad_segs=2),
                                     shapely.buffer(pts, 3.0, quad_segs=2), 0.0).all()
+
+
+def test_packed_faces_give_back_the_same_polygons():
+    """The street faces are kept as one coordinate array: any subset comes back with the same
+    coordinates, holes and order as the polygons walked (a face with a hole, empties, masks)."""
+    from circles.engine.face_walk import walked_faces
+    from circles.engine.packed_polygons import PackedPolygons
+    from circles.engine.street_faces import street_faces
+
+    net = make_city(4_000, seed=12)
+    faces = street_faces(net)
+    walked, _, _ = walked_faces(faces.links)
+    assert len(faces.faces) == faces.n_faces == len(walked)
+    assert shapely.equals_exact(faces.faces.all(), walked, 0.0).all()
+    pick = np.random.default_rng(2).choice(len(walked), 50, replace=False)
+    assert shapely.equals_exact(faces.faces[pick], walked[pick], 0.0).all()
+    holed = shapely.Polygon([(0, 0), (9, 0), (9, 9), (0, 9)], [[(2, 2), (3, 2), (3, 3)], [(5, 5), (6, 5), (6, 6)]])
+    polys = np.array([shapely.box(0, 0, 1, 1), shapely.Polygon(), holed], dtype=object)
+    packed = PackedPolygons(polys)
+    assert shapely.equals_exact(packed[np.array([False, True, True])], polys[1:], 0.0).all()
+    assert shapely.get_num_interior_rings(packed[[2]])[0] == 2
+    assert len(packed[[]]) == 0
+    assert len(PackedPolygons(np.array([], dtype=object)).all()) == 0

@@ -163,8 +163,8 @@ def _index(net: WalkNetwork, faces: StreetFaces) -> _FaceIndex:
             on = sides >= 0
             inc = sparse.csr_matrix((np.ones(on.sum(), dtype=np.int8), (sides[on], link[on])),
                                     shape=(faces.n_faces, len(faces.links)))
-            found = _FaceIndex(shapely.bounds(faces.faces), shapely.STRtree(faces.faces),
-                               shapely.bounds(faces.links), inc)
+            polys = faces.faces.all()  # the tree holds them while the index lives
+            found = _FaceIndex(shapely.bounds(polys), shapely.STRtree(polys), shapely.bounds(faces.links), inc)
             _INDEX[net] = found  # a network's faces never change once built
         return found
 
