@@ -4,6 +4,7 @@ and the memory such threads cost, capped and given back for a command's process.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
 import threading
@@ -16,6 +17,7 @@ __all__ = ["in_background", "limit_malloc_arenas", "release_freed_memory", "rele
 
 _M_ARENA_MAX = -8  # glibc's mallopt parameter number
 _RELEASING = False  # release_memory_every started
+_RELEASING_LOCK = threading.Lock()
 
 
 def limit_malloc_arenas(arenas: int = 2) -> bool:
@@ -38,11 +40,8 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
         Whether the cap was set (``False`` off glibc, or when the environment sets it).
 
     """
-    if not sys.platform.startswith("linux") or os.environ.get("MALLOC_ARENA_MAX"):
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+    mallopt = _glibc("mallopt")
+    if mallopt is None or os.environ.get("MALLOC_ARENA_MAX"):
         return False
     return bool(mallopt(_M_ARENA_MAX, int(arenas)))
 
@@ -60,7 +59,7 @@ def release_freed_memory() -> bool:
         Whether any memory was given back (``False`` off glibc).
 
     """
-    trim = _malloc_trim()
+    trim = _glibc("malloc_trim")
     return bool(trim(0)) if trim is not None else False
 
 
@@ -79,9 +78,10 @@ def release_memory_every(seconds: float = 1.0) -> bool:
 
     """
     global _RELEASING
-    if _malloc_trim() is None or _RELEASING:
-        return False
-    _RELEASING = True
+    with _RELEASING_LOCK:
+        if _glibc("malloc_trim") is None or _RELEASING:
+            return False
+        _RELEASING = True
 
     def work() -> None:
         while True:
@@ -92,12 +92,15 @@ def release_memory_every(seconds: float = 1.0) -> bool:
     return True
 
 
-def _malloc_trim():
+@functools.cache
+def _glibc(name: str):
+    """The C library's function ``name`` in this process (glibc's ``mallopt``, ``malloc_trim``),
+    or ``None`` off Linux or where the library lacks it (musl has no ``malloc_trim``)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        return ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
+        return getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
         return None
 
 
