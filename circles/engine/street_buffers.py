@@ -36,7 +36,6 @@ from .street_pieces import (
 __all__ = ["ReachedNodes", "reached_areas"]
 
 _QUAD_SEGS = 4  # arc segments per quarter circle at ends and bends: 30 m buffer, <= 0.6 m off
-_THREADS = THREADS
 
 
 def reached_areas(net: WalkNetwork, reached: ReachedNodes, limits: np.ndarray,
@@ -149,7 +148,7 @@ def _chunks(group: np.ndarray) -> list[np.ndarray]:
     the threads."""
     present = np.unique(group)
     counts = np.searchsorted(group, present, side="right") - np.searchsorted(group, present)
-    cuts = np.searchsorted(np.cumsum(counts), np.arange(1, _THREADS) * counts.sum() / _THREADS)
+    cuts = np.searchsorted(np.cumsum(counts), np.arange(1, THREADS) * counts.sum() / THREADS)
     return [c for c in np.split(present, cuts) if len(c)]
 
 
