@@ -63,6 +63,8 @@ class _Meter:
 
         limit_malloc_arenas()  # as the command does
         self._release = release_freed_memory
+        gc.collect()
+        self._release()  # the first reading on the same footing as the later ones
         self.held = self._rss()
         self.high = self.held
         self.t = time.perf_counter()
