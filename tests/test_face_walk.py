@@ -104,7 +104,7 @@ def test_holes_are_kept():
 
 
 def test_chengdu_network_faces(chengdu_net):
-    links = street_faces(chengdu_net).links
+    links = street_faces(chengdu_net).links.all()
     faces = _same_faces(links)
     sample = np.random.default_rng(0).choice(len(links), 400, replace=False)
     _, left, right = walked_faces(links)
@@ -115,4 +115,4 @@ def test_chengdu_network_faces(chengdu_net):
 
 
 def test_synthetic_city_faces():
-    _same_faces(street_faces(make_city(5_000, seed=4)).links)
+    _same_faces(street_faces(make_city(5_000, seed=4)).links.all())

@@ -273,7 +273,7 @@ def test_packed_faces_give_back_the_same_polygons():
 
     net = make_city(4_000, seed=12)
     faces = street_faces(net)
-    walked, _, _ = walked_faces(faces.links)
+    walked, _, _ = walked_faces(faces.links.all())
     assert len(faces.faces) == faces.n_faces == len(walked)
     assert shapely.equals_exact(faces.faces.all(), walked, 0.0).all()
     pick = np.random.default_rng(2).choice(len(walked), 50, replace=False)
@@ -285,3 +285,27 @@ def test_packed_faces_give_back_the_same_polygons():
     assert shapely.get_num_interior_rings(packed[[2]])[0] == 2
     assert len(packed[[]]) == 0
     assert len(PackedPolygons(np.array([], dtype=object)).all()) == 0
+    # Block cores: a face shrunk may split in parts or vanish; each comes back as it was given.
+    cores = np.array([shapely.box(0, 0, 1, 1), shapely.MultiPolygon([shapely.box(20, 20, 21, 21), holed]),
+                      shapely.Polygon(), holed, shapely.MultiPolygon()], dtype=object)
+    packed = PackedPolygons(cores)
+    assert shapely.equals_exact(packed.all(), cores, 0.0).all()
+    np.testing.assert_array_equal(shapely.get_type_id(packed.all()), shapely.get_type_id(cores))
+    assert shapely.equals_exact(packed[np.array([4, 1, 2])], cores[[4, 1, 2]], 0.0).all()
+
+
+def test_packed_lines_give_back_the_same_lines_and_bounds():
+    """The noded links are kept packed: subsets come back with the same coordinates in the same
+    order, and their bounds equal GEOS's."""
+    from circles.engine.packed_polygons import PackedLines
+
+    lines = np.array([shapely.LineString([(0, 0), (3, 4)]), shapely.LineString([(5, 1), (2, 7), (-1, 2)]),
+                      shapely.LineString([(9, 9), (8, 8)])], dtype=object)
+    packed = PackedLines(lines)
+    assert len(packed) == 3
+    assert shapely.equals_exact(packed.all(), lines, 0.0).all()
+    assert shapely.equals_exact(packed[np.array([2, 0])], lines[[2, 0]], 0.0).all()
+    assert shapely.equals_exact(packed[np.array([False, True, False])], lines[1:2], 0.0).all()
+    np.testing.assert_array_equal(packed.bounds(), shapely.bounds(lines))
+    assert len(packed[[]]) == 0
+    assert len(PackedLines(np.array([], dtype=object)).bounds()) == 0

@@ -124,7 +124,7 @@ class Anchors:
         ok = self.ok
         if ok.any():
             e = self.edge[ok]
-            g = net.edge_geometry[e]
+            g = net.edge_lines(e)
             frac = self.along_m[ok] / net.edge_length[e]
             p = shapely.line_interpolate_point(g, frac, normalized=True)
             sx[ok], sy[ok] = shapely.get_x(p), shapely.get_y(p)

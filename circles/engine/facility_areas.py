@@ -26,6 +26,7 @@ import shapely
 from scipy import sparse
 from scipy.sparse import csgraph
 
+from .edge_index import EdgeIndex
 from .geos_threads import in_halves
 from .network import WalkNetwork
 from .street_faces import StreetFaces, faces_built, link_stretches, street_faces, whole_link_keys
@@ -79,7 +80,10 @@ def walks_fit(faces: StreetFaces, group: np.ndarray, walks: np.ndarray, n_groups
     step = ends[:, 1] - ends[:, 0]
     keep = np.minimum(_JOIN_M / np.maximum(np.hypot(*step.T), 1e-300), 0.5)
     short = shapely.linestrings(np.stack([ends[:, 0], ends[:, 1] - step * keep[:, None]], axis=1))
-    fit[group[faces.tree.query(short, predicate="intersects")[0]]] = False
+    streets = faces.streets
+    crossing = (streets.meeting(short) if isinstance(streets, EdgeIndex)
+                else streets.query(short, predicate="intersects")[0])
+    fit[group[crossing]] = False
     a, b = shapely.STRtree(short).query(short, predicate="intersects")
     fit[group[a[(a != b) & (group[a] == group[b])]]] = False
     return fit
@@ -164,7 +168,7 @@ def _index(net: WalkNetwork, faces: StreetFaces) -> _FaceIndex:
             inc = sparse.csr_matrix((np.ones(on.sum(), dtype=np.int8), (sides[on], link[on])),
                                     shape=(faces.n_faces, len(faces.links)))
             polys = faces.faces.all()  # the tree holds them while the index lives
-            found = _FaceIndex(shapely.bounds(polys), shapely.STRtree(polys), shapely.bounds(faces.links), inc)
+            found = _FaceIndex(shapely.bounds(polys), shapely.STRtree(polys), faces.links.bounds(), inc)
             _INDEX[net] = found  # a network's faces never change once built
         return found
 

@@ -22,6 +22,7 @@ from scipy import sparse
 from ..errors import NetworkError
 from ..readers.crs import WGS84, utm_crs
 from ..readers.network_file import read_saved_network
+from .edge_index import EdgeIndex
 from .graph_build import (
     MIN_LENGTH_M,
     component_nodes,
@@ -227,14 +228,26 @@ class WalkNetwork:
 
     @property
     def edge_geometry(self) -> np.ndarray:
-        """Shapely LineStrings in ``crs``, each from its ``edge_u`` end to its ``edge_v`` end."""
+        """Shapely LineStrings in ``crs``, each from its ``edge_u`` end to its ``edge_v`` end.
+
+        A network of straight segments (OSM, synthetic) makes them anew at each call and keeps
+        none: at 1M nodes they hold 0.4 GB, and only a few stages need them all at once. Ask
+        :meth:`edge_lines` for some.
+        """
         if self._edge_geometry is None:
-            self._edge_geometry = edge_lines(self.x, self.y, self.edge_u, self.edge_v, None)
+            return edge_lines(self.x, self.y, self.edge_u, self.edge_v, None)
         return self._edge_geometry
 
     @edge_geometry.setter
     def edge_geometry(self, geometry: np.ndarray) -> None:
         self._edge_geometry = np.asarray(geometry, dtype=object)
+
+    def edge_lines(self, edges: np.ndarray) -> np.ndarray:
+        """The LineStrings of ``edges`` (indices), as :attr:`edge_geometry` holds them."""
+        edges = np.asarray(edges, dtype=np.int64)
+        if self._edge_geometry is None:
+            return edge_lines(self.x, self.y, self.edge_u[edges], self.edge_v[edges], None)
+        return self._edge_geometry[edges]
 
     @property
     def n_nodes(self) -> int:
@@ -258,8 +271,15 @@ class WalkNetwork:
 
     @cached_property
     def edge_tree(self) -> shapely.STRtree:
-        """A spatial index of ``edge_geometry`` (positions are edge indices)."""
+        """A spatial index of ``edge_geometry`` (positions are edge indices); it keeps the lines.
+        Snapping a network of straight edges uses the lighter :attr:`edge_index` instead."""
         return shapely.STRtree(self.edge_geometry)
+
+    @cached_property
+    def edge_index(self) -> EdgeIndex | None:
+        """The exact nearest-edge search of a network whose edges are all straight segments
+        (no GEOS line is kept); ``None`` when some edge bends."""
+        return None if self._segments is None else EdgeIndex(*self._segments)
 
     @cached_property
     def hull(self):
@@ -397,20 +417,19 @@ class WalkNetwork:
                        ) -> tuple[np.ndarray, np.ndarray]:
         """Nearest edge and distance per point; -1 / inf beyond ``cap``.
 
-        A first pass looks only at edges whose boxes meet a small box around each point (exact
+        Straight edges are searched in :attr:`edge_index`. Bent ones: a first pass looks only at edges whose boxes meet a small box around each point (exact
         for points that find an edge within that box's half-width); the rest go to the
         tree's nearest-neighbour search.
         """
+        if self.edge_index is not None:
+            return self.edge_index.nearest(x, y, max_metres=cap)
         n = len(x)
         edge = np.full(n, -1, dtype=np.int64)
         dist = np.full(n, np.inf)
         r = float(np.clip(np.median(self.edge_length) / 2, 15.0, cap if cap else np.inf))
         i, j = self.edge_tree.query(shapely.box(x - r, y - r, x + r, y + r))
         if len(i):
-            if self._segments is not None:
-                d = self._seg_project(x[i], y[i], j)[3]
-            else:
-                d = shapely.distance(shapely.points(x[i], y[i]), self.edge_geometry[j])
+            d = shapely.distance(shapely.points(x[i], y[i]), self.edge_geometry[j])
             order = np.argsort(i, kind="stable")  # the tree returns pairs grouped by input
             i, j, d = i[order], j[order], d[order]
             starts = np.flatnonzero(np.r_[True, i[1:] != i[:-1]])

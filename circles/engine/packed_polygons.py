@@ -1,9 +1,10 @@
-"""Polygons kept as one coordinate array, made into GEOS polygons only when asked for.
+"""Polygons and lines kept as one coordinate array, made into GEOS objects only when asked for.
 
 A GEOS polygon costs some 400 bytes beside its coordinates: a 1M-node city's 928,000 street
 faces held 0.36 GB as polygons and 0.08 GB packed. The faces are read whole only to build their
 cores and the per-facility index, and in small subsets (blocks merged across a partly reached
-street) for each area.
+street) for each area. The links of the noded streets (two million at 1M nodes) are kept the
+same way: each area asks for the few thousand its streets' buffers are made of.
 """
 
 from __future__ import annotations
@@ -11,30 +12,86 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
-__all__ = ["PackedPolygons"]
+__all__ = ["PackedLines", "PackedPolygons"]
 
 
 class PackedPolygons:
-    """Polygons (with their holes) as coordinates and offsets (``shapely.to_ragged_array``).
+    """Polygons and multi-polygons (with their holes) as coordinates and offsets
+    (``shapely.to_ragged_array``).
 
-    ``packed[idx]`` (an index array, a mask or a slice) gives a NumPy array of new polygons,
-    with the same coordinates, in the same order; ``len(packed)`` counts them.
+    ``packed[idx]`` (an index array, a mask or a slice) gives a NumPy array of new geometries,
+    with the same coordinates and types, in the same order; ``len(packed)`` counts them.
 
     Parameters
     ----------
     polygons
-        Polygons (empty ones allowed), in one CRS.
+        Polygons or multi-polygons (empty ones allowed), in one CRS.
 
     """
 
     def __init__(self, polygons: np.ndarray) -> None:
         polygons = np.asarray(polygons, dtype=object)
-        if len(polygons):
-            _, self._coords, (self._ring_start, self._poly_start) = shapely.to_ragged_array(polygons)
-        else:
-            self._coords = np.zeros((0, 2))
-            self._ring_start = self._poly_start = np.zeros(1, dtype=np.int64)
         self._n = len(polygons)
+        self._coords = np.zeros((0, 2))
+        self._ring_start = self._part_start = np.zeros(1, dtype=np.int64)
+        self._multi_start = np.arange(self._n + 1)  # a polygon is one part
+        self._single = np.ones(self._n, dtype=bool)
+        if self._n:
+            kind, self._coords, offsets = shapely.to_ragged_array(polygons)
+            if kind == shapely.GeometryType.MULTIPOLYGON:
+                self._ring_start, self._part_start, self._multi_start = offsets
+                self._single = shapely.get_type_id(polygons) == shapely.GeometryType.POLYGON
+            else:
+                self._ring_start, self._part_start = offsets
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, idx) -> np.ndarray:
+        which = np.arange(self._n)[idx]
+        out = np.empty(len(which), dtype=object)
+        single = self._single[which]
+        rings_of = self._part_start[self._multi_start[which + 1]] - self._part_start[self._multi_start[which]]
+        empty = rings_of == 0  # made apart: GEOS takes no part without a ring
+        out[empty & single] = shapely.Polygon()
+        out[empty & ~single] = shapely.MultiPolygon()
+        full = which[~empty]
+        if len(full) == 0:
+            return out
+        if self._single.all():  # polygons only (the faces): no multi-polygon to make and take apart
+            coords, offsets = _take([self._part_start, self._ring_start], full)
+            out[~empty] = shapely.from_ragged_array(shapely.GeometryType.POLYGON, self._coords[coords], offsets)
+            return out
+        coords, offsets = _take([self._multi_start, self._part_start, self._ring_start], full)
+        made = shapely.from_ragged_array(shapely.GeometryType.MULTIPOLYGON, self._coords[coords], offsets)
+        one = self._single[full]
+        made[one] = shapely.get_geometry(made[one], 0)  # a polygon given, a polygon back
+        out[~empty] = made
+        return out
+
+    def all(self) -> np.ndarray:
+        """Every polygon, as a new array."""
+        return self[:]
+
+
+class PackedLines:
+    """LineStrings as coordinates and offsets; ``packed[idx]`` gives new lines, as
+    :class:`PackedPolygons` gives polygons.
+
+    Parameters
+    ----------
+    lines
+        LineStrings, in one CRS.
+
+    """
+
+    def __init__(self, lines: np.ndarray) -> None:
+        lines = np.asarray(lines, dtype=object)
+        if len(lines):
+            _, self._coords, (self._start,) = shapely.to_ragged_array(lines)
+        else:
+            self._coords, self._start = np.zeros((0, 2)), np.zeros(1, dtype=np.int64)
+        self._n = len(lines)
 
     def __len__(self) -> int:
         return self._n
@@ -43,16 +100,33 @@ class PackedPolygons:
         which = np.arange(self._n)[idx]
         if len(which) == 0:
             return np.empty(0, dtype=object)
-        rings = _ranges(self._poly_start[which], self._poly_start[which + 1])
-        coords = _ranges(self._ring_start[rings], self._ring_start[rings + 1])
-        n_rings = self._poly_start[which + 1] - self._poly_start[which]
-        n_coords = self._ring_start[rings + 1] - self._ring_start[rings]
-        offsets = (np.concatenate([[0], np.cumsum(n_coords)]), np.concatenate([[0], np.cumsum(n_rings)]))
-        return shapely.from_ragged_array(shapely.GeometryType.POLYGON, self._coords[coords], offsets)
+        coords, offsets = _take([self._start], which)
+        return shapely.from_ragged_array(shapely.GeometryType.LINESTRING, self._coords[coords], offsets)
 
     def all(self) -> np.ndarray:
-        """Every polygon, as a new array."""
+        """Every line, as a new array."""
         return self[:]
+
+    def bounds(self) -> np.ndarray:
+        """Each line's ``minx, miny, maxx, maxy`` (as ``shapely.bounds``), from the coordinates."""
+        if self._n == 0:
+            return np.zeros((0, 4))
+        first = self._start[:-1]
+        lo = np.minimum.reduceat(self._coords, first, axis=0)
+        hi = np.maximum.reduceat(self._coords, first, axis=0)
+        return np.column_stack([lo, hi])
+
+
+def _take(starts: list[np.ndarray], which: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """The coordinate rows of the items ``which`` and their ragged offsets (innermost first, as
+    ``shapely.from_ragged_array`` takes them), from the offsets ``starts`` of every level, the
+    items' first and the rings' (or lines') last."""
+    sizes = []
+    rows = which
+    for start in starts:
+        sizes.append(start[rows + 1] - start[rows])
+        rows = _ranges(start[rows], start[rows + 1])
+    return rows, tuple(np.concatenate([[0], np.cumsum(n)]) for n in reversed(sizes))
 
 
 def _ranges(start: np.ndarray, stop: np.ndarray) -> np.ndarray:

@@ -166,7 +166,7 @@ def _footprint_entrances(facilities: gpd.GeoDataFrame, net: WalkNetwork) -> gpd.
     if len(rows):
         boundary = shapely.boundary(gpd.GeoSeries(geoms[rows], crs=4326).to_crs(net.crs).to_numpy())
         nearest = net.edge_tree.query_nearest(boundary, all_matches=False)[1]
-        start = shapely.get_point(shapely.shortest_line(boundary, net.edge_geometry[nearest]), 0)
+        start = shapely.get_point(shapely.shortest_line(boundary, net.edge_lines(nearest)), 0)
         lon, lat = net.to_wgs84(shapely.get_x(start), shapely.get_y(start))
         points = fac.geometry.to_numpy().copy()
         points[rows] = shapely.points(lon, lat)

@@ -18,10 +18,11 @@ import shapely
 from scipy import sparse
 from scipy.sparse import csgraph
 
+from .edge_index import EdgeIndex
 from .face_walk import walked_faces
 from .geos_threads import in_halves
 from .network import WalkNetwork
-from .packed_polygons import PackedPolygons
+from .packed_polygons import PackedLines, PackedPolygons
 from .street_pieces import merge_intervals
 
 __all__ = ["LinkStretches", "StreetFaces", "face_components", "faces_built", "forget_faces", "link_stretches", "street_faces",
@@ -41,9 +42,9 @@ class StreetFaces:
 
     Attributes
     ----------
-    links : numpy.ndarray
-        The noded streets: every edge that crosses or overlaps no other is one link; the others
-        are split where they cross.
+    links : PackedLines
+        The noded streets (``links[idx]`` makes lines of those asked for): every edge that
+        crosses or overlaps no other is one link; the others are split where they cross.
     pair_link, pair_edge, pair_a, pair_b : numpy.ndarray
         Each link's stretch ``[a, b]`` metres (from ``u``) of the edge it lies on (an overlap lies
         on several).
@@ -53,13 +54,14 @@ class StreetFaces:
         The bounded faces (``faces[idx]`` makes polygons of those asked for).
     left, right : numpy.ndarray
         The face on each side of each link (``-1``: the unbounded outside).
-    tree : shapely.STRtree
-        The network's edges (``WalkNetwork.edge_tree``; the links lie on them), for finding
-        which sources' walks cross a street.
+    streets : EdgeIndex or shapely.STRtree
+        The network's edges (the links lie on them), for finding which sources' walks cross a
+        street: ``WalkNetwork.edge_index`` when every edge is straight (no GEOS line kept), else
+        ``WalkNetwork.edge_tree``.
 
     """
 
-    links: np.ndarray
+    links: PackedLines
     pair_link: np.ndarray
     pair_edge: np.ndarray
     pair_a: np.ndarray
@@ -68,7 +70,7 @@ class StreetFaces:
     faces: PackedPolygons
     left: np.ndarray
     right: np.ndarray
-    tree: shapely.STRtree
+    streets: EdgeIndex | shapely.STRtree
     _cores: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -76,12 +78,13 @@ class StreetFaces:
         """Number of bounded faces."""
         return len(self.faces)
 
-    def cores(self, radius: float) -> np.ndarray:
-        """Each face shrunk by ``radius``: what stays out of reach when its streets are reached."""
+    def cores(self, radius: float) -> PackedPolygons:
+        """Each face shrunk by ``radius``: what stays out of reach when its streets are reached
+        (``cores(r)[idx]`` makes those asked for; packed, they hold a quarter of the memory)."""
         with _LOCK:
             if radius not in self._cores:
-                self._cores[radius] = in_halves(shapely.buffer, self.faces.all(), distance=-radius,
-                                                quad_segs=_QUAD_SEGS)
+                self._cores[radius] = PackedPolygons(in_halves(shapely.buffer, self.faces.all(),
+                                                               distance=-radius, quad_segs=_QUAD_SEGS))
             return self._cores[radius]
 
 
@@ -225,9 +228,10 @@ def _build(net: WalkNetwork) -> StreetFaces:
     polys, left, right = walked_faces(all_links)
     _loose_sides(all_links, polys, left, right)
     # A walk crosses a link exactly when it crosses the edge the link lies on: the network's own
-    # tree serves (a second tree of 2M links held 0.13 GB more at 1M nodes).
-    return StreetFaces(all_links, p_link, p_edge, p_a, p_b, p_flip, PackedPolygons(polys), left, right,
-                       net.edge_tree)
+    # index serves (a second tree of 2M links held 0.13 GB more at 1M nodes).
+    streets = net.edge_tree if net.edge_index is None else net.edge_index
+    return StreetFaces(PackedLines(all_links), p_link, p_edge, p_a, p_b, p_flip, PackedPolygons(polys), left,
+                       right, streets)
 
 
 def _crossing_edges(net: WalkNetwork, geom: np.ndarray) -> np.ndarray:

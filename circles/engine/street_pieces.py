@@ -147,7 +147,7 @@ def edge_substrings(net: WalkNetwork, edge: np.ndarray, t0: np.ndarray, t1: np.n
                     ) -> np.ndarray:
     """The stretch ``[t0, t1]`` metres of each edge's geometry (whole edges reused as they are)."""
     length = net.edge_length[edge]
-    out = net.edge_geometry[edge].copy()
+    out = net.edge_lines(edge).copy()
     part = np.flatnonzero((t0 > _EPS_M) | (t1 < length - _EPS_M))
     if len(part) == 0:
         return out
