@@ -541,6 +541,22 @@ def test_street_lines_are_line_merge_of_every_edge(which, chengdu_net):
                                                                                      net.crs), name
 
 
+def test_street_tiles_of_straight_edges_equal_the_merged_lines():
+    """A network of straight edges is tiled from its node coordinates (only the edges merged
+    through a degree-2 node become GEOS lines): the same display lines as street_lines makes."""
+    from circles.outputs.basemap import _street_tiles
+
+    net = make_city(3_000, missing_share=0.3, seed=2)
+    tiles = _street_tiles(net)
+    lines = street_lines(net)
+    parts, which = shapely.get_parts(tiles.geometry.values, return_index=True)
+    assert len(parts) == len(lines)
+    for name in STREET_CLASSES:
+        mine = parts[tiles["class"].to_numpy()[which] == name]
+        want = lines.geometry.values[lines["class"].to_numpy() == name]
+        assert sorted(shapely.to_wkb(shapely.normalize(mine))) == sorted(shapely.to_wkb(shapely.normalize(want))), name
+
+
 def test_basemap_file_bundles_the_street_lines_per_class_and_tile(run, chengdu_net):
     """basemap.gpkg holds every display line once, in bundles of one class and one tile."""
     streets = gpd.read_file(run / "basemap.gpkg", layer="streets")
@@ -574,8 +590,8 @@ def test_merged_lines_at_junctions_and_degenerate_edges():
 
 
 def test_basemap_areas_are_those_of_one_reading_per_kind(chengdu_pbf):
-    """One reading split by tags: the same water, green, residential and buildings as pyrosm's
-    get_landuse, get_pois and get_buildings read one by one."""
+    """One streamed reading (pyosmium) split by tags: the same water, green, residential and
+    buildings as pyrosm's get_landuse, get_pois and get_buildings read one by one."""
     landuse = read_osm_features(chengdu_pbf, kind="landuse")
     natural = read_osm_features(chengdu_pbf, kind="pois", custom_filter={
         "natural": ["water", "wood", "scrub", "grassland", "heath", "wetland"],
@@ -610,6 +626,11 @@ def test_basemap_areas_are_those_of_one_reading_per_kind(chengdu_pbf):
         values[~lines] = shapely.simplify(values[~lines], SIMPLIFY_METRES, preserve_topology=True)
         values = shapely.transform(np.asarray(gpd.GeoSeries(values, crs=32648).to_crs(4326).values),
                                    lambda c: np.round(c, DECIMALS))
-        ours = layers[name].geometry.values
-        assert sorted(shapely.to_wkb(shapely.normalize(ours))) == \
-            sorted(shapely.to_wkb(shapely.normalize(values[~shapely.is_empty(values)]))), name
+        ours = set(shapely.to_wkb(shapely.normalize(layers[name].geometry.values)))
+        theirs = set(shapely.to_wkb(shapely.normalize(values[~shapely.is_empty(values)])))
+        # Two readers, not one: libosmium leaves out a ring that does not close and builds
+        # multipolygon relations by their roles; every other feature is the same to the vertex.
+        assert len(ours & theirs) >= 0.85 * len(theirs), name
+        assert abs(len(ours) - len(theirs)) <= max(3, 0.05 * len(theirs)), name
+        size = shapely.area if name != "water" else shapely.length  # water: its outlines and rivers
+        assert np.isclose(size(layers[name].geometry.values).sum(), size(values).sum(), rtol=0.02), name

@@ -23,7 +23,8 @@ import pyproj
 import shapely
 
 from ..readers.crs import utm_crs
-from .basemap_streets import merged_lines, tiled_lines
+from ..readers.linework_arrays import codes, position_key
+from .basemap_streets import chain_merged, merged_lines, tiled_coordinates, tiled_lines
 from .i18n import LANGS, t
 from .map_elements import swatch
 from .map_encoding import EncodedShapes
@@ -184,9 +185,7 @@ def street_lines(net) -> gpd.GeoDataFrame:
 def _merged_streets(net) -> tuple[np.ndarray, np.ndarray]:
     """The network's edges merged through their degree-2 nodes class by class (network CRS),
     and each line's class."""
-    attrs = net.edge_attrs.reset_index(drop=True)
-    column = next((c for c in ("highway", "road_class") if c in attrs and len(attrs) == net.n_edges), None)
-    classes = street_classes(attrs[column]) if column else np.full(net.n_edges, "minor", dtype=object)
+    classes = _edge_classes(net)
     geoms = np.asarray(net.edge_geometry, dtype=object)
     parts, names = [np.zeros(0, dtype=object)], []
     for name in STREET_CLASSES:
@@ -197,13 +196,52 @@ def _merged_streets(net) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(parts), np.array(names, dtype=object)
 
 
+def _edge_classes(net) -> np.ndarray:
+    """Each edge's street class, from its OSM ``highway`` or its road-class column."""
+    attrs = net.edge_attrs.reset_index(drop=True)
+    column = next((c for c in ("highway", "road_class") if c in attrs and len(attrs) == net.n_edges), None)
+    return street_classes(attrs[column]) if column else np.full(net.n_edges, "minor", dtype=object)
+
+
 def _street_tiles(net) -> gpd.GeoDataFrame:
     """:func:`street_lines` bundled per class and tile (:func:`tiled_lines`), as ``basemap.gpkg``
     holds them: bundled from the simplified lines' coordinates, with no display line of its own."""
-    lines, names = _merged_streets(net)
-    metric = _metric(gpd.GeoSeries(lines, crs=net.crs))
-    geoms, classes = tiled_lines(_simplified(metric), names, to_display=_to_wgs84(metric.crs))
+    if net._edge_geometry is None and net.crs.is_projected:
+        xy, start, names = _straight_streets(net)
+        geoms, classes = tiled_coordinates(xy, start, names, to_display=_to_wgs84(net.crs))
+    else:
+        lines, names = _merged_streets(net)
+        metric = _metric(gpd.GeoSeries(lines, crs=net.crs))
+        geoms, classes = tiled_lines(_simplified(metric), names, to_display=_to_wgs84(metric.crs))
     return gpd.GeoDataFrame({"class": classes}, geometry=geoms, crs=4326)
+
+
+def _straight_streets(net) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_merged_streets` of a network of straight edges, simplified, as coordinates (each
+    line from ``start``) and classes: only the edges merged through a degree-2 node are made
+    into GEOS lines (at 1M nodes the rest are 2 million lines, 0.4 GB as GEOS objects)."""
+    node, _ = codes(position_key(np.column_stack([net.x, net.y]), decimals=None))  # as line_merge joins
+    u, v = net.edge_u, net.edge_v
+    drawn = (net.x[u] != net.x[v]) | (net.y[u] != net.y[v])  # line_merge drops zero-length lines
+    classes = _edge_classes(net)
+    pieces, names = [], []
+    for name in STREET_CLASSES:
+        e = np.flatnonzero((classes == name) & drawn)
+        if not len(e):
+            continue
+        ends = np.column_stack([node[u[e]], node[v[e]]])
+        xy = np.concatenate([np.column_stack([net.x[u[e]], net.y[u[e]]]), np.column_stack([net.x[v[e]], net.y[v[e]]])])
+        merged, plain = chain_merged(ends, np.bincount(ends.ravel()), xy, lambda rows, e=e: net.edge_lines(e[rows]))
+        merged = _simplified(gpd.GeoSeries(merged, crs=net.crs))
+        coords, line = shapely.get_coordinates(merged, return_index=True)
+        pieces += [(coords, np.searchsorted(line, np.arange(len(merged)))),
+                   (np.column_stack([xy[plain], xy[len(e) + plain]]).reshape(-1, 2), 2 * np.arange(len(plain)))]
+        names += [name] * (len(merged) + len(plain))
+    if not pieces:
+        return np.zeros((0, 2)), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object)
+    sizes = np.cumsum([0] + [len(c) for c, _ in pieces[:-1]])
+    start = np.concatenate([s + off for (_, s), off in zip(pieces, sizes, strict=True)])
+    return np.concatenate([c for c, _ in pieces]), start, np.array(names, dtype=object)
 
 
 def basemap_source(net, source: str | Path | None = None) -> Path | None:
@@ -268,13 +306,13 @@ def _file_key(path: Path) -> tuple[str, int, int]:
 def _extract_areas(path: str, _size: int, _mtime: int) -> dict[str, gpd.GeoDataFrame]:
     """Water, green, residential and buildings of an extract, for display; kept per file version
     (path, size, time), as the runs of one process (a test session, an audit's cities) reread it."""
-    from ..readers.osm import read_osm_features
+    from ..readers.osm_areas import read_osm_areas
 
-    # One reading of the extract for every layer (it was one per kind: three parses, and most of
-    # the time), then split by tags as get_landuse, get_pois and get_buildings split it.
+    # One streamed reading for every layer (pyosmium: only node locations are held), then split
+    # by tags into land use, natural areas and buildings.
     tags = {"natural": [*_WATER_AREAS["natural"], *_GREEN_NATURAL], "leisure": list(_GREEN_LEISURE),
             "waterway": [*_WATER_AREAS["waterway"], *_WATER_LINES]}
-    every = read_osm_features(path, kind="pois", custom_filter={"landuse": True, "building": True, **tags})
+    every = read_osm_areas(path, keys=["landuse", "building", *tags], lines={"waterway": _WATER_LINES})
     landuse, natural, buildings = (every[mask] for mask in _kinds(every, tags))
     frames = pd.concat([landuse, natural], ignore_index=True) if len(natural) else landuse.reset_index(drop=True)
 

@@ -16,7 +16,7 @@ import shapely
 
 from ..readers.linework_arrays import codes, position_key
 
-__all__ = ["TILE_DEGREES", "merged_lines", "tiled_lines"]
+__all__ = ["TILE_DEGREES", "chain_merged", "merged_lines", "tiled_coordinates", "tiled_lines"]
 
 #: The side of the tiles streets are bundled in for ``basemap.gpkg``: 0.005 degree, about 500 m.
 TILE_DEGREES = 0.005
@@ -44,19 +44,47 @@ def merged_lines(geoms: np.ndarray) -> np.ndarray:
     if not len(geoms):
         return geoms
     ends, degree, xy = _end_nodes(geoms)
+    merged, plain = chain_merged(ends, degree, xy, lambda rows: geoms[rows])
+    return np.concatenate([merged, geoms[plain]])
+
+
+def chain_merged(ends: np.ndarray, degree: np.ndarray, xy: np.ndarray,
+                 lines: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The lines with an end of degree 2 merged through those ends, and the rows of the others.
+
+    Parameters
+    ----------
+    ends
+        Each line's first and last node, shape ``(n, 2)`` (equal coordinates, one node).
+    degree
+        The number of line ends at each node.
+    xy
+        The coordinates of the lines' first ends, then of their last ends.
+    lines
+        Makes the GEOS lines of the rows asked for: only the merged ones need to be lines.
+
+    Returns
+    -------
+    merged : numpy.ndarray
+        The merged lines, as :func:`merged_lines` gives them first.
+    plain : numpy.ndarray
+        The rows left as they are.
+
+    """
     chain = (degree[ends] == 2).any(axis=1)
     if not chain.any():
-        return geoms
+        return np.zeros(0, dtype=object), np.arange(len(ends))
     sub = np.bincount(ends[chain].ravel(), minlength=len(degree))
     # A junction whose other edges are kept apart would look like a degree-2 node to line_merge:
     # a stub to a point of its own (dropped again after) keeps its degree above 2.
     fake = np.flatnonzero((sub == 2) & (degree != 2))
-    stubs = _stubs(xy, ends, fake, _stub_y(geoms))
+    top = float(xy[:, 1].max()) + 1e6  # a y beyond every line: stubs end above it
+    stubs = _stubs(xy, ends, fake, top)
     merged = shapely.get_parts(shapely.line_merge(shapely.multilinestrings(
-        np.concatenate([geoms[chain], stubs]))))
+        np.concatenate([lines(np.flatnonzero(chain)), stubs]))))
     if len(stubs):
-        merged = merged[shapely.bounds(merged)[:, 3] < _stub_y(geoms)]
-    return np.concatenate([merged, geoms[~chain]])
+        merged = merged[shapely.bounds(merged)[:, 3] < top]
+    return merged, np.flatnonzero(~chain)
 
 
 def tiled_lines(lines: np.ndarray, classes: np.ndarray, *, degrees: float = TILE_DEGREES,
@@ -93,9 +121,18 @@ def tiled_lines(lines: np.ndarray, classes: np.ndarray, *, degrees: float = TILE
     if not len(lines):
         return lines, classes
     xy, line = shapely.get_coordinates(lines, return_index=True)
+    return tiled_coordinates(xy, np.searchsorted(line, np.arange(len(lines))), classes, degrees=degrees,
+                             to_display=to_display)
+
+
+def tiled_coordinates(xy: np.ndarray, start: np.ndarray, classes: np.ndarray, *,
+                      degrees: float = TILE_DEGREES,
+                      to_display: Callable[[np.ndarray], np.ndarray] | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`tiled_lines` of lines given as coordinates: line ``i`` is ``xy[start[i]:start[i + 1]]``
+    (the last one runs to the end), each of two or more points."""
     if to_display is not None:
         xy = to_display(xy)
-    start = np.searchsorted(line, np.arange(len(lines)))
     minx, miny = np.minimum.reduceat(xy, start).T
     maxx, maxy = np.maximum.reduceat(xy, start).T
     tx = np.floor((minx + maxx) / 2 / degrees).astype(np.int64)
@@ -104,9 +141,9 @@ def tiled_lines(lines: np.ndarray, classes: np.ndarray, *, degrees: float = TILE
     group, _ = codes(position_key(np.column_stack([tx * len(names) + kind, ty]).astype(float), decimals=None))
     order = np.argsort(group, kind="stable")
     first = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0])
-    size = np.diff(np.r_[start, len(line)])[order]
+    size = np.diff(np.r_[start, len(xy)])[order]
     # The coordinates line by line in bundle order, then the ragged offsets of lines and bundles.
-    at = np.repeat(start[order] - np.cumsum(np.r_[0, size[:-1]]), size) + np.arange(len(line))
+    at = np.repeat(start[order] - np.cumsum(np.r_[0, size[:-1]]), size) + np.arange(len(xy))
     offsets = (np.r_[0, np.cumsum(size)], np.r_[first, len(order)])
     bundles = shapely.from_ragged_array(shapely.GeometryType.MULTILINESTRING, xy[at], offsets)
     return bundles, names[kind[order][first]]
@@ -123,12 +160,6 @@ def _end_nodes(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     node, _ = codes(position_key(both, decimals=None))
     ends = np.column_stack([node[:len(geoms)], node[len(geoms):]])
     return ends, np.bincount(node), both
-
-
-def _stub_y(geoms: np.ndarray) -> float:
-    """A y beyond every line (stubs end above it, nothing else reaches it)."""
-    _, _, _, maxy = shapely.total_bounds(geoms)
-    return float(maxy) + 1e6
 
 
 def _stubs(xy: np.ndarray, ends: np.ndarray, nodes: np.ndarray, y: float) -> np.ndarray:
