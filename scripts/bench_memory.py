@@ -108,7 +108,7 @@ def _stages(folder: Path) -> None:
                        population=folder / "population.csv")
     manifest = Manifest("coverage", {})
     net, profile, fac = load_network_facilities(inputs, manifest)
-    meter.mark("network, facilities snapped (edge lines, tree)")
+    meter.mark("network, facilities snapped (edge index)")
     demand, _ = load_demand(inputs, manifest, net, profile)
     meter.mark("population snapped")
     result = compute_coverage(net, fac, demand, profile=profile)
