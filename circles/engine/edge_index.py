@@ -50,13 +50,16 @@ class EdgeIndex:
         self.half = float((length / n).max() / 2) if len(length) else 0.0
         self._tree = cKDTree(mid) if len(mid) else None
 
-    def distance(self, x: np.ndarray, y: np.ndarray, edge: np.ndarray) -> np.ndarray:
-        """The distance from each point to its edge."""
+    def project(self, x: np.ndarray, y: np.ndarray, edge: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Each point's nearest point on its edge: the fraction ``t`` of the way from the
+        edge's first end, its coordinates, and the distance to it."""
         ax, ay, bx, by = (c[edge] for c in self._ends)
         dx, dy = bx - ax, by - ay
         len2 = dx * dx + dy * dy
         t = np.clip(((x - ax) * dx + (y - ay) * dy) / np.where(len2 > 0, len2, 1), 0, 1)
-        return np.hypot(x - (ax + t * dx), y - (ay + t * dy))
+        px, py = ax + t * dx, ay + t * dy
+        return t, px, py, np.hypot(x - px, y - py)
 
     def nearest(self, x: np.ndarray, y: np.ndarray, *, max_metres: float | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
@@ -73,24 +76,23 @@ class EdgeIndex:
         order = _spatial_order(x, y, cell=max(8 * self.half, 1.0))  # near points, near in memory: 2.5x faster
         for start in range(0, len(x), _BATCH):
             rows = order[start:start + _BATCH]
-            edge[rows], dist[rows] = self._nearest(x[rows], y[rows], cap)
+            edge[rows], dist[rows] = self._nearest(self._tree, x[rows], y[rows], cap)
         far = dist > cap
         edge[far], dist[far] = -1, np.inf
         return edge, dist
 
-    def _nearest(self, x: np.ndarray, y: np.ndarray, cap: float) -> tuple[np.ndarray, np.ndarray]:
+    def _nearest(self, tree: cKDTree, x: np.ndarray, y: np.ndarray, cap: float
+                 ) -> tuple[np.ndarray, np.ndarray]:
         n_pieces = len(self.piece_edge)
         edge = np.full(len(x), -1, dtype=np.int64)
         dist = np.full(len(x), np.inf)
-        if self._tree is None:
-            return edge, dist
         todo, k = np.arange(len(x)), _FIRST_K
         while len(todo):
             k = min(k, n_pieces)
-            d_mid, idx = self._tree.query(np.column_stack([x[todo], y[todo]]), k=k, workers=_WORKERS)
+            d_mid, idx = tree.query(np.column_stack([x[todo], y[todo]]), k=k, workers=_WORKERS)
             d_mid, idx = d_mid.reshape(len(todo), k), idx.reshape(len(todo), k)
             cand = self.piece_edge[idx]
-            d = self.distance(np.repeat(x[todo], k), np.repeat(y[todo], k), cand.ravel()).reshape(cand.shape)
+            d = self.project(np.repeat(x[todo], k), np.repeat(y[todo], k), cand.ravel())[3].reshape(cand.shape)
             best_d = d.min(axis=1)
             # The lowest edge among the equally near, so the answer does not depend on the tree.
             best_e = np.where(d == best_d[:, None], cand, np.iinfo(np.int64).max).min(axis=1)
@@ -137,12 +139,20 @@ class EdgeIndex:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         mid = ends.mean(axis=1)
         reach = np.hypot(*(ends[:, 1] - ends[:, 0]).T) / 2 + self.half
-        found = self._tree.query_ball_point(mid, reach * (1 + 1e-9) + 1e-9)
-        line = np.repeat(np.arange(len(ends)), [len(f) for f in found])
-        piece = np.concatenate([np.asarray(f, dtype=np.int64) for f in found]) if len(line) else line
-        pairs = np.unique(np.column_stack([line, self.piece_edge[piece]]), axis=0)
+        reach = reach * (1 + 1e-9) + 1e-9  # rounding never loses a piece on the circle
+        lines, pieces = [], []
+        todo, k = np.arange(len(ends)), _FIRST_K
+        while len(todo):  # rounds of k nearest midpoints until each line's circle is exhausted
+            k = min(k, len(self.piece_edge))
+            d, idx = self._tree.query(mid[todo], k=k, workers=_WORKERS)
+            d, idx = d.reshape(len(todo), k), idx.reshape(len(todo), k)
+            done = (k == len(self.piece_edge)) | (d[:, -1] > reach[todo])
+            row, col = np.nonzero(done[:, None] & (d <= reach[todo, None]))
+            lines.append(todo[row])
+            pieces.append(idx[row, col])
+            todo, k = todo[~done], k * 4
+        pairs = np.unique(np.column_stack([np.concatenate(lines), self.piece_edge[np.concatenate(pieces)]]), axis=0)
         return pairs[:, 0], pairs[:, 1]
-
 
 def _spatial_order(x: np.ndarray, y: np.ndarray, *, cell: float) -> np.ndarray:
     """The points ordered by the row and column of a grid of ``cell`` metres (NaN last)."""

@@ -242,6 +242,12 @@ class WalkNetwork:
     def edge_geometry(self, geometry: np.ndarray) -> None:
         self._edge_geometry = np.asarray(geometry, dtype=object)
 
+    @property
+    def straight(self) -> bool:
+        """Whether the edges are the straight segments between their nodes, with no geometry
+        of their own (an OSM or synthetic network): their lines are made from the nodes."""
+        return self._edge_geometry is None
+
     def edge_lines(self, edges: np.ndarray) -> np.ndarray:
         """The LineStrings of ``edges`` (indices), as :attr:`edge_geometry` holds them."""
         edges = np.asarray(edges, dtype=np.int64)
@@ -405,21 +411,13 @@ class WalkNetwork:
         a, b = line_ends(self.edge_geometry)
         return a[:, 0], a[:, 1], b[:, 0], b[:, 1]
 
-    def _seg_project(self, x, y, e):
-        ax, ay, bx, by = (c[e] for c in self._segments)
-        dx, dy = bx - ax, by - ay
-        len2 = dx * dx + dy * dy
-        t = np.clip(np.where(len2 > 0, ((x - ax) * dx + (y - ay) * dy) / np.where(len2 > 0, len2, 1), 0), 0, 1)
-        px, py = ax + t * dx, ay + t * dy
-        return t, px, py, np.hypot(x - px, y - py)
-
     def _nearest_edges(self, x: np.ndarray, y: np.ndarray, cap: float | None
                        ) -> tuple[np.ndarray, np.ndarray]:
         """Nearest edge and distance per point; -1 / inf beyond ``cap``.
 
-        Straight edges are searched in :attr:`edge_index`. Bent ones: a first pass looks only at edges whose boxes meet a small box around each point (exact
-        for points that find an edge within that box's half-width); the rest go to the
-        tree's nearest-neighbour search.
+        Straight edges are searched in :attr:`edge_index`. Bent ones: a first pass looks only
+        at edges whose boxes meet a small box around each point (exact for points that find an
+        edge within that box's half-width); the rest go to the tree's nearest-neighbour search.
         """
         if self.edge_index is not None:
             return self.edge_index.nearest(x, y, max_metres=cap)
@@ -451,8 +449,8 @@ class WalkNetwork:
 
     def _project(self, x: np.ndarray, y: np.ndarray, e: np.ndarray):
         """Position along each edge (metres from ``u``) and the snapped point."""
-        if self._segments is not None:
-            t, px, py, _ = self._seg_project(x, y, e)
+        if self.edge_index is not None:
+            t, px, py, _ = self.edge_index.project(x, y, e)
             return t * self.edge_length[e], px, py
         g = self.edge_geometry[e]
         pts = shapely.points(x, y)
