@@ -16,6 +16,7 @@ _XML = """<?xml version='1.0' encoding='UTF-8'?>
   <way id="4"><nd ref="1"/><nd ref="9"/><nd ref="3"/><tag k="landuse" v="residential"/></way>
   <way id="5"><nd ref="2"/><nd ref="10"/><tag k="waterway" v="river"/><tag k="name" v="=HYPERLINK(1)"/></way>
   <way id="6"><nd ref="4"/><nd ref="12"/><tag k="waterway" v="ditch"/></way>
+  <way id="7"><nd ref="4"/><nd ref="99"/><tag k="waterway" v="river"/></way>
   <relation id="1"><member type="way" ref="1" role="outer"/><member type="way" ref="2" role="inner"/>
     <tag k="type" v="multipolygon"/><tag k="natural" v="water"/></relation>
 </osm>
@@ -43,6 +44,7 @@ def test_a_multipolygon_with_a_hole_a_building_and_a_river(tmp_path):
     assert "ditch" not in set(got["waterway"].dropna())  # not asked for as a line, and no area
     assert got["landuse"].isna().all()  # an open way is no area
     assert str(got.crs) == "EPSG:4326"
+    assert got.attrs["skipped"] == 1  # way 7's node 99 is not in the extract: counted, not read
 
 
 def test_chengdu_layers_match_pyrosm(chengdu_pbf):

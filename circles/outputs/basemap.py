@@ -206,7 +206,7 @@ def _edge_classes(net) -> np.ndarray:
 def _street_tiles(net) -> gpd.GeoDataFrame:
     """:func:`street_lines` bundled per class and tile (:func:`tiled_lines`), as ``basemap.gpkg``
     holds them: bundled from the simplified lines' coordinates, with no display line of its own."""
-    if net._edge_geometry is None and net.crs.is_projected:
+    if net.straight and net.crs.is_projected:
         xy, start, names = _straight_streets(net)
         geoms, classes = tiled_coordinates(xy, start, names, to_display=_to_wgs84(net.crs))
     else:
@@ -294,6 +294,9 @@ def basemap_record(layers: dict[str, gpd.GeoDataFrame], source: Path | None) -> 
                           for key, geoms in _style_pieces(layers).items()}
     record["areas"] = str(source) if source is not None else \
         "skipped: the network is not from an OSM extract (streets only)"
+    if source is not None:  # ways the extract cut (nodes missing): left out, and said so
+        record["left_out_cut_at_edge"] = int(max((layers[n].attrs.get("cut_at_edge", 0) for n in LAYERS[1:]
+                                                  if n in layers), default=0))
     return record
 
 
@@ -332,6 +335,8 @@ def _extract_areas(path: str, _size: int, _mtime: int) -> dict[str, gpd.GeoDataF
     out = {name: _frame(gpd.GeoSeries(frames.geometry.to_numpy()[mask], crs=4326)) for name, mask in pick.items()}
     shapes = buildings[buildings.geom_type.isin(_POLYGONS)] if len(buildings) else buildings
     out["buildings"] = _frame(gpd.GeoSeries(shapes.geometry.to_numpy(), crs=4326))
+    for frame in out.values():
+        frame.attrs["cut_at_edge"] = every.attrs.get("skipped", 0)
     return out
 
 

@@ -37,7 +37,9 @@ def read_osm_areas(path: str | Path, *, keys: Sequence[str],
     -------
     geopandas.GeoDataFrame
         One row per area (a Polygon, or a MultiPolygon of several parts) or line, in WGS-84,
-        with a column per key (``None`` where the feature does not carry it).
+        with a column per key (``None`` where the feature does not carry it). ``attrs["skipped"]``
+        counts the lines left out because some of their nodes are not in the extract (a way
+        cut at its edge; libosmium leaves such areas out as it assembles them).
 
     """
     import osmium
@@ -47,6 +49,7 @@ def read_osm_areas(path: str | Path, *, keys: Sequence[str],
     factory = osmium.geom.WKBFactory()
     shapes: list[str] = []
     rows: list[tuple] = []
+    skipped = 0
     reader = (osmium.FileProcessor(str(path))
               .with_areas(osmium.filter.KeyFilter(*keys))
               .with_filter(osmium.filter.EntityFilter(osmium.osm.WAY | osmium.osm.AREA))
@@ -59,11 +62,14 @@ def read_osm_areas(path: str | Path, *, keys: Sequence[str],
                 shape = factory.create_linestring(obj)
             else:
                 continue
-        except RuntimeError:  # a way with nodes missing from the extract (cut at its edge)
+        except (osmium.InvalidLocationError, RuntimeError):  # nodes missing: cut at the extract's edge
+            skipped += 1
             continue
         shapes.append(shape)
         rows.append(tuple(obj.tags.get(k) for k in keys))
     geometry = shapely.from_wkb(np.asarray(shapes, dtype=object))  # pyosmium writes hex WKB
     single = shapely.get_num_geometries(geometry) == 1
     geometry[single] = shapely.get_geometry(geometry[single], 0)  # one part: a plain Polygon
-    return gpd.GeoDataFrame(pd.DataFrame(rows, columns=keys), geometry=geometry, crs=4326)
+    out = gpd.GeoDataFrame(pd.DataFrame(rows, columns=keys), geometry=geometry, crs=4326)
+    out.attrs["skipped"] = skipped
+    return out
