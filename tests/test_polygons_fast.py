@@ -80,7 +80,13 @@ def test_chengdu_tier_areas_and_rings_equal_the_old_method(chengdu_net):
     _check_against_old(chengdu_net, fac, np.array(codes * 8))
 
 
-def test_synthetic_city_tier_areas_and_rings_equal_the_old_method():
+@pytest.mark.parametrize("chunk", [50_000, 997])
+def test_synthetic_city_tier_areas_and_rings_equal_the_old_method(chunk, monkeypatch):
+    """Also with the block cores made into polygons a few hundred at a time (a 1M-node city's
+    hundreds of thousands go through many chunks)."""
+    from circles.engine import street_areas
+
+    monkeypatch.setattr(street_areas, "_CHUNK", chunk)
     net = make_city(20_000, seed=3)
     fac = _snapped(net, 60, seed=4)
     tiers = np.array(["district"] * 6 + ["community"] * 18 + ["station"] * 36)
@@ -294,6 +300,41 @@ def test_packed_faces_give_back_the_same_polygons():
     assert shapely.equals_exact(packed[np.array([4, 1, 2])], cores[[4, 1, 2]], 0.0).all()
 
 
+def test_packed_polygons_taken_joined_and_compared_as_shapely_would():
+    """Subsets and joins stay packed; shells, first points and ring counts are shapely's; two
+    items are ``same`` exactly when ``shapely.equals_exact`` with no tolerance says so."""
+    from circles.engine.packed_polygons import PackedPolygons
+
+    rng = np.random.default_rng(8)
+    pts = shapely.points(rng.uniform(0, 1000, (300, 2)))
+    polys = shapely.buffer(pts, rng.uniform(1, 30, 300), quad_segs=2)  # most have 9 points
+    polys[5] = shapely.difference(polys[5], shapely.buffer(pts[5], 0.5))
+    polys[7] = shapely.Polygon()
+    polys[9] = shapely.union_all(polys[10:20])
+    polys[11] = shapely.Polygon(shapely.get_coordinates(polys[12])[::-1])  # same points, other order
+    packed = PackedPolygons(polys)
+    assert shapely.equals_exact(packed.take(np.arange(0, 300, 3)).all(), polys[::3], 0.0).all()
+    joined = PackedPolygons.concat([packed.take(slice(0, 100)), packed.take(slice(100, None))])
+    assert shapely.equals_exact(joined.all(), polys, 0.0).all()
+    np.testing.assert_array_equal(packed.ring_counts(), _rings_counted(polys))
+    i, j = rng.integers(0, 300, 3000), rng.integers(0, 300, 3000)
+    j[:600] = i[:600]
+    j[600:620], i[600:620] = 11, 12
+    np.testing.assert_array_equal(packed.same(i, joined, j), shapely.equals_exact(polys[i], polys[j], 0.0))
+    plain = np.flatnonzero((shapely.get_type_id(polys) == 3) & ~shapely.is_empty(polys))
+    shells = shapely.get_exterior_ring(polys[plain])
+    assert shapely.equals_exact(packed.exterior_rings(plain), shells, 0.0).all()
+    np.testing.assert_array_equal(packed.first_points(plain),
+                                  shapely.get_coordinates(shapely.get_point(shells, 0)))
+
+
+def _rings_counted(polys: np.ndarray) -> np.ndarray:
+    parts, index = shapely.get_parts(polys, return_index=True)
+    rings = np.where(shapely.is_empty(parts), 0, 1 + shapely.get_num_interior_rings(parts))
+    return np.bincount(index, weights=rings,
+                       minlength=len(polys)).astype(int)
+
+
 def test_packed_lines_give_back_the_same_lines_and_bounds():
     """The noded links are kept packed: subsets come back with the same coordinates in the same
     order, and their bounds equal GEOS's."""
@@ -309,3 +350,18 @@ def test_packed_lines_give_back_the_same_lines_and_bounds():
     np.testing.assert_array_equal(packed.bounds(), shapely.bounds(lines))
     assert len(packed[[]]) == 0
     assert len(PackedLines(np.array([], dtype=object)).bounds()) == 0
+
+
+def test_region_and_extra_polygons_unioned_group_by_group_as_one_overlay():
+    """A polygon bridging two parts, one crossing a part's edge, one apart, one inside: the
+    grouped overlays give shapely's one union, as a valid multipolygon."""
+    from circles.engine.street_areas import _union_disjoint
+
+    region = shapely.MultiPolygon([shapely.box(0, 0, 10, 10), shapely.box(20, 0, 30, 10),
+                                   shapely.box(50, 0, 60, 10), shapely.box(80, 0, 90, 10)])
+    extra = np.array([shapely.box(8, 4, 22, 6), shapely.box(58, 8, 62, 12),
+                      shapely.box(100, 0, 101, 1), shapely.box(82, 2, 84, 4)], dtype=object)
+    got = _union_disjoint(region, extra)
+    assert shapely.is_valid(got)
+    assert _rel(got, shapely.union(region, shapely.multipolygons(extra))) <= 1e-12
+    assert shapely.get_num_geometries(got) == 4  # the bridged pair is one part now

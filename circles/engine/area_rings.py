@@ -17,6 +17,7 @@ import numpy as np
 import shapely
 
 from .facility_areas import cores_less
+from .packed_polygons import PackedPolygons
 from .street_areas import AreaParts
 
 __all__ = ["area_polygon", "parts_difference", "ring_polygons"]
@@ -64,22 +65,28 @@ def _ring(small: AreaParts, big: AreaParts) -> shapely.Geometry:
     region is treated as both, which gives the same ring, more slowly.
     """
     holes = big.holes
-    near = np.zeros(len(holes), dtype=bool)
-    if len(holes) and not shapely.is_empty(small.grown):
-        tree = shapely.STRtree(holes)
-        near[tree.query(shapely.get_parts(small.grown), predicate="dwithin",
-                        distance=_TOUCH_M)[1]] = True
+    labelled = big.hole_face is not None and small.enclosed is not None
+    old = np.ones(len(holes), dtype=bool)
     if big.hole_face is not None and small.enclosed is not None:
         old = small.enclosed[big.hole_face]
+    # Only a hole in a new block can meet the smaller region; without the labels, any may.
+    ask = np.flatnonzero(~old) if labelled else np.arange(len(holes))
+    near = np.zeros(len(holes), dtype=bool)
+    if len(ask) and not shapely.is_empty(small.grown):
+        tree = shapely.STRtree(holes[ask])
+        near[ask[tree.query(shapely.get_parts(small.grown), predicate="dwithin",
+                            distance=_TOUCH_M)[1]]] = True
+        del tree
+    if labelled:
         cut = near & ~old
     else:
         old = cut = near
     # A new block's core can touch the smaller region along a line (a street reached at the
     # smaller limit on one side of the block): those go into the one overlay, as holes of the
     # larger region (they lie strictly inside it), the rest are added after.
-    beyond = parts_difference(_with_holes(big.grown, holes[cut]), small.grown)
-    outer = _with_holes(beyond, holes[~old & ~near])
-    reached = _hole_gains(small.holes, holes[old])
+    beyond = parts_difference(_with_holes(big.grown, holes.take(cut)), small.grown)
+    outer = _with_holes(beyond, holes.take(~old & ~near))
+    reached = _hole_gains(small, big, np.flatnonzero(old))
     return _join(np.concatenate([shapely.get_parts(outer), reached]))
 
 
@@ -117,53 +124,68 @@ def _points_tree(points: np.ndarray) -> shapely.STRtree:
     return shapely.STRtree(points)
 
 
-def _hole_gains(small_holes: np.ndarray, big_holes: np.ndarray) -> np.ndarray:
-    """The parts of the smaller area's holes that the larger area covers."""
-    if len(small_holes) == 0:
-        return small_holes
-    si, bi = shapely.STRtree(big_holes).query(small_holes, predicate="intersects") if len(
-        big_holes) else (np.zeros(0, dtype=np.int64),) * 2
-    # Most holes are the same block's core at both limits: nothing gained there.
-    same = shapely.equals_exact(small_holes[si], big_holes[bi], 0.0)
-    count = np.bincount(si, minlength=len(small_holes))
-    unchanged = np.zeros(len(small_holes), dtype=bool)
-    unchanged[si[same & (count[si] == 1)]] = True
+def _hole_gains(small: AreaParts, big: AreaParts, old: np.ndarray) -> np.ndarray:
+    """The parts of the smaller area's holes that the larger area's holes ``old`` leave out
+    (the larger area covers them)."""
+    if len(small.holes) == 0:
+        return np.zeros(0, dtype=object)
+    # Most holes are the same block's core at both limits: nothing gained there. Those are
+    # found on the packed coordinates, by the network face each hole's block holds.
+    unchanged = np.zeros(len(small.holes), dtype=bool)
+    matched = np.zeros(len(old), dtype=bool)
+    if small.hole_face is not None and big.hole_face is not None and len(old):
+        si, bk = _same_key_pairs(small.hole_face, big.hole_face[old])
+        same = small.holes.same(si, big.holes, old[bk])
+        unchanged[si[same]] = True
+        matched[bk[same]] = True
     todo = np.flatnonzero(~unchanged)
-    out = small_holes[todo].copy()
-    pick = np.isin(si, todo)
-    if pick.any():
-        order = np.lexsort((bi[pick], si[pick]))
-        s_sel, b_sel = si[pick][order], bi[pick][order]
-        here, dense = np.unique(s_sel, return_inverse=True)
-        cut = shapely.union_all(shapely.geometrycollections(big_holes[b_sel], indices=dense)[:, None],
-                                axis=1)
-        pos = np.searchsorted(todo, here)
-        out[pos] = shapely.difference(out[pos], cut)
+    out = small.holes[todo]
+    others = big.holes[old[~matched]]
+    if len(others) and len(out):
+        si, bi = shapely.STRtree(others).query(out, predicate="intersects")
+        if len(si):
+            order = np.lexsort((bi, si))
+            si, bi = si[order], bi[order]
+            here, dense = np.unique(si, return_inverse=True)
+            cut = shapely.union_all(shapely.geometrycollections(others[bi], indices=dense)[:, None], axis=1)
+            out[here] = shapely.difference(out[here], cut)
     parts = shapely.get_parts(out)
     return parts[shapely.area(parts) > 0]
 
 
-def _with_holes(region: shapely.Geometry, holes: np.ndarray) -> shapely.Geometry:
-    """``region`` with each of ``holes`` (disjoint, strictly inside it) cut out."""
+def _same_key_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair ``(i, j)`` with ``a[i] == b[j]``."""
+    order = np.argsort(b, kind="stable")
+    lo = np.searchsorted(b[order], a)
+    count = np.searchsorted(b[order], a, side="right") - lo
+    i = np.repeat(np.arange(len(a)), count)
+    j = order[np.repeat(lo, count) + np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)]
+    return i, j
+
+
+def _with_holes(region: shapely.Geometry, holes: PackedPolygons) -> shapely.Geometry:
+    """``region`` with each of ``holes`` (disjoint polygons, strictly inside it) cut out."""
     if len(holes) == 0 or shapely.is_empty(region):
         return region
-    simple = shapely.get_num_interior_rings(holes) == 0
+    count = holes.ring_counts()
+    simple = np.flatnonzero(count == 1)
     parts = shapely.get_parts(region)
     own, own_part = shapely.get_rings(parts, return_index=True)  # shells first, then holes
-    add = holes[simple]
-    hole_part = np.full(len(add), -1, dtype=np.int64)
-    if len(add):
-        corner = shapely.get_point(shapely.get_exterior_ring(add), 0)
+    hole_part = np.full(len(simple), -1, dtype=np.int64)
+    if len(simple):
+        corner = shapely.points(holes.first_points(simple))
         part, which = _points_tree(corner).query(parts, predicate="contains")
         hole_part[which] = part
+        del corner
     placed = hole_part >= 0
-    rings = np.concatenate([own, shapely.get_exterior_ring(add[placed])])
+    rings = np.concatenate([own, holes.exterior_rings(simple[placed])])
     index = np.concatenate([own_part, hole_part[placed]])
     rank = np.arange(len(rings))
     order = np.lexsort((rank, index))
     polys = shapely.polygons(rings[order], indices=index[order])
+    del rings
     out = _join(polys)
-    rest = np.concatenate([holes[~simple], add[~placed]])
+    rest = holes[np.concatenate([np.flatnonzero(count > 1), simple[~placed]])]
     if len(rest):  # a hole with an island in it (or on the edge, by rounding): an overlay
         out = parts_difference(out, shapely.multipolygons(rest))
     return out

@@ -73,6 +73,100 @@ class PackedPolygons:
         """Every polygon, as a new array."""
         return self[:]
 
+    @classmethod
+    def _of(cls, coords: np.ndarray, ring_start: np.ndarray, part_start: np.ndarray,
+            multi_start: np.ndarray, single: np.ndarray) -> PackedPolygons:
+        out = cls.__new__(cls)
+        out._n, out._coords, out._single = len(single), coords, single
+        out._ring_start, out._part_start, out._multi_start = ring_start, part_start, multi_start
+        return out
+
+    def take(self, idx) -> PackedPolygons:
+        """The items ``idx`` (an index array, a mask or a slice), still packed."""
+        which = np.arange(self._n)[idx]
+        rows, (ring, part, multi) = _take([self._multi_start, self._part_start, self._ring_start], which)
+        return PackedPolygons._of(self._coords[rows], ring, part, multi, self._single[which])
+
+    @staticmethod
+    def concat(items: list[PackedPolygons]) -> PackedPolygons:
+        """The items of each in turn, in one packing."""
+        if not items:
+            return PackedPolygons(np.zeros(0, dtype=object))
+
+        def joined(level: str, counted: list[int]) -> np.ndarray:
+            base = np.cumsum([0, *counted[:-1]])
+            return np.concatenate([[0]] + [getattr(p, level)[1:] + b for p, b in zip(items, base, strict=True)])
+
+        return PackedPolygons._of(np.concatenate([p._coords for p in items]),
+                                  joined("_ring_start", [len(p._coords) for p in items]),
+                                  joined("_part_start", [len(p._ring_start) - 1 for p in items]),
+                                  joined("_multi_start", [len(p._part_start) - 1 for p in items]),
+                                  np.concatenate([p._single for p in items]))
+
+    def ring_counts(self) -> np.ndarray:
+        """Each item's number of rings (shells and holes of all its parts; 0 when empty)."""
+        return self._part_start[self._multi_start[1:]] - self._part_start[self._multi_start[:-1]]
+
+    def _shell_rows(self, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The coordinate rows of the first shell of the items ``which`` (each non-empty), and
+        their offsets."""
+        ring = self._part_start[self._multi_start[which]]
+        return _take([self._ring_start], ring)[0], self._ring_start[ring + 1] - self._ring_start[ring]
+
+    def exterior_rings(self, idx) -> np.ndarray:
+        """The shells of the polygons ``idx`` (each non-empty, one part) as LinearRings."""
+        which = np.arange(self._n)[idx]
+        if len(which) == 0:
+            return np.empty(0, dtype=object)
+        rows, size = self._shell_rows(which)
+        return shapely.linearrings(self._coords[rows], indices=np.repeat(np.arange(len(which)), size))
+
+    def first_points(self, idx) -> np.ndarray:
+        """Each item's first coordinate (of its first shell; each non-empty), as ``(n, 2)``."""
+        which = np.arange(self._n)[idx]
+        return self._coords[self._ring_start[self._part_start[self._multi_start[which]]]]
+
+    def same(self, mine: np.ndarray, other: PackedPolygons, theirs: np.ndarray) -> np.ndarray:
+        """Whether item ``mine[k]`` has exactly the coordinates, rings and parts of
+        ``other``'s item ``theirs[k]`` (as ``shapely.equals_exact`` with no tolerance)."""
+        a, b = self.take(mine), other.take(theirs)
+        same = ((np.diff(a._multi_start) == np.diff(b._multi_start)) & (a.ring_counts() == b.ring_counts())
+                & (_sizes(a) == _sizes(b)) & (a._single == b._single))
+        a, b = a.take(same), b.take(same)
+        # Now the parts, rings and rows of the two line up one to one.
+        part_of = _owner(a._multi_start, len(a._part_start) - 1)
+        ring_of = part_of[_owner(a._part_start, len(a._ring_start) - 1)]
+        row_of = ring_of[_owner(a._ring_start, len(a._coords))]
+        bad = np.zeros(len(a), dtype=bool)
+        bad[part_of[np.diff(a._part_start) != np.diff(b._part_start)]] = True
+        bad[ring_of[np.diff(a._ring_start) != np.diff(b._ring_start)]] = True
+        if not bad.any():  # rows line up only when the rings do
+            bad[row_of[np.any(a._coords != b._coords, axis=1)]] = True
+        else:
+            ok = np.flatnonzero(~bad)
+            bad[ok[~_rows_equal(a.take(ok), b.take(ok))]] = True
+        same[np.flatnonzero(same)] = ~bad
+        return same
+
+
+def _rows_equal(a: PackedPolygons, b: PackedPolygons) -> np.ndarray:
+    """Whether each item of ``a`` has the coordinates of ``b``'s (their rings line up)."""
+    row_of = _owner(a._multi_start, len(a._part_start) - 1)[
+        _owner(a._part_start, len(a._ring_start) - 1)][_owner(a._ring_start, len(a._coords))]
+    bad = np.zeros(len(a), dtype=bool)
+    bad[row_of[np.any(a._coords != b._coords, axis=1)]] = True
+    return ~bad
+
+
+def _owner(start: np.ndarray, n: int) -> np.ndarray:
+    """For each of ``n`` rows, the item (by the offsets ``start``) it belongs to."""
+    return np.searchsorted(start, np.arange(n), side="right") - 1
+
+
+def _sizes(p: PackedPolygons) -> np.ndarray:
+    """Each item's number of coordinates."""
+    return p._ring_start[p._part_start[p._multi_start[1:]]] - p._ring_start[p._part_start[p._multi_start[:-1]]]
+
 
 class PackedLines:
     """LineStrings as coordinates and offsets; ``packed[idx]`` gives new lines, as
