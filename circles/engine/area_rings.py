@@ -17,7 +17,7 @@ import numpy as np
 import shapely
 
 from .facility_areas import cores_less
-from .packed_polygons import PackedPolygons
+from .packed_polygons import PackedPolygons, ranges
 from .street_areas import AreaParts
 
 __all__ = ["area_polygon", "parts_difference", "ring_polygons"]
@@ -159,7 +159,7 @@ def _same_key_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarra
     lo = np.searchsorted(b[order], a)
     count = np.searchsorted(b[order], a, side="right") - lo
     i = np.repeat(np.arange(len(a)), count)
-    j = order[np.repeat(lo, count) + np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)]
+    j = order[ranges(lo, lo + count)]
     return i, j
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
-__all__ = ["PackedLines", "PackedPolygons"]
+__all__ = ["PackedLines", "PackedPolygons", "ranges"]
 
 
 class PackedPolygons:
@@ -133,18 +133,14 @@ class PackedPolygons:
         same = ((np.diff(a._multi_start) == np.diff(b._multi_start)) & (a.ring_counts() == b.ring_counts())
                 & (_sizes(a) == _sizes(b)) & (a._single == b._single))
         a, b = a.take(same), b.take(same)
-        # Now the parts, rings and rows of the two line up one to one.
+        # Now the parts and rings of the two line up one to one; where their sizes do, the rows too.
         part_of = _owner(a._multi_start, len(a._part_start) - 1)
         ring_of = part_of[_owner(a._part_start, len(a._ring_start) - 1)]
-        row_of = ring_of[_owner(a._ring_start, len(a._coords))]
         bad = np.zeros(len(a), dtype=bool)
         bad[part_of[np.diff(a._part_start) != np.diff(b._part_start)]] = True
         bad[ring_of[np.diff(a._ring_start) != np.diff(b._ring_start)]] = True
-        if not bad.any():  # rows line up only when the rings do
-            bad[row_of[np.any(a._coords != b._coords, axis=1)]] = True
-        else:
-            ok = np.flatnonzero(~bad)
-            bad[ok[~_rows_equal(a.take(ok), b.take(ok))]] = True
+        ok = np.flatnonzero(~bad)
+        bad[ok[~_rows_equal(a.take(ok), b.take(ok))]] = True
         same[np.flatnonzero(same)] = ~bad
         return same
 
@@ -219,11 +215,11 @@ def _take(starts: list[np.ndarray], which: np.ndarray) -> tuple[np.ndarray, tupl
     rows = which
     for start in starts:
         sizes.append(start[rows + 1] - start[rows])
-        rows = _ranges(start[rows], start[rows + 1])
+        rows = ranges(start[rows], start[rows + 1])
     return rows, tuple(np.concatenate([[0], np.cumsum(n)]) for n in reversed(sizes))
 
 
-def _ranges(start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+def ranges(start: np.ndarray, stop: np.ndarray) -> np.ndarray:
     """``start[0]..stop[0]-1``, then ``start[1]..stop[1]-1``, ... in one array."""
     size = stop - start
     total = int(size.sum())
