@@ -98,7 +98,7 @@ def _stages(folder: Path) -> None:
     from circles.engine.coverage import compute_coverage
     from circles.engine.facility_areas import forget_index
     from circles.engine.gaps import gap_hexagons
-    from circles.outputs.basemap import basemap_layers
+    from circles.outputs.basemap import write_basemap
     from circles.outputs.runfolder import Manifest
     from circles.runs.inputs import RunInputs
     from circles.runs.pipeline import facility_anchor_frame, load_demand, load_network_facilities
@@ -115,10 +115,9 @@ def _stages(folder: Path) -> None:
     meter.mark("coverage")
     gaps = gap_hexagons(result)
     meter.mark("gap hexagons")
-    layers = basemap_layers(net)
-    meter.mark("basemap layers")
-    del layers
-    meter.mark("basemap let go")
+    with tempfile.TemporaryDirectory() as tmp:
+        write_basemap(net, Path(tmp) / "basemap.gpkg")
+    meter.mark("basemap written")
     anchors, ok = facility_anchor_frame(fac)
     isochrones.street_faces(net).cores(profile.street_buffer_metres)
     meter.mark("street faces and block cores")

@@ -8,6 +8,7 @@ import pytest
 import shapely
 
 from circles.engine.face_walk import walked_faces
+from circles.engine.packed_polygons import PackedLines
 from circles.engine.street_faces import street_faces
 from circles.engine.synthetic import make_city
 
@@ -25,7 +26,7 @@ def _square(x0, y0, size):
 
 def _same_faces(links: np.ndarray) -> np.ndarray:
     """Assert the walked faces are polygonize's, one for one; return the walked ones."""
-    faces, _left, _right = walked_faces(links)
+    faces, _left, _right = walked_faces(PackedLines(links))
     theirs = shapely.get_parts(shapely.polygonize(links))
     assert len(faces) == len(theirs)
     assert shapely.is_valid(faces).all()
@@ -51,7 +52,7 @@ def _face_beside(links: np.ndarray, faces: np.ndarray, side: float) -> np.ndarra
 
 
 def _check_sides(links: np.ndarray, faces: np.ndarray) -> None:
-    _, left, right = walked_faces(links)
+    _, left, right = walked_faces(PackedLines(links))
     bounding = (left >= 0) | (right >= 0)
     assert (left[bounding] == _face_beside(links, faces, 1.0)[bounding]).all()
     assert (right[bounding] == _face_beside(links, faces, -1.0)[bounding]).all()
@@ -88,10 +89,10 @@ def test_hostile_shapes_give_polygonize_faces_and_sides(name):
 
 def test_dead_ends_and_bridges_bound_no_face():
     links = CASES["a bridge between two blocks"]
-    _, left, right = walked_faces(links)
+    _, left, right = walked_faces(PackedLines(links))
     assert left[-1] == right[-1] == -1
     links = CASES["two blocks and a dead end"]
-    _, left, right = walked_faces(links)
+    _, left, right = walked_faces(PackedLines(links))
     assert left[-1] == right[-1] == -1
 
 
@@ -100,14 +101,14 @@ def test_holes_are_kept():
     assert sorted(len(p.interiors) for p in faces) == [0, 1, 1]
     faces = _same_faces(CASES["a loop touching its block at a node"])
     assert sorted(len(p.interiors) for p in faces) == [0, 1]
-    assert len(walked_faces(CASES["two blocks and a dead end"])[0]) == 2
+    assert len(walked_faces(PackedLines(CASES["two blocks and a dead end"]))[0]) == 2
 
 
 def test_chengdu_network_faces(chengdu_net):
     links = street_faces(chengdu_net).links.all()
     faces = _same_faces(links)
     sample = np.random.default_rng(0).choice(len(links), 400, replace=False)
-    _, left, right = walked_faces(links)
+    _, left, right = walked_faces(PackedLines(links))
     sub = links[sample]
     bounding = (left[sample] >= 0) | (right[sample] >= 0)
     assert (left[sample][bounding] == _face_beside(sub, faces, 1.0)[bounding]).all()

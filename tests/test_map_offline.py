@@ -39,6 +39,7 @@ from circles.outputs.basemap import (
     read_basemap,
     street_classes,
     street_lines,
+    write_basemap,
 )
 from circles.outputs.basemap_streets import TILE_DEGREES, merged_lines
 from circles.outputs.maps import draw_run_map
@@ -541,20 +542,27 @@ def test_street_lines_are_line_merge_of_every_edge(which, chengdu_net):
                                                                                      net.crs), name
 
 
-def test_street_tiles_of_straight_edges_equal_the_merged_lines():
+@pytest.mark.parametrize("chunk", [2_000, 7])
+def test_street_tiles_of_straight_edges_equal_the_merged_lines(chunk, monkeypatch, tmp_path):
     """A network of straight edges is tiled from its node coordinates (only the edges merged
-    through a degree-2 node become GEOS lines): the same display lines as street_lines makes."""
-    from circles.outputs.basemap import _street_tiles
+    through a degree-2 node become GEOS lines): the same display lines as street_lines makes,
+    in the layers and in the file, whose bundles are made and written a few at a time."""
+    from circles.outputs import basemap_streets
 
+    monkeypatch.setattr(basemap_streets, "_BUNDLE_CHUNK", chunk)
     net = make_city(3_000, missing_share=0.3, seed=2)
-    tiles = _street_tiles(net)
+    record = write_basemap(net, tmp_path / "basemap.gpkg")
+    written = gpd.read_file(tmp_path / "basemap.gpkg", layer="streets")
     lines = street_lines(net)
-    parts, which = shapely.get_parts(tiles.geometry.values, return_index=True)
-    assert len(parts) == len(lines)
-    for name in STREET_CLASSES:
-        mine = parts[tiles["class"].to_numpy()[which] == name]
-        want = lines.geometry.values[lines["class"].to_numpy() == name]
-        assert sorted(shapely.to_wkb(shapely.normalize(mine))) == sorted(shapely.to_wkb(shapely.normalize(want))), name
+    for tiles in (basemap_layers(net)["streets"], written):
+        assert len(tiles) == record["streets"] > 2 * 7  # several chunks of 7
+        parts, which = shapely.get_parts(tiles.geometry.values, return_index=True)
+        assert len(parts) == len(lines)
+        for name in STREET_CLASSES:
+            mine = parts[tiles["class"].to_numpy()[which] == name]
+            want = lines.geometry.values[lines["class"].to_numpy() == name]
+            assert sorted(shapely.to_wkb(shapely.normalize(mine))) == sorted(shapely.to_wkb(shapely.normalize(want))), name
+            assert record["vertices"].get(name, 0) == shapely.get_num_coordinates(want).sum()
 
 
 def test_basemap_file_bundles_the_street_lines_per_class_and_tile(run, chengdu_net):

@@ -279,7 +279,7 @@ def test_packed_faces_give_back_the_same_polygons():
 
     net = make_city(4_000, seed=12)
     faces = street_faces(net)
-    walked, _, _ = walked_faces(faces.links.all())
+    walked, _, _ = walked_faces(faces.links)
     assert len(faces.faces) == faces.n_faces == len(walked)
     assert shapely.equals_exact(faces.faces.all(), walked, 0.0).all()
     pick = np.random.default_rng(2).choice(len(walked), 50, replace=False)
@@ -298,6 +298,25 @@ def test_packed_faces_give_back_the_same_polygons():
     assert shapely.equals_exact(packed.all(), cores, 0.0).all()
     np.testing.assert_array_equal(shapely.get_type_id(packed.all()), shapely.get_type_id(cores))
     assert shapely.equals_exact(packed[np.array([4, 1, 2])], cores[[4, 1, 2]], 0.0).all()
+
+
+def test_block_cores_made_in_chunks_equal_one_buffer_of_every_face(monkeypatch):
+    """The cores are shrunk a chunk of faces at a time: at any chunk size (one that leaves a short
+    last chunk here) they equal GEOS's buffer of all the faces at once, in order, the blocks that
+    vanish or split among them."""
+    from circles.engine import street_faces as faces_module
+
+    faces = faces_module.street_faces(make_city(4_000, seed=12))
+    want = shapely.buffer(faces.faces.all(), -25.0, quad_segs=4)
+    monkeypatch.setattr(faces_module, "_CORE_CHUNK", 97)
+    assert faces.n_faces % 97
+    assert faces.n_faces > 3 * 97
+    got = faces.cores(25.0).all()
+    assert len(got) == faces.n_faces
+    assert shapely.equals_exact(got, want, 0.0).all()
+    assert shapely.is_empty(got).any()
+    assert not shapely.is_empty(got).all()
+    assert (shapely.get_type_id(got) == 6).any()  # and some split in parts
 
 
 def test_packed_polygons_taken_joined_and_compared_as_shapely_would():
@@ -348,6 +367,10 @@ def test_packed_lines_give_back_the_same_lines_and_bounds():
     assert shapely.equals_exact(packed[np.array([2, 0])], lines[[2, 0]], 0.0).all()
     assert shapely.equals_exact(packed[np.array([False, True, False])], lines[1:2], 0.0).all()
     np.testing.assert_array_equal(packed.bounds(), shapely.bounds(lines))
+    coords, line = packed.coordinates()
+    want_coords, want_line = shapely.get_coordinates(lines, return_index=True)
+    np.testing.assert_array_equal(coords, want_coords)
+    np.testing.assert_array_equal(line, want_line)
     assert len(packed[[]]) == 0
     assert len(PackedLines(np.array([], dtype=object)).bounds()) == 0
 

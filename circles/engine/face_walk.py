@@ -23,17 +23,19 @@ from scipy import sparse
 from scipy.sparse import csgraph
 
 from ..readers.linework_arrays import codes, position_key
+from .packed_polygons import PackedLines
 
 __all__ = ["walked_faces"]
 
 
-def walked_faces(links: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def walked_faces(links: PackedLines) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The bounded faces of noded lines, and the face on each side of each line.
 
     Parameters
     ----------
     links
-        LineStrings that meet only at their ends (noded).
+        LineStrings that meet only at their ends (noded), packed: the walk reads their
+        coordinates, and only the few lines of a boundary that touches itself are made again.
 
     Returns
     -------
@@ -52,8 +54,9 @@ def walked_faces(links: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     walk = _Walk(ends, live)
     bounding = walk.cycle[0::2] != walk.cycle[1::2]
     if not bounding.all():  # dead ends and bridges bound no face: walk again without them
-        live = live[bounding]
-        walk = _Walk(ends, live, earlier=walk, keep=bounding)
+        live, order = live[bounding], walk.order
+        del walk  # only its order is used again: the rest is let go before the second walk
+        walk = _Walk(ends, live, earlier_order=order, keep=bounding)
     faces, face_of = _faces(links, ends, walk)
     left[live] = face_of[walk.cycle[0::2]]
     right[live] = face_of[walk.cycle[1::2]]
@@ -77,8 +80,8 @@ class _Ends:
         self.twice_area = total[last] - total[first]  # of the link walked forwards
 
 
-def _link_ends(links: np.ndarray) -> _Ends:
-    coords, idx = shapely.get_coordinates(links, return_index=True)
+def _link_ends(links: PackedLines) -> _Ends:
+    coords, idx = links.coordinates()
     k = np.arange(len(links))
     first = np.searchsorted(idx, k)
     last = np.searchsorted(idx, k, side="right") - 1
@@ -106,18 +109,18 @@ class _Walk:
 
     order: np.ndarray
 
-    def __init__(self, ends: _Ends, live: np.ndarray, *, earlier: _Walk | None = None,
+    def __init__(self, ends: _Ends, live: np.ndarray, *, earlier_order: np.ndarray | None = None,
                  keep: np.ndarray | None = None) -> None:
         m = len(live)
         origin = np.empty(2 * m, dtype=np.int64)
         origin[0::2], origin[1::2] = ends.node_a[live], ends.node_b[live]
-        if earlier is None or keep is None:
+        if earlier_order is None or keep is None:
             angle = np.empty(2 * m)
             angle[0::2], angle[1::2] = ends.out_a[live], ends.out_b[live]
             order = np.lexsort((angle, origin))
         else:
             kept = np.repeat(keep, 2)
-            order = (np.cumsum(kept) - 1)[earlier.order[kept[earlier.order]]]
+            order = (np.cumsum(kept) - 1)[earlier_order[kept[earlier_order]]]
         self.order = order
         rank = np.empty(2 * m, dtype=np.int64)
         rank[order] = np.arange(2 * m)
@@ -136,7 +139,7 @@ class _Walk:
         self.twice_area = np.bincount(self.cycle, weights=signed, minlength=self.n_cycles)
         self.live = live
 
-def _faces(links: np.ndarray, ends: _Ends, walk: _Walk) -> tuple[np.ndarray, np.ndarray]:
+def _faces(links: PackedLines, ends: _Ends, walk: _Walk) -> tuple[np.ndarray, np.ndarray]:
     """The bounded faces, and the face of each cycle (for a clockwise one, the face it is a
     hole of, or ``-1`` for the outside)."""
     pinched = _pinched(walk)
@@ -242,7 +245,7 @@ def _around(outlines: np.ndarray, points: np.ndarray) -> np.ndarray:
     return out
 
 
-def _cycle_links(links: np.ndarray, walk: _Walk, cycles: np.ndarray) -> list[np.ndarray]:
+def _cycle_links(links: PackedLines, walk: _Walk, cycles: np.ndarray) -> list[np.ndarray]:
     """The links along each of ``cycles``."""
     side = np.flatnonzero(np.isin(walk.cycle, cycles))
     side = side[np.argsort(walk.cycle[side], kind="stable")]
@@ -251,7 +254,7 @@ def _cycle_links(links: np.ndarray, walk: _Walk, cycles: np.ndarray) -> list[np.
             ] if len(side) else []
 
 
-def _pinched_faces(links: np.ndarray, walk: _Walk, cycles: np.ndarray) -> np.ndarray:
+def _pinched_faces(links: PackedLines, walk: _Walk, cycles: np.ndarray) -> np.ndarray:
     """The face of each counter-clockwise cycle that touches itself, as polygonize draws it
     from the cycle's own links (with the holes the touching makes)."""
     out = np.empty(len(cycles), dtype=object)
@@ -262,7 +265,7 @@ def _pinched_faces(links: np.ndarray, walk: _Walk, cycles: np.ndarray) -> np.nda
     return out
 
 
-def _pinched_holes(links: np.ndarray, walk: _Walk, cycles: np.ndarray
+def _pinched_holes(links: PackedLines, walk: _Walk, cycles: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray]:
     """The hole rings of each clockwise cycle that touches itself (the outlines of its blocks,
     merged), and the cycle of each."""

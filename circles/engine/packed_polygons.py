@@ -197,6 +197,11 @@ class PackedLines:
         """Every line, as a new array."""
         return self[:]
 
+    def coordinates(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every line's coordinates and the line of each, as ``shapely.get_coordinates(lines,
+        return_index=True)`` gives them, without making the lines."""
+        return self._coords, np.repeat(np.arange(self._n), np.diff(self._start))
+
     def bounds(self) -> np.ndarray:
         """Each line's ``minx, miny, maxx, maxy`` (as ``shapely.bounds``), from the coordinates."""
         if self._n == 0:

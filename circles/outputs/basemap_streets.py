@@ -9,17 +9,19 @@ points are left to the display simplification, which drops them as ``line_merge`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import shapely
 
 from ..readers.linework_arrays import codes, position_key
 
-__all__ = ["TILE_DEGREES", "chain_merged", "merged_lines", "tiled_coordinates", "tiled_lines"]
+__all__ = ["TILE_DEGREES", "StreetTiles", "chain_merged", "merged_lines", "tiled_coordinates", "tiled_lines"]
 
 #: The side of the tiles streets are bundled in for ``basemap.gpkg``: 0.005 degree, about 500 m.
 TILE_DEGREES = 0.005
+_BUNDLE_CHUNK = 2_000  # bundles made into GEOS lines at a time
 
 
 def merged_lines(geoms: np.ndarray) -> np.ndarray:
@@ -87,9 +89,49 @@ def chain_merged(ends: np.ndarray, degree: np.ndarray, xy: np.ndarray,
     return merged, np.flatnonzero(~chain)
 
 
+@dataclass(frozen=True)
+class StreetTiles:
+    """Lines bundled into one multi-line per class and tile, kept as coordinates.
+
+    Bundle ``i`` holds lines ``bundle_at[i]`` to ``bundle_at[i + 1] - 1``; line ``j`` is
+    ``xy[line_at[j]:line_at[j + 1]]``. The bundles are made into GEOS lines only when asked, a
+    chunk at a time if need be: a 1M-node city's 2M street lines as GEOS objects are 0.4 GB,
+    and GEOS made each line twice (once alone, once copied into its bundle).
+    """
+
+    xy: np.ndarray
+    line_at: np.ndarray
+    bundle_at: np.ndarray
+    classes: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    def geometries(self, first: int = 0, stop: int | None = None) -> np.ndarray:
+        """The bundles ``first`` to ``stop - 1`` (default: to the last) as MultiLineStrings."""
+        lines = self.bundle_at[first:(len(self) if stop is None else stop) + 1]
+        if len(lines) < 2:
+            return np.empty(0, dtype=object)
+        points = self.line_at[lines[0]:lines[-1] + 1]
+        return shapely.from_ragged_array(shapely.GeometryType.MULTILINESTRING, self.xy[points[0]:points[-1]],
+                                         (points - points[0], lines - lines[0]))
+
+    def chunks(self, size: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The bundles and their classes, ``size`` bundles at a time (default ``_BUNDLE_CHUNK``)."""
+        size = size or _BUNDLE_CHUNK
+        for k in range(0, len(self), size):
+            yield self.geometries(k, k + size), self.classes[k:k + size]
+
+    def vertices(self) -> dict[str, int]:
+        """The coordinates of the bundles of each class."""
+        counts = np.diff(self.line_at[self.bundle_at])
+        names, kind = np.unique(self.classes.astype(str), return_inverse=True)
+        return {str(n): int(c) for n, c in zip(names, np.bincount(kind, weights=counts, minlength=len(names)),
+                                                strict=True)}
+
+
 def tiled_lines(lines: np.ndarray, classes: np.ndarray, *, degrees: float = TILE_DEGREES,
-                to_display: Callable[[np.ndarray], np.ndarray] | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
+                to_display: Callable[[np.ndarray], np.ndarray] | None = None) -> StreetTiles:
     """Lines bundled into one multi-line per class and tile of the lines' midpoints (WGS-84).
 
     A GeoPackage writes a feature at a time: a city's 2 million street lines took 12 s, the same
@@ -111,15 +153,13 @@ def tiled_lines(lines: np.ndarray, classes: np.ndarray, *, degrees: float = TILE
 
     Returns
     -------
-    geoms, classes : numpy.ndarray
-        A MultiLineString per class and tile that has lines, and its class.
+    StreetTiles
+        A bundle per class and tile that has lines.
 
     """
     lines, classes = np.asarray(lines, dtype=object), np.asarray(classes, dtype=object)
     drawn = shapely.get_num_coordinates(lines) > 0  # an empty line is in no tile
     lines, classes = lines[drawn], classes[drawn]
-    if not len(lines):
-        return lines, classes
     xy, line = shapely.get_coordinates(lines, return_index=True)
     return tiled_coordinates(xy, np.searchsorted(line, np.arange(len(lines))), classes, degrees=degrees,
                              to_display=to_display)
@@ -127,10 +167,12 @@ def tiled_lines(lines: np.ndarray, classes: np.ndarray, *, degrees: float = TILE
 
 def tiled_coordinates(xy: np.ndarray, start: np.ndarray, classes: np.ndarray, *,
                       degrees: float = TILE_DEGREES,
-                      to_display: Callable[[np.ndarray], np.ndarray] | None = None
-                      ) -> tuple[np.ndarray, np.ndarray]:
+                      to_display: Callable[[np.ndarray], np.ndarray] | None = None) -> StreetTiles:
     """:func:`tiled_lines` of lines given as coordinates: line ``i`` is ``xy[start[i]:start[i + 1]]``
     (the last one runs to the end), each of two or more points."""
+    classes = np.asarray(classes, dtype=object)
+    if not len(start):
+        return StreetTiles(np.zeros((0, 2)), np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64), classes[:0])
     if to_display is not None:
         xy = to_display(xy)
     minx, miny = np.minimum.reduceat(xy, start).T
@@ -144,9 +186,7 @@ def tiled_coordinates(xy: np.ndarray, start: np.ndarray, classes: np.ndarray, *,
     size = np.diff(np.r_[start, len(xy)])[order]
     # The coordinates line by line in bundle order, then the ragged offsets of lines and bundles.
     at = np.repeat(start[order] - np.cumsum(np.r_[0, size[:-1]]), size) + np.arange(len(xy))
-    offsets = (np.r_[0, np.cumsum(size)], np.r_[first, len(order)])
-    bundles = shapely.from_ragged_array(shapely.GeometryType.MULTILINESTRING, xy[at], offsets)
-    return bundles, names[kind[order][first]]
+    return StreetTiles(xy[at], np.r_[0, np.cumsum(size)], np.r_[first, len(order)], names[kind[order][first]])
 
 
 def _end_nodes(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

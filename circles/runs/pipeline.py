@@ -378,13 +378,11 @@ def _write_basemap(net, folder: Path, manifest: Manifest) -> list[Path]:
     residential land use and buildings from its OSM extract), so that ``circles map`` redraws the
     run without the extract; the manifest's ``basemap`` block counts each layer, or says why the
     areas were skipped."""
-    from ..outputs.basemap import basemap_layers, basemap_record, basemap_source
-    from ..outputs.tables import write_layers
+    from ..outputs.basemap import write_basemap
 
     with manifest.timed("basemap"):
-        layers = basemap_layers(net)
-        manifest.set("basemap", basemap_record(layers, basemap_source(net)))
-        return [write_layers(layers, folder / "basemap.gpkg")]
+        manifest.set("basemap", write_basemap(net, folder / "basemap.gpkg"))
+        return [folder / "basemap.gpkg"]
 
 
 def _draw_map(folder: Path, manifest: Manifest, lang: str | None) -> None:
