@@ -109,13 +109,18 @@ def short_hexagons(result, prov, *, resolution: int | None = None) -> gpd.GeoDat
 
 
 def _demand_cells(result, resolution: int | None) -> tuple[np.ndarray, np.ndarray, int]:
-    """The H3 cell of each demand point inside the study area, that mask, and the resolution."""
+    """The H3 cell of each demand point inside the study area, that mask, and the resolution
+    (found once per resolution and kept in ``result.extras``: h3 takes a point at a time, and
+    the gaps and the capacity-short surface both ask)."""
     d = result.demand
     if resolution is None:
         resolution = h3_resolution(result.network.hull.area / 1e6)
     keep = d["status"].to_numpy() != "outside"
-    lon, lat = d.geometry.x.to_numpy()[keep], d.geometry.y.to_numpy()[keep]
-    return h3_cells(lon, lat, resolution), keep, resolution
+    kept = result.extras.get(f"h3_cells_{resolution}")
+    if kept is None or not np.array_equal(kept[0], keep):
+        lon, lat = d.geometry.x.to_numpy()[keep], d.geometry.y.to_numpy()[keep]
+        kept = result.extras[f"h3_cells_{resolution}"] = (keep, h3_cells(lon, lat, resolution))
+    return kept[1], keep, resolution
 
 
 def _per_hexagon(cells: np.ndarray, sums: dict[str, np.ndarray],
@@ -133,10 +138,12 @@ def _hexagon_layer(frames: list[pd.DataFrame], result, sort_by: str, resolution:
               for f, code in zip(frames, [t.code for t in result.profile.tiers], strict=True)]
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["h3", "tier", sort_by])
     out = out.sort_values(["tier", sort_by], ascending=[True, False], kind="stable")
-    out["h3"] = out["h3"].astype(np.uint64)
-    geoms = [shapely.Polygon([(lo, la) for la, lo in h3.cell_to_boundary(h3.int_to_str(int(c)))])
-             for c in out["h3"].to_numpy()]
-    out["h3"] = [h3.int_to_str(int(c)) for c in out["h3"].to_numpy()]
+    # Each hexagon drawn once, however many tiers it is a row of.
+    cells, row = np.unique(out["h3"].to_numpy(np.uint64), return_inverse=True)
+    names = np.array([h3.int_to_str(int(c)) for c in cells], dtype=object)
+    geoms = np.array([shapely.Polygon([(lo, la) for la, lo in h3.cell_to_boundary(n)]) for n in names],
+                     dtype=object)
+    geoms, out["h3"] = geoms[row], names[row]
     gdf = gpd.GeoDataFrame(out.reset_index(drop=True), geometry=geoms, crs=4326)
     gdf["resolution"] = resolution
     return gdf
