@@ -9,9 +9,8 @@ layer control (街道 / streets). The printed map reads the same file, by the sa
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,11 +18,18 @@ import folium
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyproj
 import shapely
 
-from ..readers.crs import utm_crs
 from ..readers.linework_arrays import codes, position_key
+from .basemap_areas import extract_areas, file_key
+from .basemap_display import (
+    DECIMALS,
+    SIMPLIFY_METRES,
+    display_frame,
+    metric_crs,
+    simplified,
+    to_wgs84,
+)
 from .basemap_streets import StreetTiles, chain_merged, merged_lines, tiled_coordinates, tiled_lines
 from .i18n import LANGS, t
 from .map_elements import swatch
@@ -38,10 +44,6 @@ __all__ = ["BASEMAP_MAX_VERTICES", "DECIMALS", "LAYERS", "SIMPLIFY_METRES", "STR
 #: The layers of ``basemap.gpkg``; ``streets`` has a ``class`` column (:data:`STREET_CLASSES`).
 LAYERS = ("streets", "water", "green", "residential", "buildings")
 STREET_CLASSES = ("major", "minor", "foot")
-#: Display simplification: a 2 m tolerance is under a pixel at street zooms.
-SIMPLIFY_METRES = 2.0
-#: 1e-6° is ~0.1 m: finer digits only make the page bigger.
-DECIMALS = 6
 #: Vertices of the basemap a page draws at most (about 4 bytes each in the page, and each one
 #: drawn at every pan): a whole province's buildings would make a page no browser opens. Layers
 #: past it are left out, buildings first; every layer stays in ``basemap.gpkg``.
@@ -50,15 +52,6 @@ BASEMAP_MAX_VERTICES = 600_000
 _MAJOR = frozenset({"motorway", "motorway_link", "trunk", "trunk_link", "primary", "primary_link",
                     "secondary", "secondary_link", "tertiary", "tertiary_link"})
 _FOOT = frozenset({"footway", "path", "pedestrian", "steps", "cycleway", "bridleway", "corridor"})
-_GREEN_LANDUSE = ("grass", "forest", "meadow", "village_green", "recreation_ground", "orchard", "allotments",
-                  "plant_nursery", "greenfield", "vineyard")
-_GREEN_LEISURE = ("park", "garden", "nature_reserve", "golf_course", "dog_park")
-_GREEN_NATURAL = ("wood", "scrub", "grassland", "heath", "wetland")
-_WATER_AREAS = {"natural": ("water",), "waterway": ("riverbank", "dock"), "landuse": ("reservoir", "basin")}
-_WATER_LINES = ("river", "canal", "stream")
-_POLYGONS = ("Polygon", "MultiPolygon")
-_LINES = ("LineString", "MultiLineString")
-
 # Drawn in this order, bottom first; light, so that every overlay reads on top of them.
 _STYLES = {
     "residential": {"stroke": False, "fillColor": "#ebe7e1", "fillOpacity": 0.9, "fillRule": "nonzero"},
@@ -110,55 +103,6 @@ def _words(key: str) -> str:
     return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
 
 
-def _metric(geometry: gpd.GeoSeries) -> gpd.GeoSeries:
-    """``geometry`` in metres: its own CRS when projected, else its UTM zone."""
-    if geometry.crs is None:
-        geometry = geometry.set_crs(4326)
-    if geometry.crs.is_projected or not len(geometry):
-        return geometry
-    minx, miny, maxx, maxy = geometry.total_bounds
-    return geometry.to_crs(utm_crs([minx, maxx], [miny, maxy]))
-
-
-def _display(geometry: gpd.GeoSeries) -> gpd.GeoSeries:
-    """Simplified to :data:`SIMPLIFY_METRES`, in WGS-84, rounded to :data:`DECIMALS`; empty parts dropped."""
-    metric = _metric(geometry)
-    simple = _simplified(metric)
-    # To WGS-84 and rounded in one pass over the coordinates (what to_crs then a rounding did).
-    return gpd.GeoSeries(shapely.transform(simple, _to_wgs84(metric.crs)), index=geometry.index, crs=4326)
-
-
-def _simplified(metric: gpd.GeoSeries) -> np.ndarray:
-    """The geometries (in metres) simplified to :data:`SIMPLIFY_METRES` for display."""
-    simple = np.asarray(metric.values, dtype=object).copy()
-    kind = shapely.get_type_id(simple)
-    lines = np.isin(kind, (1, 5))  # LineString, MultiLineString
-    # Lines need no topology kept (faster); polygons keep theirs, so no ring crosses itself. A
-    # line of two points is its own simplification (a street grid's edges mostly are).
-    bends = lines & ((kind == 5) | (shapely.get_num_coordinates(simple) > 2))
-    simple[bends] = shapely.simplify(simple[bends], SIMPLIFY_METRES, preserve_topology=False)
-    simple[~lines] = shapely.simplify(simple[~lines], SIMPLIFY_METRES, preserve_topology=True)
-    return simple
-
-
-def _to_wgs84(crs) -> Callable[[np.ndarray], np.ndarray]:
-    """Coordinates in ``crs`` to WGS-84 lon/lat, rounded to :data:`DECIMALS`."""
-    transformer = pyproj.Transformer.from_crs(crs, 4326, always_xy=True)
-
-    def wgs84(xy: np.ndarray) -> np.ndarray:
-        lon, lat = transformer.transform(xy[:, 0], xy[:, 1])
-        return np.round(np.column_stack([lon, lat]), DECIMALS)
-
-    return wgs84
-
-
-def _frame(geometry: gpd.GeoSeries, **columns) -> gpd.GeoDataFrame:
-    geometry = _display(geometry)
-    keep = ~(geometry.is_empty | geometry.isna()).to_numpy()
-    data = {k: np.asarray(v, dtype=object)[keep] for k, v in columns.items()}
-    return gpd.GeoDataFrame(data, geometry=geometry.to_numpy()[keep], crs=4326)
-
-
 def street_lines(net) -> gpd.GeoDataFrame:
     """The network's streets as display lines with a ``class`` (WGS-84).
 
@@ -180,7 +124,7 @@ def street_lines(net) -> gpd.GeoDataFrame:
     lines, names = _merged_streets(net)
     if not len(lines):
         return gpd.GeoDataFrame({"class": []}, geometry=[], crs=4326)
-    return _frame(gpd.GeoSeries(lines, crs=net.crs), **{"class": names})
+    return display_frame(gpd.GeoSeries(lines, crs=net.crs), **{"class": names})
 
 
 def _merged_streets(net) -> tuple[np.ndarray, np.ndarray]:
@@ -209,10 +153,10 @@ def _street_tiles(net) -> StreetTiles:
     holds them: bundled from the simplified lines' coordinates, with no display line of its own."""
     if net.straight and net.crs.is_projected:
         xy, start, names = _straight_streets(net)
-        return tiled_coordinates(xy, start, names, to_display=_to_wgs84(net.crs))
+        return tiled_coordinates(xy, start, names, to_display=to_wgs84(net.crs))
     lines, names = _merged_streets(net)
-    metric = _metric(gpd.GeoSeries(lines, crs=net.crs))
-    return tiled_lines(_simplified(metric), names, to_display=_to_wgs84(metric.crs))
+    metric = metric_crs(gpd.GeoSeries(lines, crs=net.crs))
+    return tiled_lines(simplified(metric), names, to_display=to_wgs84(metric.crs))
 
 
 def _street_frames(tiles: StreetTiles) -> Iterator[gpd.GeoDataFrame]:
@@ -240,7 +184,7 @@ def _straight_streets(net) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         ends = np.column_stack([node[u[e]], node[v[e]]])
         xy = np.concatenate([np.column_stack([net.x[u[e]], net.y[u[e]]]), np.column_stack([net.x[v[e]], net.y[v[e]]])])
         merged, plain = chain_merged(ends, np.bincount(ends.ravel()), xy, lambda rows, e=e: net.edge_lines(e[rows]))
-        merged = _simplified(gpd.GeoSeries(merged, crs=net.crs))
+        merged = simplified(gpd.GeoSeries(merged, crs=net.crs))
         coords, line = shapely.get_coordinates(merged, return_index=True)
         pieces += [(coords, np.searchsorted(line, np.arange(len(merged)))),
                    (np.column_stack([xy[plain], xy[len(e) + plain]]).reshape(-1, 2), 2 * np.arange(len(plain)))]
@@ -325,7 +269,7 @@ def _tiles_and_areas(net, path: Path | None) -> tuple[StreetTiles, dict[str, gpd
         # The extract is read (Python and Cython, holding the GIL) while the streets are merged
         # and simplified (GEOS, releasing it): on two cores the one hides the other.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            reading = pool.submit(_extract_areas, *_file_key(path))
+            reading = pool.submit(extract_areas, *file_key(path))
             tiles = _street_tiles(net)
             areas = reading.result()
     empty = gpd.GeoDataFrame(geometry=[], crs=4326)
@@ -348,58 +292,6 @@ def _record(features: dict[str, int], vertices: dict[str, int], layers: dict[str
         record["left_out_cut_at_edge"] = int(max((layers[n].attrs.get("cut_at_edge", 0) for n in LAYERS[1:]
                                                   if n in layers), default=0))
     return record
-
-
-def _file_key(path: Path) -> tuple[str, int, int]:
-    stat = path.stat()
-    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
-
-
-@functools.lru_cache(maxsize=4)
-def _extract_areas(path: str, _size: int, _mtime: int) -> dict[str, gpd.GeoDataFrame]:
-    """Water, green, residential and buildings of an extract, for display; kept per file version
-    (path, size, time), as the runs of one process (a test session, an audit's cities) reread it."""
-    from ..readers.osm_areas import read_osm_areas
-
-    # One streamed reading for every layer (pyosmium: only node locations are held), then split
-    # by tags into land use, natural areas and buildings.
-    tags = {"natural": [*_WATER_AREAS["natural"], *_GREEN_NATURAL], "leisure": list(_GREEN_LEISURE),
-            "waterway": [*_WATER_AREAS["waterway"], *_WATER_LINES]}
-    every = read_osm_areas(path, keys=["landuse", "building", *tags], lines={"waterway": _WATER_LINES})
-    landuse, natural, buildings = (every[mask] for mask in _kinds(every, tags))
-    frames = pd.concat([landuse, natural], ignore_index=True) if len(natural) else landuse.reset_index(drop=True)
-
-    def tag(name: str) -> pd.Series:
-        return frames[name].astype("string").fillna("") if name in frames else pd.Series("", index=frames.index)
-
-    kind = frames.geom_type.to_numpy() if len(frames) else np.array([], dtype=object)
-    areas, lines = np.isin(kind, _POLYGONS), np.isin(kind, _LINES)
-    water = np.zeros(len(frames), bool)
-    for key, values in _WATER_AREAS.items():
-        water |= tag(key).isin(values).to_numpy()
-    green = (tag("landuse").isin(_GREEN_LANDUSE) | tag("leisure").isin(_GREEN_LEISURE)
-             | tag("natural").isin(_GREEN_NATURAL)).to_numpy()
-    river = tag("waterway").isin(_WATER_LINES).to_numpy() & lines
-    pick = {"water": (water & areas) | river, "green": green & areas & ~water,
-            "residential": (tag("landuse") == "residential").to_numpy() & areas}
-    out = {name: _frame(gpd.GeoSeries(frames.geometry.to_numpy()[mask], crs=4326)) for name, mask in pick.items()}
-    shapes = buildings[buildings.geom_type.isin(_POLYGONS)] if len(buildings) else buildings
-    out["buildings"] = _frame(gpd.GeoSeries(shapes.geometry.to_numpy(), crs=4326))
-    for frame in out.values():
-        frame.attrs["cut_at_edge"] = every.attrs.get("skipped", 0)
-    return out
-
-
-def _kinds(every: gpd.GeoDataFrame, tags: dict[str, list[str]]) -> tuple[np.ndarray, ...]:
-    """Which features of one reading are land use, natural areas (``tags``) and buildings: a
-    feature with several of them counts in each, as it did read once per kind."""
-    def has(key: str) -> np.ndarray:
-        return every[key].notna().to_numpy() if key in every else np.zeros(len(every), bool)
-
-    natural = np.zeros(len(every), bool)
-    for key, values in tags.items():
-        natural |= every[key].isin(values).to_numpy() if key in every else False
-    return has("landuse"), natural, has("building")
 
 
 def read_basemap(path: str | Path, *, styles: list[str] | None = None) -> dict[str, gpd.GeoDataFrame] | None:
