@@ -16,7 +16,7 @@ import pytest
 import shapely
 
 from circles.engine.anchors import Anchors
-from circles.engine.isochrones import distance_bands, tier_isochrones
+from circles.engine.isochrones import distance_bands, forget_areas, tier_isochrones
 from circles.engine.network import WalkNetwork
 from circles.engine.routing import nearest, tier_codes
 from circles.engine.street_buffers import ReachedNodes, reached_areas
@@ -54,24 +54,32 @@ def _snapped(net, k: int, seed: int) -> Anchors:
     return Anchors.from_points(net, x, y, max_metres=300)
 
 
-def _check_against_old(net, fac: Anchors, tiers: np.ndarray) -> None:
+def _old_layers(net, fac: Anchors, tiers: np.ndarray) -> tuple[dict, np.ndarray]:
+    """Each tier's area and the rings by the old method (noding and polygonizing every street)."""
     profile = get_profile("deyang")
     buffer = profile.street_buffer_metres
-    layers = tier_isochrones(net, fac, tiers, profile, per_facility=False)
     codes = tier_codes(tiers, profile)
+    areas = {}
     for tier in profile.tiers:
         eligible = np.isin(codes, list(profile.eligible(tier.code))) & fac.ok
-        old = _old_areas(net, fac.subset(eligible), [profile.threshold_metres(tier.code)], buffer)[0]
-        new = layers[tier.code].geometry[0]
-        assert shapely.is_valid(new)
-        assert _rel(new, old) <= REL, tier.code
-    bands = distance_bands(net, fac, profile=profile)
+        areas[tier.code] = _old_areas(net, fac.subset(eligible), [profile.threshold_metres(tier.code)], buffer)[0]
     limits = [5 * profile.metres_per_minute, 10 * profile.metres_per_minute,
               15 * profile.metres_per_minute]
-    old_rings = _old_rings(_old_areas(net, fac, limits, buffer))
-    for new, old in zip(bands.geometry, old_rings, strict=True):
+    return areas, _old_rings(_old_areas(net, fac, limits, buffer))
+
+
+def _check_against_old(net, fac: Anchors, tiers: np.ndarray, old: tuple[dict, np.ndarray] | None = None) -> None:
+    profile = get_profile("deyang")
+    old_areas, old_rings = old or _old_layers(net, fac, tiers)
+    layers = tier_isochrones(net, fac, tiers, profile, per_facility=False)
+    for tier in profile.tiers:
+        new = layers[tier.code].geometry[0]
         assert shapely.is_valid(new)
-        assert _rel(new, old) <= REL
+        assert _rel(new, old_areas[tier.code]) <= REL, tier.code
+    bands = distance_bands(net, fac, profile=profile)
+    for new, old_ring in zip(bands.geometry, old_rings, strict=True):
+        assert shapely.is_valid(new)
+        assert _rel(new, old_ring) <= REL
 
 
 def test_chengdu_tier_areas_and_rings_equal_the_old_method(chengdu_net):
@@ -80,17 +88,26 @@ def test_chengdu_tier_areas_and_rings_equal_the_old_method(chengdu_net):
     _check_against_old(chengdu_net, fac, np.array(codes * 8))
 
 
+@pytest.fixture(scope="module")
+def synthetic_city():
+    """A 20,000-node city, 60 facilities of three tiers, and their areas by the old method, made
+    once for every chunk size (the old method is the slow part)."""
+    net = make_city(20_000, seed=3)
+    fac = _snapped(net, 60, seed=4)
+    tiers = np.array(["district"] * 6 + ["community"] * 18 + ["station"] * 36)
+    return net, fac, tiers, _old_layers(net, fac, tiers)
+
+
 @pytest.mark.parametrize("chunk", [50_000, 997])
-def test_synthetic_city_tier_areas_and_rings_equal_the_old_method(chunk, monkeypatch):
+def test_synthetic_city_tier_areas_and_rings_equal_the_old_method(chunk, monkeypatch, synthetic_city):
     """Also with the block cores made into polygons a few hundred at a time (a 1M-node city's
     hundreds of thousands go through many chunks)."""
     from circles.engine import street_areas
 
     monkeypatch.setattr(street_areas, "_CHUNK", chunk)
-    net = make_city(20_000, seed=3)
-    fac = _snapped(net, 60, seed=4)
-    tiers = np.array(["district"] * 6 + ["community"] * 18 + ["station"] * 36)
-    _check_against_old(net, fac, tiers)
+    net, fac, tiers, old = synthetic_city
+    forget_areas(net)  # nothing drawn at another chunk size is reused
+    _check_against_old(net, fac, tiers, old)
 
 
 def test_rings_partition_the_fifteen_minute_area(chengdu_net):
