@@ -26,7 +26,6 @@ import shapely
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from .edge_index import EdgeIndex
 from .geos_threads import in_halves
 from .network import WalkNetwork
 from .street_faces import StreetFaces, faces_built, link_stretches, street_faces, whole_link_keys
@@ -80,10 +79,7 @@ def walks_fit(faces: StreetFaces, group: np.ndarray, walks: np.ndarray, n_groups
     step = ends[:, 1] - ends[:, 0]
     keep = np.minimum(_JOIN_M / np.maximum(np.hypot(*step.T), 1e-300), 0.5)
     short = shapely.linestrings(np.stack([ends[:, 0], ends[:, 1] - step * keep[:, None]], axis=1))
-    streets = faces.streets
-    crossing = (streets.meeting(short) if isinstance(streets, EdgeIndex)
-                else streets.query(short, predicate="intersects")[0])
-    fit[group[crossing]] = False
+    fit[group[faces.streets.meeting(short)]] = False
     a, b = shapely.STRtree(short).query(short, predicate="intersects")
     fit[group[a[(a != b) & (group[a] == group[b])]]] = False
     return fit

@@ -25,7 +25,7 @@ from .network import WalkNetwork
 from .packed_polygons import PackedLines, PackedPolygons
 from .street_pieces import merge_intervals
 
-__all__ = ["LinkStretches", "StreetFaces", "face_components", "faces_built", "forget_faces", "link_stretches", "street_faces",
+__all__ = ["LinkStretches", "StreetFaces", "StreetTree", "face_components", "faces_built", "forget_faces", "link_stretches", "street_faces",
            "whole_link_keys"]
 
 _EPS_M = 1e-9
@@ -55,10 +55,10 @@ class StreetFaces:
         The bounded faces (``faces[idx]`` makes polygons of those asked for).
     left, right : numpy.ndarray
         The face on each side of each link (``-1``: the unbounded outside).
-    streets : EdgeIndex or shapely.STRtree
+    streets : EdgeIndex or StreetTree
         The network's edges (the links lie on them), for finding which sources' walks cross a
-        street: ``WalkNetwork.edge_index`` when every edge is straight (no GEOS line kept), else
-        ``WalkNetwork.edge_tree``.
+        street (``streets.meeting(lines)``): ``WalkNetwork.edge_index`` when every edge is
+        straight (no GEOS line kept), else ``WalkNetwork.edge_tree``, wrapped to answer the same.
 
     """
 
@@ -71,7 +71,7 @@ class StreetFaces:
     faces: PackedPolygons
     left: np.ndarray
     right: np.ndarray
-    streets: EdgeIndex | shapely.STRtree
+    streets: EdgeIndex | StreetTree
     _cores: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -91,6 +91,17 @@ class StreetFaces:
                                              quad_segs=_QUAD_SEGS))
                     for k in range(0, self.n_faces, _CORE_CHUNK)])
             return self._cores[radius]
+
+
+@dataclass(frozen=True)
+class StreetTree:
+    """A network's STRtree of its edges, asked as :class:`EdgeIndex` is asked."""
+
+    tree: shapely.STRtree
+
+    def meeting(self, lines: np.ndarray) -> np.ndarray:
+        """For each pair of a line and an edge that meet (touch or cross), the line's index."""
+        return self.tree.query(lines, predicate="intersects")[0]
 
 
 def street_faces(net: WalkNetwork) -> StreetFaces:
@@ -237,7 +248,7 @@ def _build(net: WalkNetwork) -> StreetFaces:
     _loose_sides(all_links, polys, left, right)
     # A walk crosses a link exactly when it crosses the edge the link lies on: the network's own
     # index serves (a second tree of 2M links held 0.13 GB more at 1M nodes).
-    streets = net.edge_tree if net.edge_index is None else net.edge_index
+    streets = StreetTree(net.edge_tree) if net.edge_index is None else net.edge_index
     return StreetFaces(all_links, p_link, p_edge, p_a, p_b, p_flip, PackedPolygons(polys), left,
                        right, streets)
 
