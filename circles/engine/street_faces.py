@@ -226,7 +226,7 @@ def face_components(faces: StreetFaces, cut: np.ndarray) -> tuple[np.ndarray, in
 
 
 def _build(net: WalkNetwork) -> StreetFaces:
-    """Node the network where edges cross, polygonize it and find each link's two faces."""
+    """Node the network where edges cross, walk its faces and find each link's two faces."""
     geom = np.asarray(net.edge_geometry, dtype=object)
     flagged = _crossing_edges(net, geom)
     plain = np.flatnonzero(~flagged)
